@@ -1,0 +1,161 @@
+//! The command line: every subcommand's flags and what it runs. Headless commands print
+//! one JSON summary line on stdout; logs go to stderr.
+
+mod headless;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wmtop::config::{CommonArgs, Settings, Span};
+
+/// Runs and watches the Watermelon pipeline: Keycloak -> series API -> Kafka -> ClickHouse.
+#[derive(Parser, Debug)]
+#[command(name = "wmtop", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the Watermelon simulator (Keycloak token endpoint and series API) until stopped.
+    /// It accepts the user --username with the password in WMTOP_PASSWORD.
+    Sim(SimArgs),
+    /// Fetch the series (or read a saved answer) and publish one message per transaction.
+    Produce(ProduceArgs),
+    /// Consume the topic into ClickHouse.
+    Consume(ConsumeArgs),
+    /// Run a query against ClickHouse and print the result.
+    Query(QueryArgs),
+    /// List the messages and records set aside, with their reasons.
+    DeadLetters(DeadLettersArgs),
+    /// Print the table DDL wmtop uses for a ClickHouse version.
+    Schema(SchemaArgs),
+    /// The whole pipeline once, headless: the simulator in-process unless an API is
+    /// configured, then produce, then consume until idle, then check rows per transaction.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8180")]
+    pub addr: String,
+    /// Transactions served.
+    #[arg(long, default_value_t = 122)]
+    pub transactions: usize,
+    /// Hourly slots from the start time.
+    #[arg(long, default_value_t = 288)]
+    pub hours: usize,
+    /// Seed of the data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Response shape: array, data, records or series.
+    #[arg(long, default_value = "array")]
+    pub shape: String,
+    /// Faults, e.g. "latency_ms=200,fail_5xx=2,strings_for_numbers=0.1".
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Lifetime of access tokens.
+    #[arg(long, default_value = "300s")]
+    pub token_ttl: Span,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProduceArgs {
+    /// Publish a saved answer instead of fetching.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+    /// Where to save the raw answer (default: <data_dir>/last_fetch.json).
+    #[arg(long, value_name = "PATH", conflicts_with = "from_file")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConsumeArgs {
+    /// Exit after this many seconds with no new message (default: run until stopped).
+    #[arg(long, value_name = "SECS")]
+    pub until_idle: Option<f64>,
+    /// Re-read the topic: "beginning", or a time (epoch ms or RFC 3339). Rows already in
+    /// ClickHouse are replaced, not doubled.
+    #[arg(long, value_name = "FROM")]
+    pub replay: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    /// The SQL, or a preset: rows, avg7d, p95, health, errors.
+    pub sql: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Allow statements that write (the default is read-only).
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Transaction for the p95 preset.
+    #[arg(long, default_value = "")]
+    pub transaction: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeadLettersArgs {
+    /// Most recent entries to list.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SchemaArgs {
+    /// Server version to write the DDL for (e.g. 18.16 or 25.8).
+    #[arg(long, default_value = "25.8")]
+    pub server_version: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Seconds without a new message before the load counts as done.
+    #[arg(long, default_value_t = 3.0)]
+    pub idle: f64,
+    /// Transactions the in-process simulator serves.
+    #[arg(long, default_value_t = 122)]
+    pub transactions: usize,
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WMTOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    init_logging();
+    let settings = Settings::resolve(&cli.common)?;
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    match cli.command {
+        Some(Command::Sim(a)) => headless::sim(&settings, a).await,
+        Some(Command::Produce(a)) => headless::produce(&settings, a).await,
+        Some(Command::Consume(a)) => headless::consume(&settings, a).await,
+        Some(Command::Query(a)) => headless::query(&settings, a).await,
+        Some(Command::DeadLetters(a)) => headless::dead_letters(&settings, a).await,
+        Some(Command::Schema(a)) => headless::schema(&settings, a),
+        Some(Command::Run(a)) => headless::run_once(&settings, &cli.common, a).await,
+        None => headless::run_once(&settings, &cli.common, RunArgs { idle: 3.0, transactions: 122 }).await,
+    }
+}

@@ -1,0 +1,244 @@
+//! Keycloak: the OAuth2 password grant, a cached token refreshed before it expires
+//! (refresh token first, else a new login), and an HTTP client with TLS verification on
+//! unless the user opted out. Tokens and passwords are [`Secret`]s and are never logged.
+
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::Mutex;
+
+use crate::config::Settings;
+use crate::secret::Secret;
+
+/// Why a token could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("Keycloak rejected the credentials of user {username:?} ({status}: {error}{description})")]
+    Rejected {
+        username: String,
+        status: u16,
+        error: String,
+        description: String,
+    },
+    #[error("Keycloak at {url} could not be reached: {message}")]
+    Unreachable { url: String, message: String },
+    #[error("Keycloak at {url} answered {status} with a body that is not a token: {message}")]
+    BadAnswer { url: String, status: u16, message: String },
+    #[error("no password configured: set WMTOP_PASSWORD or `password` in the config file")]
+    NoPassword,
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Secret,
+    expires_in: u64,
+    refresh_token: Option<Secret>,
+    refresh_expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+struct Token {
+    access: Secret,
+    expires_at: Instant,
+    refresh: Option<(Secret, Instant)>,
+}
+
+/// When the cached token stops being used: a safety margin before its expiry, a third
+/// of its life for short-lived tokens, at most 30 s.
+fn margin(lifetime: Duration) -> Duration {
+    (lifetime / 3).min(Duration::from_secs(30))
+}
+
+/// Builds the HTTP client used for Keycloak and the API.
+pub fn http_client(settings: &Settings) -> Result<reqwest::Client, reqwest::Error> {
+    if settings.insecure {
+        tracing::warn!("TLS certificate verification is OFF (--insecure): Keycloak and the API are not authenticated");
+    }
+    reqwest::Client::builder()
+        .timeout(settings.request_timeout.0)
+        .connect_timeout(Duration::from_secs(10))
+        .danger_accept_invalid_certs(settings.insecure)
+        .user_agent(concat!("wmtop/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// Hands out a valid access token, logging in or refreshing as needed.
+pub struct TokenSource {
+    http: reqwest::Client,
+    url: String,
+    client_id: String,
+    client_secret: Option<Secret>,
+    username: String,
+    password: Secret,
+    cached: Mutex<Option<Token>>,
+}
+
+/// What the token source last did, for the monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenEvent {
+    LoggedIn,
+    Refreshed,
+    Cached,
+}
+
+impl TokenSource {
+    pub fn new(http: reqwest::Client, settings: &Settings) -> Self {
+        let base = settings.keycloak_url.trim_end_matches('/');
+        TokenSource {
+            http,
+            url: format!("{base}/realms/{}/protocol/openid-connect/token", settings.realm),
+            client_id: settings.client_id.clone(),
+            client_secret: settings.client_secret.clone(),
+            username: settings.username.clone(),
+            password: settings.password.clone(),
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// A valid access token and how it was obtained.
+    pub async fn token(&self) -> Result<(Secret, TokenEvent), AuthError> {
+        let mut cached = self.cached.lock().await;
+        let now = Instant::now();
+        if let Some(t) = cached.as_ref() {
+            if now < t.expires_at {
+                return Ok((t.access.clone(), TokenEvent::Cached));
+            }
+        }
+        if let Some((refresh, until)) = cached.as_ref().and_then(|t| t.refresh.clone()) {
+            if now < until {
+                match self.grant(&[("grant_type", "refresh_token"), ("refresh_token", refresh.expose())]).await {
+                    Ok(t) => {
+                        let access = t.access.clone();
+                        *cached = Some(t);
+                        tracing::debug!("access token refreshed");
+                        return Ok((access, TokenEvent::Refreshed));
+                    }
+                    Err(e) => tracing::info!("token refresh failed, logging in again: {e}"),
+                }
+            }
+        }
+        if self.password.is_empty() {
+            return Err(AuthError::NoPassword);
+        }
+        let t = self
+            .grant(&[
+                ("grant_type", "password"),
+                ("username", &self.username),
+                ("password", self.password.expose()),
+            ])
+            .await?;
+        let access = t.access.clone();
+        *cached = Some(t);
+        tracing::debug!(user = %self.username, "logged in to Keycloak");
+        Ok((access, TokenEvent::LoggedIn))
+    }
+
+    /// Forgets the cached token (after the API refused it).
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    /// Seconds until the cached access token expires, if there is one.
+    pub async fn expires_in(&self) -> Option<Duration> {
+        let cached = self.cached.lock().await;
+        cached
+            .as_ref()
+            .map(|t| t.expires_at.saturating_duration_since(Instant::now()))
+    }
+
+    async fn grant(&self, fields: &[(&str, &str)]) -> Result<Token, AuthError> {
+        let mut form: Vec<(&str, &str)> = vec![("client_id", &self.client_id)];
+        if let Some(secret) = &self.client_secret {
+            form.push(("client_secret", secret.expose()));
+        }
+        form.extend_from_slice(fields);
+        let sent = Instant::now();
+        let resp = self
+            .http
+            .post(&self.url)
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| AuthError::Unreachable {
+                url: self.url.clone(),
+                message: describe_reqwest(&e),
+            })?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| AuthError::Unreachable {
+            url: self.url.clone(),
+            message: describe_reqwest(&e),
+        })?;
+        if status != 200 {
+            let err: ErrorAnswer = serde_json::from_slice(&body).unwrap_or(ErrorAnswer {
+                error: None,
+                error_description: None,
+            });
+            if matches!(status, 400 | 401) && err.error.is_some() {
+                return Err(AuthError::Rejected {
+                    username: self.username.clone(),
+                    status,
+                    error: err.error.unwrap_or_default(),
+                    description: err.error_description.map(|d| format!(", {d}")).unwrap_or_default(),
+                });
+            }
+            return Err(AuthError::BadAnswer {
+                url: self.url.clone(),
+                status,
+                message: format!("{} bytes", body.len()),
+            });
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| AuthError::BadAnswer {
+            url: self.url.clone(),
+            status,
+            message: e.to_string(),
+        })?;
+        let life = Duration::from_secs(answer.expires_in);
+        let refresh = answer.refresh_token.map(|r| {
+            let rlife = Duration::from_secs(answer.refresh_expires_in.unwrap_or(0));
+            (r, sent + rlife - margin(rlife))
+        });
+        Ok(Token {
+            access: answer.access_token,
+            expires_at: sent + life - margin(life),
+            refresh,
+        })
+    }
+}
+
+/// A reqwest error in words, without the URL's query (which holds no secret here, but
+/// keeps messages short) and with the underlying cause.
+pub fn describe_reqwest(e: &reqwest::Error) -> String {
+    use std::error::Error;
+    let mut msg = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else if e.is_body() || e.is_decode() {
+        "the response body was cut off or unreadable".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn margin_is_a_third_of_short_lives_and_at_most_30s() {
+        assert_eq!(margin(Duration::from_secs(3)), Duration::from_secs(1));
+        assert_eq!(margin(Duration::from_secs(300)), Duration::from_secs(30));
+    }
+}

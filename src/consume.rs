@@ -1,0 +1,346 @@
+//! The consumer: reads the topic in a consumer group, flattens each message into rows,
+//! keeps bad messages and records aside with their reason, inserts rows in batches
+//! (N rows or every T, whichever first), retries inserts with exponential backoff, and
+//! commits offsets only after ClickHouse acknowledged the rows that came from them. On
+//! shutdown it flushes what it holds and commits before returning.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::Serialize;
+use tokio::sync::watch;
+
+use crate::config::Settings;
+use crate::events::{Event, Events};
+use crate::fields::MetricRow;
+use crate::flatten::flatten_message;
+use crate::kafka::{self, KafkaOpError};
+use crate::sink::{partition_of, Blob, DeadLetter, Scope, Sink, SinkError};
+
+/// How a consume run ends.
+#[derive(Clone, Debug, Default)]
+pub struct ConsumeOptions {
+    /// Stop after this long with no new message.
+    pub until_idle: Option<Duration>,
+    /// Give up on an insert after this many failed attempts (None: keep trying until
+    /// shutdown, with the backoff capped at 10 s).
+    pub max_insert_attempts: Option<u32>,
+}
+
+/// What a consume run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ConsumeSummary {
+    pub messages: u64,
+    pub records: u64,
+    pub rows_inserted: u64,
+    pub batches: u64,
+    pub bad_messages: u64,
+    pub bad_records: u64,
+    pub insert_retries: u64,
+    pub commits: u64,
+    /// Record fields the table has no column for.
+    pub unknown_fields: Vec<String>,
+    pub took_ms: u64,
+}
+
+/// Why a consume run stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error(transparent)]
+    Kafka(#[from] KafkaOpError),
+    #[error("giving up after {attempts} failed inserts (offsets not committed, nothing lost): {last}")]
+    Insert { attempts: u32, last: SinkError },
+    #[error("stopped before ClickHouse took the last batch (offsets not committed, nothing lost): {last}")]
+    ShutdownWithPending { last: SinkError },
+}
+
+#[derive(Default)]
+struct Batch {
+    rows: Vec<MetricRow>,
+    dead: Vec<DeadLetter>,
+    /// Per partition: first and last offset held.
+    offsets: BTreeMap<i32, (i64, i64)>,
+    per_transaction: BTreeMap<String, u64>,
+    partitions: BTreeSet<u32>,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn is_empty(&self) -> bool {
+        self.offsets.is_empty()
+    }
+
+    fn note_offset(&mut self, partition: i32, offset: i64) {
+        self.offsets
+            .entry(partition)
+            .and_modify(|(_, last)| *last = (*last).max(offset))
+            .or_insert((offset, offset));
+        self.started.get_or_insert_with(Instant::now);
+    }
+}
+
+struct Consumer_ {
+    settings: Settings,
+    sink: Sink,
+    consumer: Arc<StreamConsumer>,
+    events: Events,
+    opts: ConsumeOptions,
+    batch: Batch,
+    summary: ConsumeSummary,
+    unknown: BTreeSet<String>,
+    touched: BTreeSet<u32>,
+}
+
+/// Runs the consumer until `shutdown` turns true or, with `until_idle`, until the topic
+/// has been quiet that long.
+pub async fn run(
+    settings: &Settings,
+    sink: Sink,
+    opts: ConsumeOptions,
+    mut shutdown: watch::Receiver<bool>,
+    events: Events,
+) -> Result<ConsumeSummary, ConsumeError> {
+    let started = Instant::now();
+    let brokers = settings.kafka_brokers.clone();
+    kafka::ensure_topic(settings).await?;
+    let consumer: Arc<StreamConsumer> = kafka::consumer_config(settings)
+        .create()
+        .map_err(|source| KafkaOpError::Kafka {
+            brokers: brokers.clone(),
+            action: "create consumer",
+            source,
+        })
+        .map(Arc::new)?;
+    consumer
+        .subscribe(&[settings.topic.as_str()])
+        .map_err(|source| KafkaOpError::Kafka {
+            brokers,
+            action: "subscribe",
+            source,
+        })?;
+    let mut c = Consumer_ {
+        settings: settings.clone(),
+        sink,
+        consumer: Arc::clone(&consumer),
+        events,
+        opts,
+        batch: Batch::default(),
+        summary: ConsumeSummary::default(),
+        unknown: BTreeSet::new(),
+        touched: BTreeSet::new(),
+    };
+    let interval = c.settings.batch_interval.0;
+    let mut tick = tokio::time::interval((interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_message = Instant::now();
+    let mut outcome = Ok(());
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            msg = consumer.recv() => match msg {
+                Ok(m) => {
+                    last_message = Instant::now();
+                    if let Err(e) = c.handle(&m, &shutdown).await {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!("Kafka: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            },
+            _ = tick.tick() => {
+                let due = c.batch.started.is_some_and(|t| t.elapsed() >= interval);
+                if due {
+                    if let Err(e) = c.flush(&shutdown).await {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+                if c.opts.until_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
+                    break;
+                }
+            }
+        }
+    }
+    if outcome.is_ok() {
+        outcome = c.flush(&shutdown).await;
+    }
+    if outcome.is_ok() && !c.touched.is_empty() {
+        // Merge what this run touched, so plain queries see one row per record too.
+        if let Err(e) = c.sink.optimize(&c.touched).await {
+            tracing::warn!("could not merge partitions after loading: {e}");
+        }
+    }
+    c.summary.unknown_fields = c.unknown.iter().cloned().collect();
+    c.summary.took_ms = started.elapsed().as_millis() as u64;
+    outcome.map(|()| c.summary)
+}
+
+impl Consumer_ {
+    async fn handle(&mut self, m: &BorrowedMessage<'_>, shutdown: &watch::Receiver<bool>) -> Result<(), ConsumeError> {
+        let partition = m.partition();
+        let offset = m.offset();
+        let payload = m.payload().unwrap_or_default();
+        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        self.summary.messages += 1;
+        let flat = flatten_message(payload, self.sink.time_mode());
+        let incoming = flat.as_ref().map_or(0, |f| f.rows.len());
+        if !self.batch.rows.is_empty() && self.batch.rows.len() + incoming > self.settings.batch_rows {
+            self.flush(shutdown).await?;
+        }
+        self.batch.note_offset(partition, offset);
+        let topic = self.settings.topic.clone();
+        match flat {
+            Err(e) => {
+                self.summary.bad_messages += 1;
+                let reason = e.to_string();
+                tracing::warn!(partition, offset, key = %key, "message set aside: {reason}");
+                self.events.send(Event::DeadLettered {
+                    partition,
+                    offset,
+                    reason: reason.clone(),
+                });
+                self.batch.dead.push(DeadLetter {
+                    scope: Scope::Message,
+                    topic,
+                    kafka_partition: partition,
+                    kafka_offset: offset,
+                    message_key: key,
+                    record_index: -1,
+                    reason,
+                    payload: Blob(payload.to_vec()),
+                });
+            }
+            Ok(f) => {
+                self.summary.records += f.records as u64;
+                let new: Vec<String> = f.unknown_fields.difference(&self.unknown).cloned().collect();
+                if !new.is_empty() {
+                    tracing::warn!(partition, offset, "schema drift: fields the table has no column for: {}", new.join(", "));
+                    self.unknown.extend(new.iter().cloned());
+                    self.events.send(Event::UnknownFields { fields: new });
+                }
+                for bad in f.bad_records {
+                    self.summary.bad_records += 1;
+                    tracing::warn!(partition, offset, key = %key, "record set aside: {}", bad.reason);
+                    self.events.send(Event::DeadLettered {
+                        partition,
+                        offset,
+                        reason: bad.reason.clone(),
+                    });
+                    self.batch.dead.push(DeadLetter {
+                        scope: Scope::Record,
+                        topic: topic.clone(),
+                        kafka_partition: partition,
+                        kafka_offset: offset,
+                        message_key: key.clone(),
+                        record_index: i32::try_from(bad.index).unwrap_or(i32::MAX),
+                        reason: bad.reason,
+                        payload: Blob(bad.raw.into_bytes()),
+                    });
+                }
+                for row in &f.rows {
+                    if let Some(p) = partition_of(row.timestamp.millis()) {
+                        self.batch.partitions.insert(p);
+                    }
+                }
+                if let Some(first) = f.rows.first() {
+                    *self
+                        .batch
+                        .per_transaction
+                        .entry(first.transaction_name.clone())
+                        .or_default() += f.rows.len() as u64;
+                }
+                self.batch.rows.extend(f.rows);
+            }
+        }
+        if self.batch.rows.len() >= self.settings.batch_rows {
+            self.flush(shutdown).await?;
+        }
+        Ok(())
+    }
+
+    /// Inserts the batch (retrying), then commits its offsets.
+    async fn flush(&mut self, shutdown: &watch::Receiver<bool>) -> Result<(), ConsumeError> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut retries = 0u32;
+        if !self.batch.rows.is_empty() {
+            retries += self.retrying(shutdown, |sink, b| Box::pin(sink.insert_rows(&b.rows))).await?;
+        }
+        if !self.batch.dead.is_empty() {
+            retries += self
+                .retrying(shutdown, |sink, b| Box::pin(sink.insert_dead_letters(&b.dead)))
+                .await?;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.commit(&batch.offsets);
+        self.touched.extend(batch.partitions.iter().copied());
+        self.summary.batches += 1;
+        self.summary.rows_inserted += batch.rows.len() as u64;
+        self.summary.insert_retries += u64::from(retries);
+        tracing::info!(rows = batch.rows.len(), dead = batch.dead.len(), took = ?started.elapsed(), "batch flushed");
+        self.events.send(Event::Flushed {
+            rows: batch.rows.len(),
+            dead_letters: batch.dead.len(),
+            took: started.elapsed(),
+            retries,
+            offsets: batch.offsets.iter().map(|(p, (a, b))| (*p, *a, *b)).collect(),
+            per_transaction: batch.per_transaction.into_iter().collect(),
+        });
+        Ok(())
+    }
+
+    async fn retrying<F>(&mut self, shutdown: &watch::Receiver<bool>, op: F) -> Result<u32, ConsumeError>
+    where
+        F: for<'a> Fn(&'a Sink, &'a Batch) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SinkError>> + Send + 'a>>,
+    {
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match op(&self.sink, &self.batch).await {
+                Ok(()) => return Ok(attempt - 1),
+                Err(e) => {
+                    if self.opts.max_insert_attempts.is_some_and(|max| attempt >= max) {
+                        return Err(ConsumeError::Insert { attempts: attempt, last: e });
+                    }
+                    if *shutdown.borrow() && attempt >= 3 {
+                        return Err(ConsumeError::ShutdownWithPending { last: e });
+                    }
+                    let wait = Duration::from_millis(100u64 << (attempt - 1).min(7)).min(Duration::from_secs(10));
+                    tracing::warn!(attempt, ?wait, "insert failed, retrying: {e}");
+                    self.events.send(Event::InsertRetry {
+                        attempt,
+                        error: e.to_string(),
+                    });
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, offsets: &BTreeMap<i32, (i64, i64)>) {
+        let mut tpl = TopicPartitionList::new();
+        for (p, (_, last)) in offsets {
+            if let Err(e) = tpl.add_partition_offset(&self.settings.topic, *p, Offset::Offset(last + 1)) {
+                tracing::warn!("cannot commit partition {p}: {e}");
+            }
+        }
+        // A failed commit (e.g. the partition moved to another consumer) only means these
+        // messages are read again; the table's key makes that harmless.
+        match self.consumer.commit(&tpl, CommitMode::Sync) {
+            Ok(()) => self.summary.commits += 1,
+            Err(e) => tracing::warn!("offset commit failed (messages will be re-read, not doubled): {e}"),
+        }
+    }
+}

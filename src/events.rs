@@ -1,0 +1,45 @@
+//! Facts the pipeline's tasks report as they work, for the front ends: small typed events
+//! sent with `try_send` on a bounded channel, so a slow screen never slows the pipeline.
+
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+
+/// One fact from a pipeline task.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A batch reached ClickHouse and its offsets were committed.
+    Flushed {
+        rows: usize,
+        dead_letters: usize,
+        took: Duration,
+        retries: u32,
+        /// Per partition: first and last offset in the batch.
+        offsets: Vec<(i32, i64, i64)>,
+        /// Rows per transaction in the batch.
+        per_transaction: Vec<(String, u64)>,
+    },
+    /// An insert failed and will be retried.
+    InsertRetry { attempt: u32, error: String },
+    /// A message or record was set aside.
+    DeadLettered { partition: i32, offset: i64, reason: String },
+    /// Fields the table has no column for were seen (schema drift).
+    UnknownFields { fields: Vec<String> },
+}
+
+/// The sending side; `None` when nobody listens (headless).
+#[derive(Clone, Default)]
+pub struct Events(Option<mpsc::Sender<Event>>);
+
+impl Events {
+    pub fn new(tx: mpsc::Sender<Event>) -> Self {
+        Events(Some(tx))
+    }
+
+    /// Sends without waiting; a full or closed channel drops the event.
+    pub fn send(&self, e: Event) {
+        if let Some(tx) = &self.0 {
+            let _ = tx.try_send(e);
+        }
+    }
+}

@@ -1,0 +1,638 @@
+//! Flattening: one Kafka message (a transaction object with its `transactionSeries`) into
+//! one [`MetricRow`] per hourly record. Lenient where real payloads are untidy (missing
+//! fields, nulls, numbers sent as strings), strict where data would be lost: a value of
+//! the wrong type or a record with no usable time is an error for that record, with its
+//! reason, never a silent null and never an error for the whole batch.
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::fields::{column_for_json, id_columns, MetricRow, Timestamp, COLUMNS};
+
+/// How the table stores a record's time (chosen from the server's version).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeMode {
+    /// `DateTime64(3)`: epoch milliseconds.
+    Millis,
+    /// `DateTime`: epoch seconds (ClickHouse before 20.1).
+    Seconds,
+}
+
+/// A JSON value as found in a record, borrowed from the payload where possible.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value<'a> {
+    Null,
+    Bool(bool),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Str(Cow<'a, str>),
+    /// An array or an object, where a scalar was expected.
+    Other(&'static str),
+}
+
+impl fmt::Display for Value<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("null"),
+            Value::Bool(b) => write!(f, "{b}"),
+            Value::I64(n) => write!(f, "{n}"),
+            Value::U64(n) => write!(f, "{n}"),
+            Value::F64(n) => write!(f, "{n}"),
+            Value::Str(s) => write!(f, "{:?}", truncate(s, 40)),
+            Value::Other(kind) => write!(f, "an {kind}"),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+impl<'de> Deserialize<'de> for Value<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Value<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, v: bool) -> Result<Value<'de>, E> {
+                Ok(Value::Bool(v))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Value<'de>, E> {
+                Ok(Value::I64(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Value<'de>, E> {
+                Ok(Value::U64(v))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Value<'de>, E> {
+                Ok(Value::F64(v))
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Value<'de>, E> {
+                Ok(Value::Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Value<'de>, E> {
+                Ok(Value::Str(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Value<'de>, E> {
+                Ok(Value::Str(Cow::Owned(v)))
+            }
+            fn visit_unit<E>(self) -> Result<Value<'de>, E> {
+                Ok(Value::Null)
+            }
+            fn visit_none<E>(self) -> Result<Value<'de>, E> {
+                Ok(Value::Null)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value<'de>, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Value::Other("array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value<'de>, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Value::Other("object"))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A map key, borrowed when it has no escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Converts a JSON value into a column's Rust type, or says why it cannot.
+pub trait Convert: Sized {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String>;
+}
+
+fn parse_f64(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn integral(v: f64) -> Option<i64> {
+    // 2^63 as f64; values at or past it do not fit an i64.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    (v.fract() == 0.0 && v.abs() < LIMIT).then_some(v as i64)
+}
+
+impl Convert for Option<f64> {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        *slot = match value {
+            Value::Null => None,
+            Value::I64(n) => Some(n as f64),
+            Value::U64(n) => Some(n as f64),
+            Value::F64(n) => Some(n),
+            Value::Str(s) if s.trim().is_empty() => None,
+            Value::Str(ref s) => match parse_f64(s) {
+                Some(v) => Some(v),
+                None => return Err(format!("expected a number, got {value}")),
+            },
+            other => return Err(format!("expected a number, got {other}")),
+        };
+        Ok(())
+    }
+}
+
+impl Convert for Option<i64> {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        let bad = |v: &Value<'_>| format!("expected an integer, got {v}");
+        *slot = match value {
+            Value::Null => None,
+            Value::I64(n) => Some(n),
+            Value::U64(n) => Some(i64::try_from(n).map_err(|_| bad(&value))?),
+            Value::F64(n) => Some(integral(n).ok_or_else(|| bad(&value))?),
+            Value::Str(s) if s.trim().is_empty() => None,
+            Value::Str(ref s) => {
+                let t = s.trim();
+                match t.parse::<i64>() {
+                    Ok(n) => Some(n),
+                    Err(_) => Some(parse_f64(t).and_then(integral).ok_or_else(|| bad(&value))?),
+                }
+            }
+            other => return Err(bad(&other)),
+        };
+        Ok(())
+    }
+}
+
+impl Convert for Option<bool> {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        *slot = match value {
+            Value::Null => None,
+            Value::Bool(b) => Some(b),
+            Value::I64(0) | Value::U64(0) => Some(false),
+            Value::I64(1) | Value::U64(1) => Some(true),
+            Value::Str(ref s) => match s.trim().to_ascii_lowercase().as_str() {
+                "" => None,
+                "true" | "1" | "yes" | "y" => Some(true),
+                "false" | "0" | "no" | "n" => Some(false),
+                _ => return Err(format!("expected a boolean, got {value}")),
+            },
+            other => return Err(format!("expected a boolean, got {other}")),
+        };
+        Ok(())
+    }
+}
+
+impl Convert for Option<String> {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        *slot = match value {
+            Value::Null => None,
+            Value::Str(s) => Some(s.into_owned()),
+            Value::Bool(_) | Value::I64(_) | Value::U64(_) | Value::F64(_) => Some(value.to_string()),
+            other => return Err(format!("expected a string, got {other}")),
+        };
+        Ok(())
+    }
+}
+
+impl Convert for String {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        *slot = match value {
+            Value::Null => String::new(),
+            Value::Str(s) => s.into_owned(),
+            Value::I64(n) => n.to_string(),
+            Value::U64(n) => n.to_string(),
+            Value::F64(n) => match integral(n) {
+                Some(i) => i.to_string(),
+                None => n.to_string(),
+            },
+            other => return Err(format!("expected an identifier, got {other}")),
+        };
+        Ok(())
+    }
+}
+
+impl Convert for Timestamp {
+    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        let mut ms = None;
+        Convert::convert(value, &mut ms)?;
+        *slot = Timestamp::Millis(ms.ok_or("no time given")?);
+        Ok(())
+    }
+}
+
+/// A record that could not be used: where it was, why, and its JSON as sent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BadRecord {
+    pub index: usize,
+    pub reason: String,
+    pub raw: String,
+}
+
+/// What one message flattened to.
+#[derive(Debug, Default)]
+pub struct Flattened {
+    /// The transaction's name from its object, when it has one.
+    pub transaction_name: Option<String>,
+    /// Records in the message's series.
+    pub records: usize,
+    pub rows: Vec<MetricRow>,
+    pub bad_records: Vec<BadRecord>,
+    /// Record fields the table has no column for (schema drift).
+    pub unknown_fields: BTreeSet<String>,
+}
+
+/// Why a whole message could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageError {
+    #[error("not valid JSON: {0}")]
+    NotJson(String),
+    #[error("not a transaction: {0}")]
+    NotATransaction(String),
+    #[error("no transactionSeries in the transaction object")]
+    NoSeries,
+    #[error("transactionSeries is empty")]
+    EmptySeries,
+}
+
+/// Earliest and latest epoch milliseconds accepted as a record's hour (2000 to 2100):
+/// outside that a value is in the wrong unit or garbage, not a time.
+const MIN_MS: i64 = 946_684_800_000;
+const MAX_MS: i64 = 4_102_444_800_000;
+
+struct Envelope<'a> {
+    ids: [Option<String>; 5],
+    series: Option<Vec<&'a RawValue>>,
+}
+
+impl<'de> Deserialize<'de> for Envelope<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Envelope<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a transaction object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+                let mut env = Envelope {
+                    ids: Default::default(),
+                    series: None,
+                };
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    if key == "transactionSeries" {
+                        let series: Option<Vec<&'de RawValue>> = map.next_value().map_err(|e| {
+                            de::Error::custom(format!("transactionSeries is not an array ({e})"))
+                        })?;
+                        env.series = series;
+                        continue;
+                    }
+                    let slot = id_columns()
+                        .enumerate()
+                        .find(|(_, col)| COLUMNS[*col].json == key);
+                    match slot {
+                        Some((n, _)) => {
+                            let value: Value<'de> = map.next_value()?;
+                            let mut id = String::new();
+                            Convert::convert(value, &mut id)
+                                .map_err(|e| de::Error::custom(format!("{key}: {e}")))?;
+                            env.ids[n] = (!id.is_empty()).then_some(id);
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(env)
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Reads one record into `row`, keeping its raw time fields for later resolution.
+struct RecordSeed<'r> {
+    row: &'r mut MetricRow,
+    timestamp: &'r mut Option<String>,
+    unknown: &'r mut BTreeSet<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RecordSeed<'_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a record object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if key == "timestamp" {
+                let value: Value<'de> = map.next_value()?;
+                *self.timestamp = match value {
+                    Value::Null => None,
+                    other => Some(match other {
+                        Value::Str(s) => s.into_owned(),
+                        v => v.to_string(),
+                    }),
+                };
+                continue;
+            }
+            match column_for_json(&key) {
+                Some(idx) => {
+                    let value: Value<'de> = map.next_value()?;
+                    self.row
+                        .set(idx, value)
+                        .map_err(|e| de::Error::custom(format!("field {key}: {e}")))?;
+                }
+                None => {
+                    if !self.unknown.contains(key.as_ref()) {
+                        self.unknown.insert(key.into_owned());
+                    }
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Epoch milliseconds from a `timestamp` or `key` value, if it is one.
+fn epoch_ms(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let ms = t
+        .parse::<i64>()
+        .ok()
+        .or_else(|| parse_f64(t).and_then(integral))?;
+    (MIN_MS..MAX_MS).contains(&ms).then_some(ms)
+}
+
+/// Epoch milliseconds from `timestampStr`: RFC 3339 with an offset, or a civil time
+/// ("2026-01-01 05:30:00" or with a `T`) read in the record's `timezone` (UTC if none).
+fn parse_time_str(text: &str, timezone: Option<&str>) -> Option<i64> {
+    let t = text.trim();
+    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        return Some(ts.as_millisecond()).filter(|ms| (MIN_MS..MAX_MS).contains(ms));
+    }
+    let civil: jiff::civil::DateTime = t.replacen(' ', "T", 1).parse().ok()?;
+    let tz = match timezone {
+        Some(name) if !name.trim().is_empty() => jiff::tz::TimeZone::get(name.trim()).ok()?,
+        _ => jiff::tz::TimeZone::UTC,
+    };
+    let ms = civil.to_zoned(tz).ok()?.timestamp().as_millisecond();
+    (MIN_MS..MAX_MS).contains(&ms).then_some(ms)
+}
+
+fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>, mode: TimeMode) -> Result<(), String> {
+    let ms = timestamp
+        .and_then(epoch_ms)
+        .or_else(|| row.key.filter(|ms| (MIN_MS..MAX_MS).contains(ms)))
+        .or_else(|| {
+            row.timestamp_str
+                .as_deref()
+                .and_then(|s| parse_time_str(s, row.timezone.as_deref()))
+        });
+    let Some(ms) = ms else {
+        let shown = |v: Option<String>| v.map_or("missing".to_string(), |s| format!("{:?}", truncate(&s, 40)));
+        return Err(format!(
+            "no usable time: timestamp {}, key {}, timestampStr {}",
+            shown(timestamp.map(str::to_owned)),
+            shown(row.key.map(|k| k.to_string())),
+            shown(row.timestamp_str.clone()),
+        ));
+    };
+    row.timestamp = match mode {
+        TimeMode::Millis => Timestamp::Millis(ms),
+        // MIN_MS..MAX_MS keeps seconds within u32.
+        TimeMode::Seconds => Timestamp::Seconds(u32::try_from(ms / 1000).map_err(|e| e.to_string())?),
+    };
+    Ok(())
+}
+
+/// Flattens one message. A message error means nothing in it could be used; otherwise
+/// every record is either a row or a [`BadRecord`] with its reason.
+pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, MessageError> {
+    let text = std::str::from_utf8(payload).map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
+    let trimmed = text.trim_start();
+    if !trimmed.starts_with('{') {
+        // Tell "not JSON at all" from "JSON, but not an object".
+        return Err(match serde_json::from_str::<IgnoredAny>(text) {
+            Ok(_) => MessageError::NotATransaction("the message is JSON but not an object".into()),
+            Err(e) => MessageError::NotJson(e.to_string()),
+        });
+    }
+    let env: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
+        if e.is_syntax() || e.is_eof() {
+            MessageError::NotJson(e.to_string())
+        } else {
+            MessageError::NotATransaction(e.to_string())
+        }
+    })?;
+    let series = env.series.ok_or(MessageError::NoSeries)?;
+    if series.is_empty() {
+        return Err(MessageError::EmptySeries);
+    }
+    let tx_name = env.ids[0].clone();
+    let mut out = Flattened {
+        transaction_name: tx_name,
+        records: series.len(),
+        rows: Vec::with_capacity(series.len()),
+        ..Flattened::default()
+    };
+    for (index, raw) in series.into_iter().enumerate() {
+        match flatten_record(raw.get(), &env.ids, mode, &mut out.unknown_fields) {
+            Ok(row) => out.rows.push(row),
+            Err(reason) => out.bad_records.push(BadRecord {
+                index,
+                reason: format!("record {index}: {reason}"),
+                raw: raw.get().to_owned(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn flatten_record(
+    raw: &str,
+    ids: &[Option<String>; 5],
+    mode: TimeMode,
+    unknown: &mut BTreeSet<String>,
+) -> Result<MetricRow, String> {
+    let mut row = MetricRow::default();
+    let mut timestamp = None;
+    let mut de = serde_json::Deserializer::from_str(raw);
+    RecordSeed {
+        row: &mut row,
+        timestamp: &mut timestamp,
+        unknown,
+    }
+    .deserialize(&mut de)
+    .map_err(|e| e.to_string())?;
+    // Identifiers: a record's own value wins; otherwise the transaction's.
+    let slots: [&mut String; 5] = [
+        &mut row.transaction_name,
+        &mut row.transaction_id,
+        &mut row.application_id,
+        &mut row.application_name,
+        &mut row.alias,
+    ];
+    for (slot, from_tx) in slots.into_iter().zip(ids) {
+        if slot.is_empty() {
+            if let Some(v) = from_tx {
+                slot.clone_from(v);
+            }
+        }
+    }
+    if row.transaction_name.is_empty() {
+        return Err("no transactionName on the record or its transaction".into());
+    }
+    resolve_time(&mut row, timestamp.as_deref(), mode)?;
+    Ok(row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_767_205_800_000;
+
+    fn one(record: &str) -> Result<MetricRow, String> {
+        let msg = format!(r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{record}]}}"#);
+        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).map_err(|e| e.to_string())?;
+        match (f.rows.into_iter().next(), f.bad_records.into_iter().next()) {
+            (Some(row), None) => Ok(row),
+            (None, Some(bad)) => Err(bad.reason),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn identifiers_come_from_the_transaction_when_the_record_lacks_them() {
+        let row = one(&format!(r#"{{"timestamp":{T0},"totalCount":10}}"#)).unwrap();
+        assert_eq!(row.transaction_name, "GET /a");
+        assert_eq!(row.application_id, "31854");
+        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.total_count, Some(10));
+    }
+
+    #[test]
+    fn a_records_own_identifier_wins() {
+        let row = one(&format!(r#"{{"timestamp":{T0},"transactionName":"GET /b","applicationId":"7"}}"#)).unwrap();
+        assert_eq!(row.transaction_name, "GET /b");
+        assert_eq!(row.application_id, "7");
+    }
+
+    #[test]
+    fn missing_and_null_fields_are_null_not_zero() {
+        let row = one(&format!(r#"{{"timestamp":{T0},"errorRate":null,"ebHealth":null}}"#)).unwrap();
+        assert_eq!(row.error_rate, None);
+        assert_eq!(row.eb_health, None);
+        assert_eq!(row.percentile_99, None);
+        assert_eq!(row.eb_breached, None);
+    }
+
+    #[test]
+    fn numbers_sent_as_strings_keep_their_value() {
+        let row = one(&format!(
+            r#"{{"timestamp":"{T0}","totalCount":"1234","errorRate":" 0.125 ","percentile95":"88.5","ebBreached":"true","ebLeftCount":"-3"}}"#
+        ))
+        .unwrap();
+        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.total_count, Some(1234));
+        assert_eq!(row.error_rate, Some(0.125));
+        assert_eq!(row.percentile_95, Some(88.5));
+        assert_eq!(row.eb_breached, Some(true));
+        assert_eq!(row.eb_left_count, Some(-3));
+    }
+
+    #[test]
+    fn wrong_types_are_an_error_for_the_record_naming_the_field() {
+        let err = one(&format!(r#"{{"timestamp":{T0},"totalCount":"lots"}}"#)).unwrap_err();
+        assert!(err.contains("record 0") && err.contains("field totalCount") && err.contains("\"lots\""), "{err}");
+        let err = one(&format!(r#"{{"timestamp":{T0},"errorCount":2.5}}"#)).unwrap_err();
+        assert!(err.contains("expected an integer, got 2.5"), "{err}");
+        let err = one(&format!(r#"{{"timestamp":{T0},"avgResponseTime":[1,2]}}"#)).unwrap_err();
+        assert!(err.contains("field avgResponseTime: expected a number, got an array"), "{err}");
+        let err = one(&format!(r#"{{"timestamp":{T0},"ebBreached":"maybe"}}"#)).unwrap_err();
+        assert!(err.contains("expected a boolean"), "{err}");
+    }
+
+    #[test]
+    fn time_falls_back_from_timestamp_to_key_to_timestamp_str() {
+        let row = one(&format!(r#"{{"key":{T0}}}"#)).unwrap();
+        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.key, Some(T0));
+        // 2026-01-01 00:00 in Kolkata is 2025-12-31 18:30 UTC = T0.
+        let row = one(r#"{"timestampStr":"2026-01-01 00:00:00","timezone":"Asia/Kolkata"}"#).unwrap();
+        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        let row = one(r#"{"timestampStr":"2025-12-31T18:30:00Z"}"#).unwrap();
+        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        let row = one(&format!(r#"{{"timestamp":"garbage","key":{}}}"#, T0 + 3_600_000)).unwrap();
+        assert_eq!(row.timestamp, Timestamp::Millis(T0 + 3_600_000));
+    }
+
+    #[test]
+    fn no_usable_time_is_an_error_for_that_record_only() {
+        let msg = format!(
+            r#"{{"transactionName":"GET /a","transactionSeries":[{{"totalCount":1}},{{"timestamp":{T0}}},{{"timestamp":1767205800,"timestampStr":"yesterday"}}]}}"#
+        );
+        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
+        assert_eq!(f.records, 3);
+        assert_eq!(f.rows.len(), 1);
+        assert_eq!(f.bad_records.len(), 2);
+        assert_eq!(f.bad_records[0].index, 0);
+        assert!(f.bad_records[0].reason.starts_with("record 0: no usable time"), "{}", f.bad_records[0].reason);
+        assert_eq!(f.bad_records[0].raw, r#"{"totalCount":1}"#);
+        // Epoch seconds where milliseconds are due are not taken for a 1970 time.
+        assert!(f.bad_records[1].reason.contains("timestamp \"1767205800\""), "{}", f.bad_records[1].reason);
+    }
+
+    #[test]
+    fn old_servers_get_seconds() {
+        let msg = format!(r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{}}}]}}"#, T0 + 999);
+        let f = flatten_message(msg.as_bytes(), TimeMode::Seconds).unwrap();
+        assert_eq!(f.rows[0].timestamp, Timestamp::Seconds((T0 / 1000) as u32));
+    }
+
+    #[test]
+    fn message_errors_say_what_is_wrong() {
+        let err = |b: &[u8]| flatten_message(b, TimeMode::Millis).unwrap_err();
+        assert!(matches!(err(b"not json"), MessageError::NotJson(_)));
+        assert!(matches!(err(b"{\"transactionName\":\"x\""), MessageError::NotJson(_)));
+        assert!(matches!(err(b"[1,2]"), MessageError::NotATransaction(_)));
+        assert_eq!(err(b"{\"transactionName\":\"x\"}"), MessageError::NoSeries);
+        assert_eq!(err(b"{\"transactionSeries\":[]}"), MessageError::EmptySeries);
+        let e = err(b"{\"transactionSeries\":{\"a\":1}}");
+        assert!(e.to_string().contains("transactionSeries is not an array"), "{e}");
+        assert!(matches!(err(b"{\"a\":\"\xff\xfe\"}"), MessageError::NotJson(_)));
+    }
+
+    #[test]
+    fn unknown_fields_are_reported_as_drift() {
+        let msg = format!(r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"brandNewField":1}}]}}"#);
+        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
+        assert_eq!(f.rows.len(), 1);
+        assert_eq!(f.unknown_fields.into_iter().collect::<Vec<_>>(), vec!["brandNewField".to_string()]);
+    }
+}

@@ -1,0 +1,93 @@
+//! The reference users' common queries (contract section 5), written once so that the
+//! query pane, the headless `query` command and the modern-engine test share them. Each
+//! is plain SQL that runs on ClickHouse 18.16 and on modern servers alike (no `WITH`
+//! subqueries, no query parameters), reads with `FINAL` so replaced rows never count
+//! twice, and takes "the last 7 days" relative to the newest data.
+
+/// One preset query.
+#[derive(Clone, Copy, Debug)]
+pub struct Preset {
+    pub key: &'static str,
+    pub title: &'static str,
+    template: &'static str,
+}
+
+/// The presets, in the order the reference lists them.
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        key: "rows",
+        title: "Row count by transaction",
+        template: "SELECT transaction_name, count() AS rows FROM {t} FINAL GROUP BY transaction_name ORDER BY transaction_name",
+    },
+    Preset {
+        key: "avg7d",
+        title: "Average response time by transaction, last 7 days of data",
+        template: "SELECT transaction_name, round(avg(avg_response_time), 2) AS avg_response_ms, sum(total_count) AS requests \
+                   FROM {t} FINAL WHERE timestamp >= (SELECT max(timestamp) FROM {t}) - INTERVAL 7 DAY \
+                   GROUP BY transaction_name ORDER BY avg_response_ms DESC",
+    },
+    Preset {
+        key: "p95",
+        title: "Hourly p95/p99 for one transaction",
+        template: "SELECT toStartOfHour(timestamp) AS hour, max(percentile_95) AS p95, max(percentile_99) AS p99 \
+                   FROM {t} FINAL WHERE transaction_name = {name} GROUP BY hour ORDER BY hour",
+    },
+    Preset {
+        key: "health",
+        title: "Error-budget health overview",
+        template: "SELECT eb_health, count() AS records, uniqExact(transaction_name) AS transactions, \
+                   round(avg(eb_consumed_percent), 2) AS avg_eb_consumed_percent \
+                   FROM {t} FINAL GROUP BY eb_health ORDER BY records DESC",
+    },
+    Preset {
+        key: "errors",
+        title: "Transactions whose average error rate is above 1%",
+        template: "SELECT transaction_name, round(avg(error_rate), 3) AS avg_error_rate, sum(error_count) AS errors \
+                   FROM {t} FINAL GROUP BY transaction_name HAVING avg(error_rate) > 1 ORDER BY avg_error_rate DESC",
+    },
+];
+
+/// A ClickHouse string literal.
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('\'');
+    for ch in s.chars() {
+        match ch {
+            '\'' => out.push_str("\\'"),
+            '\\' => out.push_str("\\\\"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+impl Preset {
+    /// The SQL for table `db.table`; `transaction` fills the one-transaction query.
+    pub fn sql(&self, qualified_table: &str, transaction: &str) -> String {
+        self.template
+            .replace("{t}", qualified_table)
+            .replace("{name}", &quote(transaction))
+    }
+}
+
+/// Finds a preset by its key.
+pub fn preset(key: &str) -> Option<&'static Preset> {
+    PRESETS.iter().find(|p| p.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_fill_table_and_quote_names() {
+        let sql = preset("p95").unwrap().sql("db.t", "GET /a'b");
+        assert!(sql.contains("FROM db.t FINAL"));
+        assert!(sql.contains("transaction_name = 'GET /a\\'b'"));
+        assert_eq!(PRESETS.len(), 5);
+        for p in PRESETS {
+            assert!(!p.sql("db.t", "x").contains('{'), "{} left a placeholder", p.key);
+        }
+    }
+}
