@@ -190,23 +190,32 @@ fn client(settings: &Settings) -> Client {
 impl Sink {
     /// Connects, reads the version, creates what is missing.
     pub async fn connect(settings: &Settings) -> Result<Sink, SinkError> {
-        let client = client(settings);
+        let admin = client(settings);
         let url = settings.clickhouse_url.clone();
-        let version_text = text_query(&client, &url, "SELECT version()", "TabSeparated").await?;
+        let version_text = text_query(&admin, &url, "SELECT version()", "TabSeparated").await?;
         let version = ServerVersion::parse(&version_text).ok_or_else(|| SinkError::Unexpected {
             url: url.clone(),
             what: "version",
             text: version_text.clone(),
         })?;
+        admin
+            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", settings.database))
+            .execute()
+            .await
+            .map_err(|source| SinkError::Ch {
+                url: url.clone(),
+                action: "create database".into(),
+                source,
+            })?;
         let sink = Sink {
-            client,
+            // Inserts name the table alone; the client supplies the database.
+            client: client(settings).with_database(&settings.database),
             url,
             database: settings.database.clone(),
             table: settings.table.clone(),
             version,
             version_text: version_text.trim().to_string(),
         };
-        sink.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", sink.database)).await?;
         sink.execute(&metrics_ddl(&sink.database, &sink.table, version)).await?;
         sink.execute(&dead_letter_ddl(&sink.database, &sink.table)).await?;
         Ok(sink)
@@ -242,10 +251,10 @@ impl Sink {
 
     /// Inserts rows in one INSERT; all or nothing.
     pub async fn insert_rows(&self, rows: &[MetricRow]) -> Result<(), SinkError> {
-        let table = self.qualified();
+        let table = self.table.as_str();
         let mut insert = self
             .client
-            .insert::<MetricRow>(&table)
+            .insert::<MetricRow>(table)
             .await
             .map_err(self.err(format!("insert into {table}")))?;
         for row in rows {
@@ -256,7 +265,7 @@ impl Sink {
 
     /// Inserts dead letters.
     pub async fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), SinkError> {
-        let table = format!("{}_dead_letters", self.qualified());
+        let table = format!("{}_dead_letters", self.table);
         let mut insert = self
             .client
             .insert::<DeadLetter>(&table)
