@@ -17,7 +17,8 @@ use crate::auth::{describe_reqwest, AuthError, TokenSource};
 use crate::config::Settings;
 
 /// The series endpoint, below the API base URL.
-pub const SERIES_PATH: &str = "/services/wmerrorbudgetstatisticsservice/api/transactions/summary/series/all";
+pub const SERIES_PATH: &str =
+    "/services/wmerrorbudgetstatisticsservice/api/transactions/summary/series/all";
 
 /// Why a fetch failed.
 #[derive(Debug, thiserror::Error)]
@@ -111,23 +112,34 @@ struct Head {
 
 /// Splits an answer into its transactions. Every shape of the contract is accepted.
 pub fn split_answer(body: Bytes) -> Result<Answer, ApiError> {
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::BadAnswer(format!("not UTF-8: {e}")))?;
+    let text =
+        std::str::from_utf8(&body).map_err(|e| ApiError::BadAnswer(format!("not UTF-8: {e}")))?;
     let items: Vec<&RawValue> = match text.trim_start().as_bytes().first() {
-        Some(b'[') => serde_json::from_str(text).map_err(|e| ApiError::BadAnswer(format!("not valid JSON: {e}")))?,
+        Some(b'[') => serde_json::from_str(text)
+            .map_err(|e| ApiError::BadAnswer(format!("not valid JSON: {e}")))?,
         Some(b'{') => {
-            let w: Wrapped<'_> =
-                serde_json::from_str(text).map_err(|e| ApiError::BadAnswer(format!("not valid JSON: {e}")))?;
+            let w: Wrapped<'_> = serde_json::from_str(text)
+                .map_err(|e| ApiError::BadAnswer(format!("not valid JSON: {e}")))?;
             w.data.or(w.records).or(w.series).ok_or_else(|| {
-                ApiError::BadAnswer("an object without a `data`, `records` or `series` array".into())
+                ApiError::BadAnswer(
+                    "an object without a `data`, `records` or `series` array".into(),
+                )
             })?
         }
-        _ => return Err(ApiError::BadAnswer("neither a JSON array nor an object".into())),
+        _ => {
+            return Err(ApiError::BadAnswer(
+                "neither a JSON array nor an object".into(),
+            ))
+        }
     };
     let base = body.as_ptr() as usize;
     let mut transactions = Vec::with_capacity(items.len());
     for (i, raw) in items.iter().enumerate() {
-        let head: Head = serde_json::from_str(raw.get())
-            .map_err(|e| ApiError::BadAnswer(format!("transaction {i} is not an object with transactionSeries: {e}")))?;
+        let head: Head = serde_json::from_str(raw.get()).map_err(|e| {
+            ApiError::BadAnswer(format!(
+                "transaction {i} is not an object with transactionSeries: {e}"
+            ))
+        })?;
         let start = raw.get().as_ptr() as usize - base;
         let name = match head.name {
             Some(serde_json::Value::String(s)) => Some(s),
@@ -284,7 +296,8 @@ fn snippet(body: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const TX: &str = r#"{"transactionName":"GET /a","transactionSeries":[{"timestamp":1},{"timestamp":2}]}"#;
+    const TX: &str =
+        r#"{"transactionName":"GET /a","transactionSeries":[{"timestamp":1},{"timestamp":2}]}"#;
 
     #[test]
     fn every_shape_is_accepted() {
@@ -304,11 +317,17 @@ mod tests {
 
     #[test]
     fn unusable_answers_say_why() {
-        let e = split_answer(Bytes::from_static(b"{\"items\":[]}")).unwrap_err().to_string();
+        let e = split_answer(Bytes::from_static(b"{\"items\":[]}"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("without a `data`"), "{e}");
-        let e = split_answer(Bytes::from_static(b"[{\"transactionName\":")).unwrap_err().to_string();
+        let e = split_answer(Bytes::from_static(b"[{\"transactionName\":"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not valid JSON"), "{e}");
-        let e = split_answer(Bytes::from_static(b"42")).unwrap_err().to_string();
+        let e = split_answer(Bytes::from_static(b"42"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("neither"), "{e}");
     }
 }

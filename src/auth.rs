@@ -13,7 +13,9 @@ use crate::secret::Secret;
 /// Why a token could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
-    #[error("Keycloak rejected the credentials of user {username:?} ({status}: {error}{description})")]
+    #[error(
+        "Keycloak rejected the credentials of user {username:?} ({status}: {error}{description})"
+    )]
     Rejected {
         username: String,
         status: u16,
@@ -23,7 +25,11 @@ pub enum AuthError {
     #[error("Keycloak at {url} could not be reached: {message}")]
     Unreachable { url: String, message: String },
     #[error("Keycloak at {url} answered {status} with a body that is not a token: {message}")]
-    BadAnswer { url: String, status: u16, message: String },
+    BadAnswer {
+        url: String,
+        status: u16,
+        message: String,
+    },
     #[error("no password configured: set WMTOP_PASSWORD or `password` in the config file")]
     NoPassword,
 }
@@ -91,7 +97,10 @@ impl TokenSource {
         let base = settings.keycloak_url.trim_end_matches('/');
         TokenSource {
             http,
-            url: format!("{base}/realms/{}/protocol/openid-connect/token", settings.realm),
+            url: format!(
+                "{base}/realms/{}/protocol/openid-connect/token",
+                settings.realm
+            ),
             client_id: settings.client_id.clone(),
             client_secret: settings.client_secret.clone(),
             username: settings.username.clone(),
@@ -111,7 +120,13 @@ impl TokenSource {
         }
         if let Some((refresh, until)) = cached.as_ref().and_then(|t| t.refresh.clone()) {
             if now < until {
-                match self.grant(&[("grant_type", "refresh_token"), ("refresh_token", refresh.expose())]).await {
+                match self
+                    .grant(&[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", refresh.expose()),
+                    ])
+                    .await
+                {
                     Ok(t) => {
                         let access = t.access.clone();
                         *cached = Some(t);
@@ -183,7 +198,10 @@ impl TokenSource {
                     username: self.username.clone(),
                     status,
                     error: err.error.unwrap_or_default(),
-                    description: err.error_description.map(|d| format!(", {d}")).unwrap_or_default(),
+                    description: err
+                        .error_description
+                        .map(|d| format!(", {d}"))
+                        .unwrap_or_default(),
                 });
             }
             return Err(AuthError::BadAnswer {
@@ -192,11 +210,12 @@ impl TokenSource {
                 message: format!("{} bytes", body.len()),
             });
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| AuthError::BadAnswer {
-            url: self.url.clone(),
-            status,
-            message: e.to_string(),
-        })?;
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|e| AuthError::BadAnswer {
+                url: self.url.clone(),
+                status,
+                message: e.to_string(),
+            })?;
         let life = Duration::from_secs(answer.expires_in);
         let refresh = answer.refresh_token.map(|r| {
             let rlife = Duration::from_secs(answer.refresh_expires_in.unwrap_or(0));

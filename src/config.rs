@@ -16,7 +16,10 @@ use crate::secret::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("setting {name}: {message}")]
@@ -55,7 +58,9 @@ impl FromStr for Span {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
         let t = s.trim();
-        let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+        let split = t
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(t.len());
         let (num, unit) = t.split_at(split);
         let n: f64 = num
             .parse()
@@ -228,7 +233,10 @@ impl Settings {
     }
 
     /// As [`Settings::resolve`], with the environment given (for tests).
-    pub fn resolve_with(args: &CommonArgs, env: &dyn Fn(&str) -> Option<String>) -> Result<Settings, ConfigError> {
+    pub fn resolve_with(
+        args: &CommonArgs,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Settings, ConfigError> {
         let path = match &args.config {
             Some(p) => Some(p.clone()),
             None => Some(PathBuf::from("wmtop.toml")).filter(|p| p.is_file()),
@@ -252,9 +260,13 @@ impl Settings {
             ("keycloak_url", &self.keycloak_url),
             ("api_url", &self.api_url),
         ] {
-            let parsed = reqwest::Url::parse(url).map_err(|e| invalid(name, format!("{url:?} is not a URL: {e}")))?;
+            let parsed = reqwest::Url::parse(url)
+                .map_err(|e| invalid(name, format!("{url:?} is not a URL: {e}")))?;
             if !matches!(parsed.scheme(), "http" | "https") {
-                return Err(invalid(name, format!("{url:?} must be http:// or https://")));
+                return Err(invalid(
+                    name,
+                    format!("{url:?} must be http:// or https://"),
+                ));
             }
         }
         for (name, v) in [
@@ -272,7 +284,10 @@ impl Settings {
         }
         for (name, v) in [("database", &self.database), ("table", &self.table)] {
             if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(invalid(name, format!("{v:?} must be letters, digits and _ only")));
+                return Err(invalid(
+                    name,
+                    format!("{v:?} must be letters, digits and _ only"),
+                ));
             }
         }
         if self.partitions < 1 {
@@ -287,7 +302,10 @@ impl Settings {
         if self.start_time.0 >= self.end_time.0 {
             return Err(invalid(
                 "start_time",
-                format!("{} is not before end_time {}", self.start_time.0, self.end_time.0),
+                format!(
+                    "{} is not before end_time {}",
+                    self.start_time.0, self.end_time.0
+                ),
             ));
         }
         Ok(())
@@ -308,7 +326,9 @@ fn read_file(path: &Path, warnings: &mut Vec<String>) -> Result<FileConfig, Conf
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let holds_secret = file.password.is_some() || file.client_secret.is_some() || file.clickhouse_password.is_some();
+    let holds_secret = file.password.is_some()
+        || file.client_secret.is_some()
+        || file.clickhouse_password.is_some();
     if holds_secret {
         #[cfg(unix)]
         {
@@ -335,7 +355,11 @@ mod tests {
     use std::io::Write;
 
     fn temp_file(text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("wmtop-config-{}-{}", std::process::id(), text.len()));
+        let dir = std::env::temp_dir().join(format!(
+            "wmtop-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("wmtop.toml");
         let mut f = std::fs::File::create(&path).unwrap();
@@ -371,7 +395,14 @@ mod tests {
             common: CommonArgs,
         }
         // Only the flag form is checked here: clap maps WMTOP_<NAME> for each flag.
-        let t = T::try_parse_from(["t", "--kafka-brokers", "k:1", "--start-time", "2026-01-01T00:00:00Z"]).unwrap();
+        let t = T::try_parse_from([
+            "t",
+            "--kafka-brokers",
+            "k:1",
+            "--start-time",
+            "2026-01-01T00:00:00Z",
+        ])
+        .unwrap();
         assert_eq!(t.common.kafka_brokers.as_deref(), Some("k:1"));
         assert_eq!(t.common.start_time, Some(EpochMs(1_767_225_600_000)));
     }
@@ -383,20 +414,27 @@ mod tests {
             config: Some(path),
             ..CommonArgs::default()
         };
-        let err = Settings::resolve_with(&args, &|_| None).unwrap_err().to_string();
+        let err = Settings::resolve_with(&args, &|_| None)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("topik") && err.contains("wmtop.toml"), "{err}");
 
         let args = CommonArgs {
             batch_rows: Some(0),
             ..CommonArgs::default()
         };
-        let err = Settings::resolve_with(&args, &|_| None).unwrap_err().to_string();
+        let err = Settings::resolve_with(&args, &|_| None)
+            .unwrap_err()
+            .to_string();
         assert_eq!(err, "setting batch_rows: must be at least 1");
         let args = CommonArgs {
             table: Some("x; DROP".into()),
             ..CommonArgs::default()
         };
-        assert!(Settings::resolve_with(&args, &|_| None).unwrap_err().to_string().contains("setting table"));
+        assert!(Settings::resolve_with(&args, &|_| None)
+            .unwrap_err()
+            .to_string()
+            .contains("setting table"));
     }
 
     #[test]
@@ -413,16 +451,25 @@ mod tests {
         assert!(s.warnings[0].contains("chmod 600"));
         assert!(!s.warnings[0].contains("s3cret-value"));
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(Settings::resolve_with(&args, &|_| None).unwrap().warnings.is_empty());
+        assert!(Settings::resolve_with(&args, &|_| None)
+            .unwrap()
+            .warnings
+            .is_empty());
     }
 
     #[test]
     fn spans_and_times_parse() {
-        assert_eq!("250ms".parse::<Span>().unwrap().0, Duration::from_millis(250));
+        assert_eq!(
+            "250ms".parse::<Span>().unwrap().0,
+            Duration::from_millis(250)
+        );
         assert_eq!("5".parse::<Span>().unwrap().0, Duration::from_secs(5));
         assert_eq!("2m".parse::<Span>().unwrap().0, Duration::from_secs(120));
         assert!("5 parsecs".parse::<Span>().is_err());
-        assert_eq!("1767205800000".parse::<EpochMs>().unwrap(), EpochMs(1_767_205_800_000));
+        assert_eq!(
+            "1767205800000".parse::<EpochMs>().unwrap(),
+            EpochMs(1_767_205_800_000)
+        );
         assert!("yesterday".parse::<EpochMs>().is_err());
     }
 }

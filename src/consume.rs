@@ -1,6 +1,6 @@
 //! The consumer: reads the topic in a consumer group, flattens each message into rows,
 //! keeps bad messages and records aside with their reason, inserts rows in batches
-//! (N rows or every T, whichever first), retries inserts with exponential backoff, and
+//! (N rows or every T, whichever first, and as soon as the topic is drained), retries inserts with exponential backoff, and
 //! commits offsets only after ClickHouse acknowledged the rows that came from them. On
 //! shutdown it flushes what it holds and commits before returning.
 
@@ -20,6 +20,10 @@ use crate::fields::MetricRow;
 use crate::flatten::flatten_message;
 use crate::kafka::{self, KafkaOpError};
 use crate::sink::{partition_of, Blob, DeadLetter, Scope, Sink, SinkError};
+
+/// Longest wait for the group to assign partitions before the idle clock starts anyway
+/// (longer than the session timeout a killed member leaves behind).
+const ASSIGNMENT_WAIT: Duration = Duration::from_secs(30);
 
 /// How a consume run ends.
 #[derive(Clone, Debug, Default)]
@@ -52,7 +56,9 @@ pub struct ConsumeSummary {
 pub enum ConsumeError {
     #[error(transparent)]
     Kafka(#[from] KafkaOpError),
-    #[error("giving up after {attempts} failed inserts (offsets not committed, nothing lost): {last}")]
+    #[error(
+        "giving up after {attempts} failed inserts (offsets not committed, nothing lost): {last}"
+    )]
     Insert { attempts: u32, last: SinkError },
     #[error("stopped before ClickHouse took the last batch (offsets not committed, nothing lost): {last}")]
     ShutdownWithPending { last: SinkError },
@@ -134,8 +140,12 @@ pub async fn run(
         touched: BTreeSet::new(),
     };
     let interval = c.settings.batch_interval.0;
-    let mut tick = tokio::time::interval((interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250)));
+    let mut tick = tokio::time::interval(
+        (interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250)),
+    );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let drained = interval.min(Duration::from_millis(250));
+    let mut assigned = false;
     let mut last_message = Instant::now();
     let mut outcome = Ok(());
     loop {
@@ -158,14 +168,28 @@ pub async fn run(
                 }
             },
             _ = tick.tick() => {
-                let due = c.batch.started.is_some_and(|t| t.elapsed() >= interval);
+                // Due: the batch is T old, or the topic is drained (nothing new for a
+                // moment), so a caught-up consumer does not sit on rows for T.
+                let due = c.batch.started.is_some_and(|t| t.elapsed() >= interval)
+                    || (!c.batch.is_empty() && last_message.elapsed() >= drained);
                 if due {
                     if let Err(e) = c.flush(&shutdown).await {
                         outcome = Err(e);
                         break;
                     }
                 }
-                if c.opts.until_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
+                // The idle clock runs only while the group has given this consumer
+                // partitions: a restart waits out the old member's session first.
+                if !assigned {
+                    assigned = c.consumer.assignment().is_ok_and(|a| a.count() > 0);
+                    if assigned {
+                        last_message = Instant::now();
+                    } else if started.elapsed() >= ASSIGNMENT_WAIT {
+                        tracing::warn!("no partitions assigned after {ASSIGNMENT_WAIT:?}; is another consumer in group {} holding them?", c.settings.group);
+                        assigned = true;
+                    }
+                }
+                if assigned && c.opts.until_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
                     break;
                 }
             }
@@ -186,15 +210,24 @@ pub async fn run(
 }
 
 impl Consumer_ {
-    async fn handle(&mut self, m: &BorrowedMessage<'_>, shutdown: &watch::Receiver<bool>) -> Result<(), ConsumeError> {
+    async fn handle(
+        &mut self,
+        m: &BorrowedMessage<'_>,
+        shutdown: &watch::Receiver<bool>,
+    ) -> Result<(), ConsumeError> {
         let partition = m.partition();
         let offset = m.offset();
         let payload = m.payload().unwrap_or_default();
-        let key = m.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
+        let key = m
+            .key()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+            .unwrap_or_default();
         self.summary.messages += 1;
         let flat = flatten_message(payload, self.sink.time_mode());
         let incoming = flat.as_ref().map_or(0, |f| f.rows.len());
-        if !self.batch.rows.is_empty() && self.batch.rows.len() + incoming > self.settings.batch_rows {
+        if !self.batch.rows.is_empty()
+            && self.batch.rows.len() + incoming > self.settings.batch_rows
+        {
             self.flush(shutdown).await?;
         }
         self.batch.note_offset(partition, offset);
@@ -222,9 +255,18 @@ impl Consumer_ {
             }
             Ok(f) => {
                 self.summary.records += f.records as u64;
-                let new: Vec<String> = f.unknown_fields.difference(&self.unknown).cloned().collect();
+                let new: Vec<String> = f
+                    .unknown_fields
+                    .difference(&self.unknown)
+                    .cloned()
+                    .collect();
                 if !new.is_empty() {
-                    tracing::warn!(partition, offset, "schema drift: fields the table has no column for: {}", new.join(", "));
+                    tracing::warn!(
+                        partition,
+                        offset,
+                        "schema drift: fields the table has no column for: {}",
+                        new.join(", ")
+                    );
                     self.unknown.extend(new.iter().cloned());
                     self.events.send(Event::UnknownFields { fields: new });
                 }
@@ -276,11 +318,15 @@ impl Consumer_ {
         let started = Instant::now();
         let mut retries = 0u32;
         if !self.batch.rows.is_empty() {
-            retries += self.retrying(shutdown, |sink, b| Box::pin(sink.insert_rows(&b.rows))).await?;
+            retries += self
+                .retrying(shutdown, |sink, b| Box::pin(sink.insert_rows(&b.rows)))
+                .await?;
         }
         if !self.batch.dead.is_empty() {
             retries += self
-                .retrying(shutdown, |sink, b| Box::pin(sink.insert_dead_letters(&b.dead)))
+                .retrying(shutdown, |sink, b| {
+                    Box::pin(sink.insert_dead_letters(&b.dead))
+                })
                 .await?;
         }
         let batch = std::mem::take(&mut self.batch);
@@ -295,15 +341,28 @@ impl Consumer_ {
             dead_letters: batch.dead.len(),
             took: started.elapsed(),
             retries,
-            offsets: batch.offsets.iter().map(|(p, (a, b))| (*p, *a, *b)).collect(),
+            offsets: batch
+                .offsets
+                .iter()
+                .map(|(p, (a, b))| (*p, *a, *b))
+                .collect(),
             per_transaction: batch.per_transaction.into_iter().collect(),
         });
         Ok(())
     }
 
-    async fn retrying<F>(&mut self, shutdown: &watch::Receiver<bool>, op: F) -> Result<u32, ConsumeError>
+    async fn retrying<F>(
+        &mut self,
+        shutdown: &watch::Receiver<bool>,
+        op: F,
+    ) -> Result<u32, ConsumeError>
     where
-        F: for<'a> Fn(&'a Sink, &'a Batch) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), SinkError>> + Send + 'a>>,
+        F: for<'a> Fn(
+            &'a Sink,
+            &'a Batch,
+        ) -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<(), SinkError>> + Send + 'a>,
+        >,
     {
         let mut attempt = 0u32;
         loop {
@@ -311,13 +370,21 @@ impl Consumer_ {
             match op(&self.sink, &self.batch).await {
                 Ok(()) => return Ok(attempt - 1),
                 Err(e) => {
-                    if self.opts.max_insert_attempts.is_some_and(|max| attempt >= max) {
-                        return Err(ConsumeError::Insert { attempts: attempt, last: e });
+                    if self
+                        .opts
+                        .max_insert_attempts
+                        .is_some_and(|max| attempt >= max)
+                    {
+                        return Err(ConsumeError::Insert {
+                            attempts: attempt,
+                            last: e,
+                        });
                     }
                     if *shutdown.borrow() && attempt >= 3 {
                         return Err(ConsumeError::ShutdownWithPending { last: e });
                     }
-                    let wait = Duration::from_millis(100u64 << (attempt - 1).min(7)).min(Duration::from_secs(10));
+                    let wait = Duration::from_millis(100u64 << (attempt - 1).min(7))
+                        .min(Duration::from_secs(10));
                     tracing::warn!(attempt, ?wait, "insert failed, retrying: {e}");
                     self.events.send(Event::InsertRetry {
                         attempt,
@@ -332,7 +399,9 @@ impl Consumer_ {
     fn commit(&mut self, offsets: &BTreeMap<i32, (i64, i64)>) {
         let mut tpl = TopicPartitionList::new();
         for (p, (_, last)) in offsets {
-            if let Err(e) = tpl.add_partition_offset(&self.settings.topic, *p, Offset::Offset(last + 1)) {
+            if let Err(e) =
+                tpl.add_partition_offset(&self.settings.topic, *p, Offset::Offset(last + 1))
+            {
                 tracing::warn!("cannot commit partition {p}: {e}");
             }
         }
@@ -340,7 +409,9 @@ impl Consumer_ {
         // messages are read again; the table's key makes that harmless.
         match self.consumer.commit(&tpl, CommitMode::Sync) {
             Ok(()) => self.summary.commits += 1,
-            Err(e) => tracing::warn!("offset commit failed (messages will be re-read, not doubled): {e}"),
+            Err(e) => {
+                tracing::warn!("offset commit failed (messages will be re-read, not doubled): {e}")
+            }
         }
     }
 }

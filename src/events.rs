@@ -22,7 +22,11 @@ pub enum Event {
     /// An insert failed and will be retried.
     InsertRetry { attempt: u32, error: String },
     /// A message or record was set aside.
-    DeadLettered { partition: i32, offset: i64, reason: String },
+    DeadLettered {
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
     /// Fields the table has no column for were seen (schema drift).
     UnknownFields { fields: Vec<String> },
 }

@@ -240,7 +240,10 @@ mod tests {
             assert_eq!(c.json, camel_case(c.name), "column {}", c.name);
         }
         assert_eq!(camel_case("percentile_95"), "percentile95");
-        assert_eq!(camel_case("eb_or_response_breached"), "ebOrResponseBreached");
+        assert_eq!(
+            camel_case("eb_or_response_breached"),
+            "ebOrResponseBreached"
+        );
     }
 
     #[test]

@@ -206,7 +206,9 @@ impl Convert for Option<String> {
         *slot = match value {
             Value::Null => None,
             Value::Str(s) => Some(s.into_owned()),
-            Value::Bool(_) | Value::I64(_) | Value::U64(_) | Value::F64(_) => Some(value.to_string()),
+            Value::Bool(_) | Value::I64(_) | Value::U64(_) | Value::F64(_) => {
+                Some(value.to_string())
+            }
             other => return Err(format!("expected a string, got {other}")),
         };
         Ok(())
@@ -404,7 +406,11 @@ fn parse_time_str(text: &str, timezone: Option<&str>) -> Option<i64> {
     (MIN_MS..MAX_MS).contains(&ms).then_some(ms)
 }
 
-fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>, mode: TimeMode) -> Result<(), String> {
+fn resolve_time(
+    row: &mut MetricRow,
+    timestamp: Option<&str>,
+    mode: TimeMode,
+) -> Result<(), String> {
     let ms = timestamp
         .and_then(epoch_ms)
         .or_else(|| row.key.filter(|ms| (MIN_MS..MAX_MS).contains(ms)))
@@ -414,7 +420,9 @@ fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>, mode: TimeMode) ->
                 .and_then(|s| parse_time_str(s, row.timezone.as_deref()))
         });
     let Some(ms) = ms else {
-        let shown = |v: Option<String>| v.map_or("missing".to_string(), |s| format!("{:?}", truncate(&s, 40)));
+        let shown = |v: Option<String>| {
+            v.map_or("missing".to_string(), |s| format!("{:?}", truncate(&s, 40)))
+        };
         return Err(format!(
             "no usable time: timestamp {}, key {}, timestampStr {}",
             shown(timestamp.map(str::to_owned)),
@@ -425,7 +433,9 @@ fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>, mode: TimeMode) ->
     row.timestamp = match mode {
         TimeMode::Millis => Timestamp::Millis(ms),
         // MIN_MS..MAX_MS keeps seconds within u32.
-        TimeMode::Seconds => Timestamp::Seconds(u32::try_from(ms / 1000).map_err(|e| e.to_string())?),
+        TimeMode::Seconds => {
+            Timestamp::Seconds(u32::try_from(ms / 1000).map_err(|e| e.to_string())?)
+        }
     };
     Ok(())
 }
@@ -433,7 +443,8 @@ fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>, mode: TimeMode) ->
 /// Flattens one message. A message error means nothing in it could be used; otherwise
 /// every record is either a row or a [`BadRecord`] with its reason.
 pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, MessageError> {
-    let text = std::str::from_utf8(payload).map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
         // Tell "not JSON at all" from "JSON, but not an object".
@@ -518,7 +529,9 @@ mod tests {
     const T0: i64 = 1_767_205_800_000;
 
     fn one(record: &str) -> Result<MetricRow, String> {
-        let msg = format!(r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{record}]}}"#);
+        let msg = format!(
+            r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{record}]}}"#
+        );
         let f = flatten_message(msg.as_bytes(), TimeMode::Millis).map_err(|e| e.to_string())?;
         match (f.rows.into_iter().next(), f.bad_records.into_iter().next()) {
             (Some(row), None) => Ok(row),
@@ -538,14 +551,20 @@ mod tests {
 
     #[test]
     fn a_records_own_identifier_wins() {
-        let row = one(&format!(r#"{{"timestamp":{T0},"transactionName":"GET /b","applicationId":"7"}}"#)).unwrap();
+        let row = one(&format!(
+            r#"{{"timestamp":{T0},"transactionName":"GET /b","applicationId":"7"}}"#
+        ))
+        .unwrap();
         assert_eq!(row.transaction_name, "GET /b");
         assert_eq!(row.application_id, "7");
     }
 
     #[test]
     fn missing_and_null_fields_are_null_not_zero() {
-        let row = one(&format!(r#"{{"timestamp":{T0},"errorRate":null,"ebHealth":null}}"#)).unwrap();
+        let row = one(&format!(
+            r#"{{"timestamp":{T0},"errorRate":null,"ebHealth":null}}"#
+        ))
+        .unwrap();
         assert_eq!(row.error_rate, None);
         assert_eq!(row.eb_health, None);
         assert_eq!(row.percentile_99, None);
@@ -569,11 +588,19 @@ mod tests {
     #[test]
     fn wrong_types_are_an_error_for_the_record_naming_the_field() {
         let err = one(&format!(r#"{{"timestamp":{T0},"totalCount":"lots"}}"#)).unwrap_err();
-        assert!(err.contains("record 0") && err.contains("field totalCount") && err.contains("\"lots\""), "{err}");
+        assert!(
+            err.contains("record 0")
+                && err.contains("field totalCount")
+                && err.contains("\"lots\""),
+            "{err}"
+        );
         let err = one(&format!(r#"{{"timestamp":{T0},"errorCount":2.5}}"#)).unwrap_err();
         assert!(err.contains("expected an integer, got 2.5"), "{err}");
         let err = one(&format!(r#"{{"timestamp":{T0},"avgResponseTime":[1,2]}}"#)).unwrap_err();
-        assert!(err.contains("field avgResponseTime: expected a number, got an array"), "{err}");
+        assert!(
+            err.contains("field avgResponseTime: expected a number, got an array"),
+            "{err}"
+        );
         let err = one(&format!(r#"{{"timestamp":{T0},"ebBreached":"maybe"}}"#)).unwrap_err();
         assert!(err.contains("expected a boolean"), "{err}");
     }
@@ -584,11 +611,16 @@ mod tests {
         assert_eq!(row.timestamp, Timestamp::Millis(T0));
         assert_eq!(row.key, Some(T0));
         // 2026-01-01 00:00 in Kolkata is 2025-12-31 18:30 UTC = T0.
-        let row = one(r#"{"timestampStr":"2026-01-01 00:00:00","timezone":"Asia/Kolkata"}"#).unwrap();
+        let row =
+            one(r#"{"timestampStr":"2026-01-01 00:00:00","timezone":"Asia/Kolkata"}"#).unwrap();
         assert_eq!(row.timestamp, Timestamp::Millis(T0));
         let row = one(r#"{"timestampStr":"2025-12-31T18:30:00Z"}"#).unwrap();
         assert_eq!(row.timestamp, Timestamp::Millis(T0));
-        let row = one(&format!(r#"{{"timestamp":"garbage","key":{}}}"#, T0 + 3_600_000)).unwrap();
+        let row = one(&format!(
+            r#"{{"timestamp":"garbage","key":{}}}"#,
+            T0 + 3_600_000
+        ))
+        .unwrap();
         assert_eq!(row.timestamp, Timestamp::Millis(T0 + 3_600_000));
     }
 
@@ -602,15 +634,28 @@ mod tests {
         assert_eq!(f.rows.len(), 1);
         assert_eq!(f.bad_records.len(), 2);
         assert_eq!(f.bad_records[0].index, 0);
-        assert!(f.bad_records[0].reason.starts_with("record 0: no usable time"), "{}", f.bad_records[0].reason);
+        assert!(
+            f.bad_records[0]
+                .reason
+                .starts_with("record 0: no usable time"),
+            "{}",
+            f.bad_records[0].reason
+        );
         assert_eq!(f.bad_records[0].raw, r#"{"totalCount":1}"#);
         // Epoch seconds where milliseconds are due are not taken for a 1970 time.
-        assert!(f.bad_records[1].reason.contains("timestamp \"1767205800\""), "{}", f.bad_records[1].reason);
+        assert!(
+            f.bad_records[1].reason.contains("timestamp \"1767205800\""),
+            "{}",
+            f.bad_records[1].reason
+        );
     }
 
     #[test]
     fn old_servers_get_seconds() {
-        let msg = format!(r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{}}}]}}"#, T0 + 999);
+        let msg = format!(
+            r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{}}}]}}"#,
+            T0 + 999
+        );
         let f = flatten_message(msg.as_bytes(), TimeMode::Seconds).unwrap();
         assert_eq!(f.rows[0].timestamp, Timestamp::Seconds((T0 / 1000) as u32));
     }
@@ -619,20 +664,37 @@ mod tests {
     fn message_errors_say_what_is_wrong() {
         let err = |b: &[u8]| flatten_message(b, TimeMode::Millis).unwrap_err();
         assert!(matches!(err(b"not json"), MessageError::NotJson(_)));
-        assert!(matches!(err(b"{\"transactionName\":\"x\""), MessageError::NotJson(_)));
+        assert!(matches!(
+            err(b"{\"transactionName\":\"x\""),
+            MessageError::NotJson(_)
+        ));
         assert!(matches!(err(b"[1,2]"), MessageError::NotATransaction(_)));
         assert_eq!(err(b"{\"transactionName\":\"x\"}"), MessageError::NoSeries);
-        assert_eq!(err(b"{\"transactionSeries\":[]}"), MessageError::EmptySeries);
+        assert_eq!(
+            err(b"{\"transactionSeries\":[]}"),
+            MessageError::EmptySeries
+        );
         let e = err(b"{\"transactionSeries\":{\"a\":1}}");
-        assert!(e.to_string().contains("transactionSeries is not an array"), "{e}");
-        assert!(matches!(err(b"{\"a\":\"\xff\xfe\"}"), MessageError::NotJson(_)));
+        assert!(
+            e.to_string().contains("transactionSeries is not an array"),
+            "{e}"
+        );
+        assert!(matches!(
+            err(b"{\"a\":\"\xff\xfe\"}"),
+            MessageError::NotJson(_)
+        ));
     }
 
     #[test]
     fn unknown_fields_are_reported_as_drift() {
-        let msg = format!(r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"brandNewField":1}}]}}"#);
+        let msg = format!(
+            r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"brandNewField":1}}]}}"#
+        );
         let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
         assert_eq!(f.rows.len(), 1);
-        assert_eq!(f.unknown_fields.into_iter().collect::<Vec<_>>(), vec!["brandNewField".to_string()]);
+        assert_eq!(
+            f.unknown_fields.into_iter().collect::<Vec<_>>(),
+            vec!["brandNewField".to_string()]
+        );
     }
 }

@@ -71,16 +71,28 @@ pub fn consumer_config(settings: &Settings) -> ClientConfig {
         .set("heartbeat.interval.ms", "1000")
         .set("fetch.max.bytes", MAX_MESSAGE_BYTES.to_string())
         .set("max.partition.fetch.bytes", MAX_MESSAGE_BYTES.to_string())
-        .set("receive.message.max.bytes", (MAX_MESSAGE_BYTES + 1024 * 1024).to_string())
-        .set("queued.max.messages.kbytes", "32768");
+        .set(
+            "receive.message.max.bytes",
+            (MAX_MESSAGE_BYTES + 1024 * 1024).to_string(),
+        )
+        .set("queued.max.messages.kbytes", "32768")
+        // tansu holds a fetch this long when it has less than one batch per partition
+        // to send; librdkafka's 500 ms default throttles a catch-up read badly.
+        .set("fetch.wait.max.ms", "50");
     c
 }
 
 /// Creates the topic with the configured partitions unless it exists. True if created.
 pub async fn ensure_topic(settings: &Settings) -> Result<bool, KafkaOpError> {
     let brokers = settings.kafka_brokers.as_str();
-    let admin: AdminClient<DefaultClientContext> = base_config(settings).create().map_err(op(brokers, "create admin client"))?;
-    let topic = NewTopic::new(&settings.topic, settings.partitions, TopicReplication::Fixed(1));
+    let admin: AdminClient<DefaultClientContext> = base_config(settings)
+        .create()
+        .map_err(op(brokers, "create admin client"))?;
+    let topic = NewTopic::new(
+        &settings.topic,
+        settings.partitions,
+        TopicReplication::Fixed(1),
+    );
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     let results = admin
         .create_topics([&topic], &opts)
@@ -145,7 +157,9 @@ fn partitions(consumer: &BaseConsumer, settings: &Settings) -> Result<Vec<i32>, 
 /// it from `spawn_blocking`. Returns the offsets set, per partition.
 pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<(i32, i64)>, KafkaOpError> {
     let brokers = settings.kafka_brokers.as_str();
-    let consumer: BaseConsumer = consumer_config(settings).create().map_err(op(brokers, "create consumer"))?;
+    let consumer: BaseConsumer = consumer_config(settings)
+        .create()
+        .map_err(op(brokers, "create consumer"))?;
     let parts = partitions(&consumer, settings)?;
     let timeout = Duration::from_secs(10);
     let mut targets = Vec::with_capacity(parts.len());
@@ -171,10 +185,12 @@ pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<(i32, i6
                 let offset = match e.offset() {
                     Offset::Offset(o) => o,
                     // No message at or after the time: start at the end.
-                    _ => consumer
-                        .fetch_watermarks(&settings.topic, e.partition(), timeout)
-                        .map_err(op(brokers, "read watermarks"))?
-                        .1,
+                    _ => {
+                        consumer
+                            .fetch_watermarks(&settings.topic, e.partition(), timeout)
+                            .map_err(op(brokers, "read watermarks"))?
+                            .1
+                    }
                 };
                 targets.push((e.partition(), offset));
             }
@@ -185,7 +201,9 @@ pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<(i32, i6
         tpl.add_partition_offset(&settings.topic, *p, Offset::Offset(*o))
             .map_err(op(brokers, "build partition list"))?;
     }
-    consumer.assign(&tpl).map_err(op(brokers, "assign partitions"))?;
+    consumer
+        .assign(&tpl)
+        .map_err(op(brokers, "assign partitions"))?;
     consumer
         .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
         .map_err(op(brokers, "commit replay offsets"))?;
@@ -193,7 +211,10 @@ pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<(i32, i6
 }
 
 /// Each partition's committed offset, watermarks and lag. Blocking.
-pub fn lag(consumer: &BaseConsumer, settings: &Settings) -> Result<Vec<PartitionLag>, KafkaOpError> {
+pub fn lag(
+    consumer: &BaseConsumer,
+    settings: &Settings,
+) -> Result<Vec<PartitionLag>, KafkaOpError> {
     let brokers = settings.kafka_brokers.as_str();
     let parts = partitions(consumer, settings)?;
     let timeout = Duration::from_secs(5);
@@ -206,12 +227,13 @@ pub fn lag(consumer: &BaseConsumer, settings: &Settings) -> Result<Vec<Partition
         .map_err(op(brokers, "read committed offsets"))?;
     let mut out = Vec::with_capacity(parts.len());
     for p in parts {
-        let committed_at = committed
-            .find_partition(&settings.topic, p)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
+        let committed_at =
+            committed
+                .find_partition(&settings.topic, p)
+                .and_then(|e| match e.offset() {
+                    Offset::Offset(o) => Some(o),
+                    _ => None,
+                });
         let (low, high) = consumer
             .fetch_watermarks(&settings.topic, p, timeout)
             .map_err(op(brokers, "read watermarks"))?;

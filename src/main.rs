@@ -9,7 +9,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = app::Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("wmtop: cannot start the async runtime: {e}");

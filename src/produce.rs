@@ -47,11 +47,13 @@ pub enum PublishError {
 pub async fn publish(settings: &Settings, answer: &Answer) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     let topic_created = kafka::ensure_topic(settings).await?;
-    let producer: FutureProducer = kafka::producer_config(settings).create().map_err(|source| KafkaOpError::Kafka {
-        brokers: settings.kafka_brokers.clone(),
-        action: "create producer",
-        source,
-    })?;
+    let producer: FutureProducer = kafka::producer_config(settings)
+        .create()
+        .map_err(|source| KafkaOpError::Kafka {
+            brokers: settings.kafka_brokers.clone(),
+            action: "create producer",
+            source,
+        })?;
     let mut pending = FuturesUnordered::new();
     for tx in &answer.transactions {
         let producer = &producer;
@@ -61,7 +63,9 @@ pub async fn publish(settings: &Settings, answer: &Answer) -> Result<PublishRepo
             if let Some(name) = &tx.name {
                 record = record.key(name.as_str());
             }
-            let result = producer.send(record, Timeout::After(Duration::from_secs(60))).await;
+            let result = producer
+                .send(record, Timeout::After(Duration::from_secs(60)))
+                .await;
             (tx, result.map(|_| ()).map_err(|(e, _)| e.to_string()))
         });
     }

@@ -87,7 +87,11 @@ mod tests {
         assert!(sql.contains("transaction_name = 'GET /a\\'b'"));
         assert_eq!(PRESETS.len(), 5);
         for p in PRESETS {
-            assert!(!p.sql("db.t", "x").contains('{'), "{} left a placeholder", p.key);
+            assert!(
+                !p.sql("db.t", "x").contains('{'),
+                "{} left a placeholder",
+                p.key
+            );
         }
     }
 }

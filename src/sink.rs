@@ -32,7 +32,11 @@ pub enum SinkError {
         source: clickhouse::error::Error,
     },
     #[error("ClickHouse at {url} answered an unexpected {what}: {text:?}")]
-    Unexpected { url: String, what: &'static str, text: String },
+    Unexpected {
+        url: String,
+        what: &'static str,
+        text: String,
+    },
 }
 
 /// A server version, as `SELECT version()` gives it.
@@ -199,7 +203,10 @@ impl Sink {
             text: version_text.clone(),
         })?;
         admin
-            .query(&format!("CREATE DATABASE IF NOT EXISTS {}", settings.database))
+            .query(&format!(
+                "CREATE DATABASE IF NOT EXISTS {}",
+                settings.database
+            ))
             .execute()
             .await
             .map_err(|source| SinkError::Ch {
@@ -216,12 +223,17 @@ impl Sink {
             version,
             version_text: version_text.trim().to_string(),
         };
-        sink.execute(&metrics_ddl(&sink.database, &sink.table, version)).await?;
-        sink.execute(&dead_letter_ddl(&sink.database, &sink.table)).await?;
+        sink.execute(&metrics_ddl(&sink.database, &sink.table, version))
+            .await?;
+        sink.execute(&dead_letter_ddl(&sink.database, &sink.table))
+            .await?;
         Ok(sink)
     }
 
-    fn err(&self, action: impl Into<String>) -> impl FnOnce(clickhouse::error::Error) -> SinkError + '_ {
+    fn err(
+        &self,
+        action: impl Into<String>,
+    ) -> impl FnOnce(clickhouse::error::Error) -> SinkError + '_ {
         let action = action.into();
         move |source| SinkError::Ch {
             url: self.url.clone(),
@@ -258,9 +270,15 @@ impl Sink {
             .await
             .map_err(self.err(format!("insert into {table}")))?;
         for row in rows {
-            insert.write(row).await.map_err(self.err(format!("insert into {table}")))?;
+            insert
+                .write(row)
+                .await
+                .map_err(self.err(format!("insert into {table}")))?;
         }
-        insert.end().await.map_err(self.err(format!("insert into {table}")))
+        insert
+            .end()
+            .await
+            .map_err(self.err(format!("insert into {table}")))
     }
 
     /// Inserts dead letters.
@@ -272,16 +290,29 @@ impl Sink {
             .await
             .map_err(self.err(format!("insert into {table}")))?;
         for l in letters {
-            insert.write(l).await.map_err(self.err(format!("insert into {table}")))?;
+            insert
+                .write(l)
+                .await
+                .map_err(self.err(format!("insert into {table}")))?;
         }
-        insert.end().await.map_err(self.err(format!("insert into {table}")))
+        insert
+            .end()
+            .await
+            .map_err(self.err(format!("insert into {table}")))
     }
 
     /// Runs a query and returns its output in a ClickHouse format (TabSeparated, CSV,
     /// JSONEachRow, PrettyCompact …). `readonly` runs it with `readonly=2`: reads and
     /// settings only, no writes and no DDL.
-    pub async fn query_text(&self, sql: &str, format: &str, readonly: bool) -> Result<String, SinkError> {
-        let mut q = self.client.query(&escape_binds(sql.trim().trim_end_matches(';')));
+    pub async fn query_text(
+        &self,
+        sql: &str,
+        format: &str,
+        readonly: bool,
+    ) -> Result<String, SinkError> {
+        let mut q = self
+            .client
+            .query(&escape_binds(sql.trim().trim_end_matches(';')));
         if readonly {
             q = q.with_setting("readonly", "2");
         }
@@ -321,7 +352,11 @@ impl Sink {
     /// Total rows as stored (without FINAL): equals the exact count once merged.
     pub async fn stored_rows(&self) -> Result<u64, SinkError> {
         let text = self
-            .query_text(&format!("SELECT count() FROM {}", self.qualified()), "TabSeparated", true)
+            .query_text(
+                &format!("SELECT count() FROM {}", self.qualified()),
+                "TabSeparated",
+                true,
+            )
             .await?;
         text.trim().parse().map_err(|_| SinkError::Unexpected {
             url: self.url.clone(),
@@ -333,8 +368,11 @@ impl Sink {
     /// Merges the given partitions (`toYYYYMM` values) so that replaced rows disappear.
     pub async fn optimize(&self, partitions: &BTreeSet<u32>) -> Result<(), SinkError> {
         for p in partitions {
-            self.execute(&format!("OPTIMIZE TABLE {} PARTITION {p} FINAL", self.qualified()))
-                .await?;
+            self.execute(&format!(
+                "OPTIMIZE TABLE {} PARTITION {p} FINAL",
+                self.qualified()
+            ))
+            .await?;
         }
         Ok(())
     }
@@ -351,7 +389,12 @@ impl Sink {
     }
 }
 
-async fn text_query(client: &Client, url: &str, sql: &str, format: &str) -> Result<String, SinkError> {
+async fn text_query(
+    client: &Client,
+    url: &str,
+    sql: &str,
+    format: &str,
+) -> Result<String, SinkError> {
     let err = |source| SinkError::Ch {
         url: url.to_string(),
         action: sql.to_string(),
@@ -374,7 +417,10 @@ fn escape_binds(sql: &str) -> String {
 fn first_line(sql: &str) -> String {
     let line = sql.trim().lines().next().unwrap_or_default();
     if line.len() > 80 {
-        let cut = (0..=80).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
+        let cut = (0..=80)
+            .rev()
+            .find(|i| line.is_char_boundary(*i))
+            .unwrap_or(0);
         format!("{}…", &line[..cut])
     } else {
         line.to_string()

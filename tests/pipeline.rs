@@ -24,7 +24,10 @@ async fn the_whole_dataset_loads_with_equal_rows_and_values() {
 
     let answer = fetch(&s).await;
     assert_eq!(answer.transactions.len(), 122);
-    assert_eq!(answer.records(), data.iter().map(|t| t.records.len()).sum::<usize>());
+    assert_eq!(
+        answer.records(),
+        data.iter().map(|t| t.records.len()).sum::<usize>()
+    );
     assert!(s.last_fetch_path().is_file(), "the raw answer is saved");
 
     let report = publish(&s, &answer).await.expect("publish");
@@ -47,7 +50,11 @@ async fn the_whole_dataset_loads_with_equal_rows_and_values() {
 
     // Sample values: every 7th transaction, its first, middle and last record.
     for tx in data.iter().step_by(7) {
-        for rec in [&tx.records[0], &tx.records[tx.records.len() / 2], &tx.records[tx.records.len() - 1]] {
+        for rec in [
+            &tx.records[0],
+            &tx.records[tx.records.len() / 2],
+            &tx.records[tx.records.len() - 1],
+        ] {
             let sec = rec.timestamp / 1000;
             let rows = query_json(
                 &s,
@@ -81,7 +88,10 @@ async fn the_whole_dataset_loads_with_equal_rows_and_values() {
             assert_eq!(num("percentile_95"), rec.percentile_95);
             assert_eq!(num("eb_consumed_percent"), rec.eb_consumed_percent);
             assert_eq!(num("eb_left_count") as i64, rec.eb_left_count);
-            assert_eq!(num("response_breach_count") as i64, rec.response_breach_count);
+            assert_eq!(
+                num("response_breach_count") as i64,
+                rec.response_breach_count
+            );
             assert_eq!(r["eb_health"], rec.eb_health);
             assert_eq!(r["eb_severity"], rec.eb_severity);
             assert_eq!(num("eb_breached") != 0.0, rec.eb_breached);
@@ -95,7 +105,13 @@ async fn the_whole_dataset_loads_with_equal_rows_and_values() {
         let out = sink.query_text(&sql, "JSONEachRow", true).await;
         assert!(out.is_ok(), "preset {} failed: {:?}", p.key, out.err());
     }
-    let p95 = query_json(&s, &wmtop::queries::preset("p95").unwrap().sql(&sink.qualified(), &data[0].name)).await;
+    let p95 = query_json(
+        &s,
+        &wmtop::queries::preset("p95")
+            .unwrap()
+            .sql(&sink.qualified(), &data[0].name),
+    )
+    .await;
     assert_eq!(p95.len(), data[0].records.len());
     sim.shutdown().await;
 }
@@ -112,7 +128,11 @@ async fn every_response_shape_loads() {
         publish(&s, &answer).await.unwrap();
         let summary = consume_until_idle(&s, Duration::from_secs(2)).await;
         assert_eq!(summary.messages, 6, "{shape:?}");
-        assert_eq!(rows_in_clickhouse(&s).await, expected_rows(&answer), "{shape:?}");
+        assert_eq!(
+            rows_in_clickhouse(&s).await,
+            expected_rows(&answer),
+            "{shape:?}"
+        );
         sim.shutdown().await;
     }
 }
@@ -146,8 +166,15 @@ async fn untidy_numbers_and_missing_fields_still_load() {
     let missing: u64 = rows[0]["missing"].as_str().unwrap().parse().unwrap();
     let total: i64 = rows[0]["total"].as_str().unwrap().parse().unwrap();
     assert!(missing > 0, "the fault left some totalCount out");
-    let all: i64 = data.iter().flat_map(|t| &t.records).map(|r| r.total_count).sum();
-    assert!(total > 0 && total < all, "present counts sum below the full total: {total} vs {all}");
+    let all: i64 = data
+        .iter()
+        .flat_map(|t| &t.records)
+        .map(|r| r.total_count)
+        .sum();
+    assert!(
+        total > 0 && total < all,
+        "present counts sum below the full total: {total} vs {all}"
+    );
     sim.shutdown().await;
 }
 
@@ -220,11 +247,17 @@ async fn bad_messages_are_kept_aside_with_their_reason_and_good_ones_load() {
         ("noseries", br#"{"transactionName":"GET /x"}"#.to_vec()),
         ("partly", partly.as_bytes().to_vec()),
         ("binary", vec![0xff, 0xfe, 0x00, 0x7b]),
-        ("empty", br#"{"transactionName":"GET /e","transactionSeries":[]}"#.to_vec()),
+        (
+            "empty",
+            br#"{"transactionName":"GET /e","transactionSeries":[]}"#.to_vec(),
+        ),
     ];
     for (key, p) in &payloads {
         producer
-            .send(FutureRecord::to(&s.topic).key(*key).payload(p), Timeout::After(Duration::from_secs(10)))
+            .send(
+                FutureRecord::to(&s.topic).key(*key).payload(p),
+                Timeout::After(Duration::from_secs(10)),
+            )
             .await
             .unwrap();
     }
@@ -253,19 +286,38 @@ async fn bad_messages_are_kept_aside_with_their_reason_and_good_ones_load() {
             .map(|l| l["reason"].as_str().unwrap().to_string())
             .collect()
     };
-    assert!(reason_of("notjson")[0].starts_with("not valid JSON"), "{:?}", reason_of("notjson"));
-    assert_eq!(reason_of("noseries"), vec!["no transactionSeries in the transaction object".to_string()]);
+    assert!(
+        reason_of("notjson")[0].starts_with("not valid JSON"),
+        "{:?}",
+        reason_of("notjson")
+    );
+    assert_eq!(
+        reason_of("noseries"),
+        vec!["no transactionSeries in the transaction object".to_string()]
+    );
     assert!(reason_of("binary")[0].contains("not UTF-8"));
-    assert_eq!(reason_of("empty"), vec!["transactionSeries is empty".to_string()]);
+    assert_eq!(
+        reason_of("empty"),
+        vec!["transactionSeries is empty".to_string()]
+    );
     let mut partly_reasons = reason_of("partly");
     partly_reasons.sort();
     assert_eq!(partly_reasons.len(), 2);
-    assert!(partly_reasons[0].starts_with("record 0: field totalCount: expected an integer"), "{partly_reasons:?}");
-    assert!(partly_reasons[1].starts_with("record 2: no usable time"), "{partly_reasons:?}");
+    assert!(
+        partly_reasons[0].starts_with("record 0: field totalCount: expected an integer"),
+        "{partly_reasons:?}"
+    );
+    assert!(
+        partly_reasons[1].starts_with("record 2: no usable time"),
+        "{partly_reasons:?}"
+    );
     // The payload is kept whole, bytes and all.
     let kept = sink
         .query_text(
-            &format!("SELECT hex(payload) FROM {}_dead_letters WHERE message_key = 'binary'", sink.qualified()),
+            &format!(
+                "SELECT hex(payload) FROM {}_dead_letters WHERE message_key = 'binary'",
+                sink.qualified()
+            ),
             "TabSeparated",
             true,
         )

@@ -24,7 +24,9 @@ use wmtop::secret::Secret;
 use wmtop::sim;
 use wmtop::sink::{self, ServerVersion, Sink};
 
-use super::{ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs, SimArgs};
+use super::{
+    ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs, SimArgs,
+};
 
 /// A receiver that turns true on SIGINT or SIGTERM.
 fn shutdown_on_signal() -> watch::Receiver<bool> {
@@ -67,10 +69,12 @@ fn sim_config(settings: &Settings, password: Secret) -> anyhow::Result<sim::SimC
     cfg.client_secret = settings.client_secret.clone();
     cfg.username = settings.username.clone();
     cfg.start_ms = settings.start_time.0;
-    cfg.application_id = settings
-        .application_id
-        .parse()
-        .with_context(|| format!("application_id {:?} is not a number", settings.application_id))?;
+    cfg.application_id = settings.application_id.parse().with_context(|| {
+        format!(
+            "application_id {:?} is not a number",
+            settings.application_id
+        )
+    })?;
     Ok(cfg)
 }
 
@@ -144,7 +148,9 @@ pub async fn produce(settings: &Settings, a: ProduceArgs) -> anyhow::Result<Exit
     let fetched = fetch(settings, &a).await?;
     let (code, report, error) = match produce::publish(settings, &fetched.answer).await {
         Ok(r) => (ExitCode::SUCCESS, r, None),
-        Err(produce::PublishError::Undelivered { report, first, .. }) => (ExitCode::FAILURE, *report, Some(first)),
+        Err(produce::PublishError::Undelivered { report, first, .. }) => {
+            (ExitCode::FAILURE, *report, Some(first))
+        }
         Err(e) => return Err(e.into()),
     };
     print_line(json!({
@@ -168,7 +174,9 @@ fn parse_replay(text: &str) -> anyhow::Result<ReplayFrom> {
     if text.eq_ignore_ascii_case("beginning") {
         return Ok(ReplayFrom::Beginning);
     }
-    let EpochMs(ms) = text.parse().map_err(|e| anyhow!("--replay: {e}, or \"beginning\""))?;
+    let EpochMs(ms) = text
+        .parse()
+        .map_err(|e| anyhow!("--replay: {e}, or \"beginning\""))?;
     Ok(ReplayFrom::Time(ms))
 }
 
@@ -184,7 +192,14 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
         until_idle: a.until_idle.map(Duration::from_secs_f64),
         max_insert_attempts: None,
     };
-    let summary = consume::run(settings, sink.clone(), opts, shutdown_on_signal(), Events::default()).await?;
+    let summary = consume::run(
+        settings,
+        sink.clone(),
+        opts,
+        shutdown_on_signal(),
+        Events::default(),
+    )
+    .await?;
     let mut line = serde_json::to_value(&summary)?;
     line["clickhouse_version"] = json!(sink.version_text);
     line["table"] = json!(sink.qualified());
@@ -217,16 +232,30 @@ pub async fn dead_letters(settings: &Settings, a: DeadLettersArgs) -> anyhow::Re
 }
 
 pub fn schema(settings: &Settings, a: SchemaArgs) -> anyhow::Result<ExitCode> {
-    let v = ServerVersion::parse(&a.server_version)
-        .ok_or_else(|| anyhow!("--server-version {:?}: expected MAJOR.MINOR", a.server_version))?;
-    println!("{};", sink::metrics_ddl(&settings.database, &settings.table, v));
-    println!("{};", sink::dead_letter_ddl(&settings.database, &settings.table));
+    let v = ServerVersion::parse(&a.server_version).ok_or_else(|| {
+        anyhow!(
+            "--server-version {:?}: expected MAJOR.MINOR",
+            a.server_version
+        )
+    })?;
+    println!(
+        "{};",
+        sink::metrics_ddl(&settings.database, &settings.table, v)
+    );
+    println!(
+        "{};",
+        sink::dead_letter_ddl(&settings.database, &settings.table)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn random_password() -> Secret {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos()));
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
     h.write_u32(std::process::id());
     let a = h.finish();
     let mut h2 = std::collections::hash_map::RandomState::new().build_hasher();
@@ -236,11 +265,21 @@ fn random_password() -> Secret {
 
 /// True when something accepts connections at the URL's host and port.
 async fn answers(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else { return false };
-    let Some(addrs) = u.socket_addrs(|| None).ok() else { return false };
-    let Some(addr): Option<SocketAddr> = addrs.into_iter().next() else { return false };
+    let Ok(u) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    let Some(addrs) = u.socket_addrs(|| None).ok() else {
+        return false;
+    };
+    let Some(addr): Option<SocketAddr> = addrs.into_iter().next() else {
+        return false;
+    };
     matches!(
-        tokio::time::timeout(Duration::from_millis(500), tokio::net::TcpStream::connect(addr)).await,
+        tokio::time::timeout(
+            Duration::from_millis(500),
+            tokio::net::TcpStream::connect(addr)
+        )
+        .await,
         Ok(Ok(_))
     )
 }
@@ -271,30 +310,53 @@ pub async fn with_simulator(
     Ok((s, Some(handle)))
 }
 
-pub async fn run_once(settings: &Settings, common: &CommonArgs, a: RunArgs) -> anyhow::Result<ExitCode> {
+pub async fn run_once(
+    settings: &Settings,
+    common: &CommonArgs,
+    a: RunArgs,
+) -> anyhow::Result<ExitCode> {
     let (settings, sim) = with_simulator(settings, common, a.transactions).await?;
     let sink = Sink::connect(&settings).await?;
     let started = Instant::now();
-    let fetched = fetch(&settings, &ProduceArgs { from_file: None, save: None }).await?;
+    let fetched = fetch(
+        &settings,
+        &ProduceArgs {
+            from_file: None,
+            save: None,
+        },
+    )
+    .await?;
     let published = produce::publish(&settings, &fetched.answer).await?;
     let consumed_at = Instant::now();
     let opts = ConsumeOptions {
         until_idle: Some(Duration::from_secs_f64(a.idle)),
         max_insert_attempts: None,
     };
-    let summary = consume::run(&settings, sink.clone(), opts, shutdown_on_signal(), Events::default()).await?;
+    let summary = consume::run(
+        &settings,
+        sink.clone(),
+        opts,
+        shutdown_on_signal(),
+        Events::default(),
+    )
+    .await?;
     let consume_ms = consumed_at.elapsed().as_millis() as u64;
     let in_ch = sink.rows_per_transaction().await?;
     let mut expected: BTreeMap<String, u64> = BTreeMap::new();
     for tx in &fetched.answer.transactions {
-        *expected.entry(tx.name.clone().unwrap_or_default()).or_default() += tx.records as u64;
+        *expected
+            .entry(tx.name.clone().unwrap_or_default())
+            .or_default() += tx.records as u64;
     }
     let mismatched: Vec<_> = expected
         .iter()
         .filter(|(name, n)| in_ch.get(*name) != Some(*n))
         .map(|(name, n)| json!({"transaction": name, "api": n, "clickhouse": in_ch.get(name)}))
         .collect();
-    let busy_ms = summary.took_ms.saturating_sub((a.idle * 1000.0) as u64).max(1);
+    let busy_ms = summary
+        .took_ms
+        .saturating_sub((a.idle * 1000.0) as u64)
+        .max(1);
     print_line(json!({
         "transactions": published.transactions,
         "records": published.records,
@@ -318,5 +380,9 @@ pub async fn run_once(settings: &Settings, common: &CommonArgs, a: RunArgs) -> a
     if let Some(s) = sim {
         s.shutdown().await;
     }
-    Ok(if mismatched.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if mismatched.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -132,8 +132,9 @@ pub struct RunArgs {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WMTOP_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WMTOP_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -156,6 +157,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::DeadLetters(a)) => headless::dead_letters(&settings, a).await,
         Some(Command::Schema(a)) => headless::schema(&settings, a),
         Some(Command::Run(a)) => headless::run_once(&settings, &cli.common, a).await,
-        None => headless::run_once(&settings, &cli.common, RunArgs { idle: 3.0, transactions: 122 }).await,
+        None => {
+            headless::run_once(
+                &settings,
+                &cli.common,
+                RunArgs {
+                    idle: 3.0,
+                    transactions: 122,
+                },
+            )
+            .await
+        }
     }
 }

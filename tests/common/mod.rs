@@ -21,8 +21,15 @@ pub const PASSWORD: &str = "test-password-5f2c9e";
 
 /// A name no other test or run uses.
 pub fn unique(prefix: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
-    format!("{prefix}_{}_{}", std::process::id(), nanos % 1_000_000_000_000)
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
 }
 
 pub fn kafka() -> String {
@@ -85,7 +92,9 @@ pub async fn consume_until_idle(s: &Settings, idle: Duration) -> ConsumeSummary 
         until_idle: Some(idle),
         max_insert_attempts: Some(20),
     };
-    consume::run(s, sink, opts, rx, Events::default()).await.expect("consume")
+    consume::run(s, sink, opts, rx, Events::default())
+        .await
+        .expect("consume")
 }
 
 /// Records per transaction in an answer.
@@ -98,7 +107,12 @@ pub fn expected_rows(answer: &Answer) -> BTreeMap<String, u64> {
 }
 
 pub async fn rows_in_clickhouse(s: &Settings) -> BTreeMap<String, u64> {
-    Sink::connect(s).await.unwrap().rows_per_transaction().await.unwrap()
+    Sink::connect(s)
+        .await
+        .unwrap()
+        .rows_per_transaction()
+        .await
+        .unwrap()
 }
 
 pub async fn query_json(s: &Settings, sql: &str) -> Vec<serde_json::Value> {
