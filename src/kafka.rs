@@ -98,20 +98,15 @@ pub async fn ensure_topic(settings: &Settings) -> Result<bool, KafkaOpError> {
         .create_topics([&topic], &opts)
         .await
         .map_err(op(brokers, "create topic"))?;
-    for r in results {
-        match r {
-            Ok(_) => return Ok(true),
-            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => return Ok(false),
-            Err((_, code)) => {
-                return Err(KafkaOpError::Kafka {
-                    brokers: brokers.to_string(),
-                    action: "create topic",
-                    source: KafkaError::AdminOp(code),
-                })
-            }
-        }
+    match results.into_iter().next() {
+        Some(Ok(_)) => Ok(true),
+        Some(Err((_, RDKafkaErrorCode::TopicAlreadyExists))) | None => Ok(false),
+        Some(Err((_, code))) => Err(KafkaOpError::Kafka {
+            brokers: brokers.to_string(),
+            action: "create topic",
+            source: KafkaError::AdminOp(code),
+        }),
     }
-    Ok(false)
 }
 
 /// Where a replay starts.
