@@ -33,6 +33,9 @@ pub struct ConsumeOptions {
     /// Give up on an insert after this many failed attempts (None: keep trying until
     /// shutdown, with the backoff capped at 10 s).
     pub max_insert_attempts: Option<u32>,
+    /// While this holds true, the consumer's partitions are paused (nothing is read;
+    /// the group membership is kept).
+    pub pause: Option<watch::Receiver<bool>>,
 }
 
 /// What a consume run did.
@@ -72,6 +75,7 @@ struct Batch {
     offsets: BTreeMap<i32, (i64, i64)>,
     per_transaction: BTreeMap<String, u64>,
     partitions: BTreeSet<u32>,
+    bytes: usize,
     started: Option<Instant>,
 }
 
@@ -146,6 +150,8 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drained = interval.min(Duration::from_millis(250));
     let mut assigned = false;
+    let mut held: Vec<i32> = Vec::new();
+    let mut paused = false;
     let mut last_message = Instant::now();
     let mut outcome = Ok(());
     loop {
@@ -178,6 +184,7 @@ pub async fn run(
                         break;
                     }
                 }
+                c.watch_assignment(&mut held, &mut paused);
                 // The idle clock runs only while the group has given this consumer
                 // partitions: a restart waits out the old member's session first.
                 if !assigned {
@@ -231,6 +238,7 @@ impl Consumer_ {
             self.flush(shutdown).await?;
         }
         self.batch.note_offset(partition, offset);
+        self.batch.bytes += payload.len();
         let topic = self.settings.topic.clone();
         match flat {
             Err(e) => {
@@ -338,6 +346,7 @@ impl Consumer_ {
         tracing::info!(rows = batch.rows.len(), dead = batch.dead.len(), took = ?started.elapsed(), "batch flushed");
         self.events.send(Event::Flushed {
             rows: batch.rows.len(),
+            bytes: batch.bytes,
             dead_letters: batch.dead.len(),
             took: started.elapsed(),
             retries,
@@ -392,6 +401,34 @@ impl Consumer_ {
                     });
                     tokio::time::sleep(wait).await;
                 }
+            }
+        }
+    }
+
+    /// Reports assignment changes and applies pause/resume to what is held.
+    fn watch_assignment(&mut self, held: &mut Vec<i32>, paused: &mut bool) {
+        let Ok(assignment) = self.consumer.assignment() else {
+            return;
+        };
+        let parts: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        let changed = parts != *held;
+        if changed {
+            held.clone_from(&parts);
+            self.events.send(Event::Assigned { partitions: parts });
+        }
+        let want = self.opts.pause.as_ref().is_some_and(|p| *p.borrow());
+        if want != *paused || (want && changed) {
+            let result = if want {
+                self.consumer.pause(&assignment)
+            } else {
+                self.consumer.resume(&assignment)
+            };
+            match result {
+                Ok(()) => {
+                    *paused = want;
+                    self.events.send(Event::Paused(want));
+                }
+                Err(e) => tracing::warn!("could not {} the consumer: {e}", if want { "pause" } else { "resume" }),
             }
         }
     }

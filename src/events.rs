@@ -11,6 +11,8 @@ pub enum Event {
     /// A batch reached ClickHouse and its offsets were committed.
     Flushed {
         rows: usize,
+        /// Kafka payload bytes the batch came from.
+        bytes: usize,
         dead_letters: usize,
         took: Duration,
         retries: u32,
@@ -27,6 +29,10 @@ pub enum Event {
         offset: i64,
         reason: String,
     },
+    /// The partitions this consumer holds changed.
+    Assigned { partitions: Vec<i32> },
+    /// The consumer was paused (true) or resumed (false).
+    Paused(bool),
     /// Fields the table has no column for were seen (schema drift).
     UnknownFields { fields: Vec<String> },
 }

@@ -148,61 +148,116 @@ fn partitions(consumer: &BaseConsumer, settings: &Settings) -> Result<Vec<i32>, 
     Ok(parts)
 }
 
-/// Moves the group's committed offsets so its next run re-reads the topic. Blocking: call
-/// it from `spawn_blocking`. Returns the offsets set, per partition.
-pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<(i32, i64)>, KafkaOpError> {
+/// One partition of a replay: where the group stands and where it will start again.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReplayPart {
+    pub partition: i32,
+    pub committed: Option<i64>,
+    pub target: i64,
+    pub high: i64,
+}
+
+impl ReplayPart {
+    /// Messages the replay will read on this partition.
+    pub fn messages(&self) -> i64 {
+        (self.high - self.target).max(0)
+    }
+}
+
+/// Works out where a replay starts on each partition, without moving anything. Blocking.
+pub fn replay_plan(settings: &Settings, from: ReplayFrom) -> Result<Vec<ReplayPart>, KafkaOpError> {
     let brokers = settings.kafka_brokers.as_str();
-    let consumer: BaseConsumer = consumer_config(settings)
-        .create()
-        .map_err(op(brokers, "create consumer"))?;
-    let parts = partitions(&consumer, settings)?;
+    let consumer: BaseConsumer = consumer_config(settings).create().map_err(op(brokers, "create consumer"))?;
     let timeout = Duration::from_secs(10);
-    let mut targets = Vec::with_capacity(parts.len());
-    match from {
-        ReplayFrom::Beginning => {
-            for p in &parts {
-                let (low, _) = consumer
-                    .fetch_watermarks(&settings.topic, *p, timeout)
-                    .map_err(op(brokers, "read watermarks"))?;
-                targets.push((*p, low));
-            }
-        }
+    let positions = lag(&consumer, settings)?;
+    let mut targets: Vec<(i32, i64)> = match from {
+        ReplayFrom::Beginning => positions.iter().map(|p| (p.partition, p.low)).collect(),
         ReplayFrom::Time(ms) => {
             let mut tpl = TopicPartitionList::new();
-            for p in &parts {
-                tpl.add_partition_offset(&settings.topic, *p, Offset::Offset(ms))
+            for p in &positions {
+                tpl.add_partition_offset(&settings.topic, p.partition, Offset::Offset(ms))
                     .map_err(op(brokers, "build partition list"))?;
             }
             let found = consumer
                 .offsets_for_times(tpl, timeout)
                 .map_err(op(brokers, "find offsets for the time"))?;
-            for e in found.elements() {
-                let offset = match e.offset() {
-                    Offset::Offset(o) => o,
-                    // No message at or after the time: start at the end.
-                    _ => {
-                        consumer
-                            .fetch_watermarks(&settings.topic, e.partition(), timeout)
-                            .map_err(op(brokers, "read watermarks"))?
-                            .1
+            found
+                .elements()
+                .iter()
+                .map(|e| {
+                    let high = positions
+                        .iter()
+                        .find(|p| p.partition == e.partition())
+                        .map_or(0, |p| p.high);
+                    match e.offset() {
+                        Offset::Offset(o) => (e.partition(), o),
+                        // No message at or after the time: nothing to re-read there.
+                        _ => (e.partition(), high),
                     }
-                };
-                targets.push((e.partition(), offset));
-            }
+                })
+                .collect()
         }
-    }
+    };
+    targets.sort_unstable();
+    Ok(positions
+        .iter()
+        .map(|p| ReplayPart {
+            partition: p.partition,
+            committed: p.committed,
+            target: targets
+                .iter()
+                .find(|(part, _)| *part == p.partition)
+                .map_or(p.high, |(_, o)| *o),
+            high: p.high,
+        })
+        .collect())
+}
+
+/// Commits a replay plan's targets for the group. Stop the group's consumers first.
+/// Blocking.
+pub fn apply_replay(settings: &Settings, plan: &[ReplayPart]) -> Result<(), KafkaOpError> {
+    let brokers = settings.kafka_brokers.as_str();
+    let consumer: BaseConsumer = consumer_config(settings).create().map_err(op(brokers, "create consumer"))?;
     let mut tpl = TopicPartitionList::new();
-    for (p, o) in &targets {
-        tpl.add_partition_offset(&settings.topic, *p, Offset::Offset(*o))
+    for p in plan {
+        tpl.add_partition_offset(&settings.topic, p.partition, Offset::Offset(p.target))
             .map_err(op(brokers, "build partition list"))?;
     }
-    consumer
-        .assign(&tpl)
-        .map_err(op(brokers, "assign partitions"))?;
+    consumer.assign(&tpl).map_err(op(brokers, "assign partitions"))?;
     consumer
         .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
-        .map_err(op(brokers, "commit replay offsets"))?;
-    Ok(targets)
+        .map_err(op(brokers, "commit replay offsets"))
+}
+
+/// Moves the group's committed offsets so its next run re-reads the topic. Blocking.
+pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<ReplayPart>, KafkaOpError> {
+    let plan = replay_plan(settings, from)?;
+    apply_replay(settings, &plan)?;
+    Ok(plan)
+}
+
+/// The timestamp (epoch ms) of the message at `offset`, read with a group-less consumer.
+/// Blocking; None when nothing arrives within the timeout.
+pub fn message_time(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).ok()?;
+    consumer.assign(&tpl).ok()?;
+    let msg = consumer.poll(Duration::from_millis(500))?.ok()?;
+    use rdkafka::Message;
+    msg.timestamp().to_millis()
+}
+
+/// A consumer for peeking at messages: no group, never commits.
+pub fn peek_consumer(settings: &Settings) -> Result<BaseConsumer, KafkaOpError> {
+    let mut c = base_config(settings);
+    c.set("group.id", format!("{}-peek", settings.group))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("fetch.max.bytes", MAX_MESSAGE_BYTES.to_string())
+        .set("max.partition.fetch.bytes", MAX_MESSAGE_BYTES.to_string())
+        .set("receive.message.max.bytes", (MAX_MESSAGE_BYTES + 1024 * 1024).to_string())
+        .set("queued.max.messages.kbytes", "16384");
+    c.create().map_err(op(&settings.kafka_brokers, "create peek consumer"))
 }
 
 /// Each partition's committed offset, watermarks and lag. Blocking.

@@ -11,6 +11,7 @@ pub mod events;
 pub mod fields;
 pub mod flatten;
 pub mod kafka;
+pub mod monitor;
 pub mod produce;
 pub mod queries;
 pub mod secret;

@@ -321,6 +321,33 @@ impl Sink {
         Ok(String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    /// Runs a query and returns its result as a table of text cells. `query_id` lets
+    /// [`Sink::kill_query`] stop it.
+    pub async fn query_table(&self, sql: &str, readonly: bool, query_id: &str) -> Result<QueryResult, SinkError> {
+        let mut q = self.client.query(&escape_binds(sql.trim().trim_end_matches(';')));
+        if readonly {
+            q = q.with_setting("readonly", "2");
+        }
+        q = q.with_setting("query_id", query_id);
+        let mut cursor = q.fetch_bytes("JSONCompact").map_err(self.err(first_line(sql)))?;
+        let bytes = cursor.collect().await.map_err(self.err(first_line(sql)))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            // A statement with no result set.
+            return Ok(QueryResult::default());
+        }
+        QueryResult::from_json_compact(&bytes).map_err(|e| SinkError::Unexpected {
+            url: self.url.clone(),
+            what: "result",
+            text: e,
+        })
+    }
+
+    /// Asks the server to stop a running query.
+    pub async fn kill_query(&self, query_id: &str) -> Result<(), SinkError> {
+        self.execute(&format!("KILL QUERY WHERE query_id = {} ASYNC", crate::queries::quote(query_id)))
+            .await
+    }
+
     /// Rows per transaction, exact (read with FINAL).
     pub async fn rows_per_transaction(&self) -> Result<BTreeMap<String, u64>, SinkError> {
         let sql = format!(
@@ -386,6 +413,76 @@ impl Sink {
             self.qualified()
         );
         self.query_text(&sql, "JSONEachRow", true).await
+    }
+}
+
+/// A query's result as text cells, for display and export.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl QueryResult {
+    /// Parses ClickHouse's JSONCompact output.
+    pub fn from_json_compact(bytes: &[u8]) -> Result<QueryResult, String> {
+        #[derive(serde::Deserialize)]
+        struct Meta {
+            name: String,
+        }
+        #[derive(serde::Deserialize)]
+        struct Out {
+            meta: Vec<Meta>,
+            data: Vec<Vec<serde_json::Value>>,
+        }
+        let out: Out = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        let cell = |v: serde_json::Value| match v {
+            serde_json::Value::String(s) => s,
+            serde_json::Value::Null => "NULL".to_string(),
+            other => other.to_string(),
+        };
+        Ok(QueryResult {
+            columns: out.meta.into_iter().map(|m| m.name).collect(),
+            rows: out
+                .data
+                .into_iter()
+                .map(|r| r.into_iter().map(cell).collect())
+                .collect(),
+        })
+    }
+
+    /// The result as CSV (RFC 4180 quoting), header first.
+    pub fn to_csv(&self) -> String {
+        fn field(s: &str) -> String {
+            if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_string()
+            }
+        }
+        let mut out = String::new();
+        for line in std::iter::once(&self.columns).chain(self.rows.iter()) {
+            let cells: Vec<String> = line.iter().map(|c| field(c)).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The result as a JSON array of objects keyed by column.
+    pub fn to_json(&self) -> String {
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = self
+            .rows
+            .iter()
+            .map(|r| {
+                self.columns
+                    .iter()
+                    .cloned()
+                    .zip(r.iter().map(|c| serde_json::Value::String(c.clone())))
+                    .collect()
+            })
+            .collect();
+        serde_json::to_string_pretty(&rows).unwrap_or_default()
     }
 }
 
@@ -459,6 +556,20 @@ mod tests {
     fn partitions_are_utc_months() {
         assert_eq!(partition_of(1_767_205_800_000), Some(202512));
         assert_eq!(partition_of(1_767_225_600_000), Some(202601));
+    }
+
+    #[test]
+    fn results_parse_and_export() {
+        let r = QueryResult::from_json_compact(
+            br#"{"meta":[{"name":"name","type":"String"},{"name":"n","type":"UInt64"}],"data":[["GET /a, \"x\"","3"],["b",null]],"rows":2}"#,
+        )
+        .unwrap();
+        assert_eq!(r.columns, vec!["name", "n"]);
+        assert_eq!(r.rows[1], vec!["b", "NULL"]);
+        assert_eq!(r.to_csv(), "name,n\n\"GET /a, \"\"x\"\"\",3\nb,NULL\n");
+        let json: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(json[0]["name"], "GET /a, \"x\"");
+        assert_eq!(json[1]["n"], "NULL");
     }
 
     #[test]

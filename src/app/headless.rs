@@ -185,12 +185,14 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
     if let Some(from) = &a.replay {
         let from = parse_replay(from)?;
         let s = settings.clone();
-        let set = tokio::task::spawn_blocking(move || kafka::reset_group(&s, from)).await??;
-        tracing::info!("replay: group {} moved to {:?}", settings.group, set);
+        let plan = tokio::task::spawn_blocking(move || kafka::reset_group(&s, from)).await??;
+        let messages: i64 = plan.iter().map(kafka::ReplayPart::messages).sum();
+        tracing::info!("replay: group {} re-reads {messages} messages: {plan:?}", settings.group);
     }
     let opts = ConsumeOptions {
         until_idle: a.until_idle.map(Duration::from_secs_f64),
         max_insert_attempts: None,
+        pause: None,
     };
     let summary = consume::run(
         settings,
@@ -331,6 +333,7 @@ pub async fn run_once(
     let opts = ConsumeOptions {
         until_idle: Some(Duration::from_secs_f64(a.idle)),
         max_insert_attempts: None,
+        pause: None,
     };
     let summary = consume::run(
         &settings,

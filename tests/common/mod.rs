@@ -91,6 +91,7 @@ pub async fn consume_until_idle(s: &Settings, idle: Duration) -> ConsumeSummary 
     let opts = ConsumeOptions {
         until_idle: Some(idle),
         max_insert_attempts: Some(20),
+        pause: None,
     };
     consume::run(s, sink, opts, rx, Events::default())
         .await
