@@ -410,7 +410,11 @@ impl Consumer_ {
         let Ok(assignment) = self.consumer.assignment() else {
             return;
         };
-        let parts: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        let parts: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
         let changed = parts != *held;
         if changed {
             held.clone_from(&parts);
@@ -428,7 +432,10 @@ impl Consumer_ {
                     *paused = want;
                     self.events.send(Event::Paused(want));
                 }
-                Err(e) => tracing::warn!("could not {} the consumer: {e}", if want { "pause" } else { "resume" }),
+                Err(e) => tracing::warn!(
+                    "could not {} the consumer: {e}",
+                    if want { "pause" } else { "resume" }
+                ),
             }
         }
     }

@@ -167,7 +167,9 @@ impl ReplayPart {
 /// Works out where a replay starts on each partition, without moving anything. Blocking.
 pub fn replay_plan(settings: &Settings, from: ReplayFrom) -> Result<Vec<ReplayPart>, KafkaOpError> {
     let brokers = settings.kafka_brokers.as_str();
-    let consumer: BaseConsumer = consumer_config(settings).create().map_err(op(brokers, "create consumer"))?;
+    let consumer: BaseConsumer = consumer_config(settings)
+        .create()
+        .map_err(op(brokers, "create consumer"))?;
     let timeout = Duration::from_secs(10);
     let positions = lag(&consumer, settings)?;
     let mut targets: Vec<(i32, i64)> = match from {
@@ -217,13 +219,17 @@ pub fn replay_plan(settings: &Settings, from: ReplayFrom) -> Result<Vec<ReplayPa
 /// Blocking.
 pub fn apply_replay(settings: &Settings, plan: &[ReplayPart]) -> Result<(), KafkaOpError> {
     let brokers = settings.kafka_brokers.as_str();
-    let consumer: BaseConsumer = consumer_config(settings).create().map_err(op(brokers, "create consumer"))?;
+    let consumer: BaseConsumer = consumer_config(settings)
+        .create()
+        .map_err(op(brokers, "create consumer"))?;
     let mut tpl = TopicPartitionList::new();
     for p in plan {
         tpl.add_partition_offset(&settings.topic, p.partition, Offset::Offset(p.target))
             .map_err(op(brokers, "build partition list"))?;
     }
-    consumer.assign(&tpl).map_err(op(brokers, "assign partitions"))?;
+    consumer
+        .assign(&tpl)
+        .map_err(op(brokers, "assign partitions"))?;
     consumer
         .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
         .map_err(op(brokers, "commit replay offsets"))
@@ -238,9 +244,15 @@ pub fn reset_group(settings: &Settings, from: ReplayFrom) -> Result<Vec<ReplayPa
 
 /// The timestamp (epoch ms) of the message at `offset`, read with a group-less consumer.
 /// Blocking; None when nothing arrives within the timeout.
-pub fn message_time(consumer: &BaseConsumer, topic: &str, partition: i32, offset: i64) -> Option<i64> {
+pub fn message_time(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Option<i64> {
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).ok()?;
+    tpl.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .ok()?;
     consumer.assign(&tpl).ok()?;
     let msg = consumer.poll(Duration::from_millis(500))?.ok()?;
     use rdkafka::Message;
@@ -255,9 +267,13 @@ pub fn peek_consumer(settings: &Settings) -> Result<BaseConsumer, KafkaOpError> 
         .set("enable.auto.offset.store", "false")
         .set("fetch.max.bytes", MAX_MESSAGE_BYTES.to_string())
         .set("max.partition.fetch.bytes", MAX_MESSAGE_BYTES.to_string())
-        .set("receive.message.max.bytes", (MAX_MESSAGE_BYTES + 1024 * 1024).to_string())
+        .set(
+            "receive.message.max.bytes",
+            (MAX_MESSAGE_BYTES + 1024 * 1024).to_string(),
+        )
         .set("queued.max.messages.kbytes", "16384");
-    c.create().map_err(op(&settings.kafka_brokers, "create peek consumer"))
+    c.create()
+        .map_err(op(&settings.kafka_brokers, "create peek consumer"))
 }
 
 /// Each partition's committed offset, watermarks and lag. Blocking.

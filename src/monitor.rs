@@ -163,7 +163,11 @@ impl Out {
     }
 
     fn stage(&self, stage: Stage, state: StageState, error: Option<String>) {
-        self.send(MonitorEvent::Stage { stage, state, error });
+        self.send(MonitorEvent::Stage {
+            stage,
+            state,
+            error,
+        });
     }
 }
 
@@ -199,11 +203,20 @@ struct ConsumerTask {
     task: JoinHandle<()>,
 }
 
-async fn control(settings: Settings, opts: MonitorOptions, mut commands: mpsc::Receiver<Command>, out: Out) {
+async fn control(
+    settings: Settings,
+    opts: MonitorOptions,
+    mut commands: mpsc::Receiver<Command>,
+    out: Out,
+) {
     let http = match http_client(&settings) {
         Ok(h) => h,
         Err(e) => {
-            out.stage(Stage::Api, StageState::Down, Some(format!("HTTP client: {e}")));
+            out.stage(
+                Stage::Api,
+                StageState::Down,
+                Some(format!("HTTP client: {e}")),
+            );
             return;
         }
     };
@@ -213,9 +226,19 @@ async fn control(settings: Settings, opts: MonitorOptions, mut commands: mpsc::R
     let (counts_dirty_tx, counts_dirty_rx) = watch::channel(true);
     let (stop_all_tx, stop_all) = watch::channel(false);
     let consumer_events = forward_consumer_events(out.clone(), counts_dirty_tx);
-    let mut consumer = Some(spawn_consumer(&settings, pause_rx.clone(), consumer_events.clone(), out.clone()));
+    let mut consumer = Some(spawn_consumer(
+        &settings,
+        pause_rx.clone(),
+        consumer_events.clone(),
+        out.clone(),
+    ));
     let lag_task = tokio::spawn(sample_lag(settings.clone(), out.clone(), stop_all.clone()));
-    let counts_task = tokio::spawn(refresh_counts(settings.clone(), out.clone(), counts_dirty_rx, stop_all.clone()));
+    let counts_task = tokio::spawn(refresh_counts(
+        settings.clone(),
+        out.clone(),
+        counts_dirty_rx,
+        stop_all.clone(),
+    ));
     let mut reload: Option<JoinHandle<()>> = None;
     let mut query: Option<(String, JoinHandle<()>)> = None;
     let mut query_sink: Option<Sink> = None;
@@ -255,7 +278,12 @@ async fn control(settings: Settings, opts: MonitorOptions, mut commands: mpsc::R
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 out.send(MonitorEvent::Replayed(applied.map(|()| messages)));
-                consumer = Some(spawn_consumer(&settings, pause_rx.clone(), consumer_events.clone(), out.clone()));
+                consumer = Some(spawn_consumer(
+                    &settings,
+                    pause_rx.clone(),
+                    consumer_events.clone(),
+                    out.clone(),
+                ));
             }
             Command::Pause(p) => {
                 let _ = pause_tx.send(p);
@@ -284,7 +312,10 @@ async fn control(settings: Settings, opts: MonitorOptions, mut commands: mpsc::R
                 let qid2 = qid.clone();
                 let task = tokio::spawn(async move {
                     let started = Instant::now();
-                    let result = sink.query_table(&sql, readonly, &qid2).await.map_err(|e| e.to_string());
+                    let result = sink
+                        .query_table(&sql, readonly, &qid2)
+                        .await
+                        .map_err(|e| e.to_string());
                     out2.send(MonitorEvent::QueryDone {
                         id,
                         result,
@@ -300,7 +331,11 @@ async fn control(settings: Settings, opts: MonitorOptions, mut commands: mpsc::R
                         if let Some(sink) = &query_sink {
                             let _ = sink.kill_query(&qid).await;
                         }
-                        let id = qid.rsplit('-').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+                        let id = qid
+                            .rsplit('-')
+                            .next()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
                         out.send(MonitorEvent::QueryDone {
                             id,
                             result: Err("cancelled".into()),
@@ -343,7 +378,11 @@ fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Event
                     let _ = counts_dirty.send(true);
                 }
                 Event::InsertRetry { attempt, error } => {
-                    out.stage(Stage::ClickHouse, StageState::Retrying(*attempt), Some(error.clone()));
+                    out.stage(
+                        Stage::ClickHouse,
+                        StageState::Retrying(*attempt),
+                        Some(error.clone()),
+                    );
                 }
                 _ => {}
             }
@@ -353,7 +392,12 @@ fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Event
     Events::new(tx)
 }
 
-fn spawn_consumer(settings: &Settings, pause: watch::Receiver<bool>, events: Events, out: Out) -> ConsumerTask {
+fn spawn_consumer(
+    settings: &Settings,
+    pause: watch::Receiver<bool>,
+    events: Events,
+    out: Out,
+) -> ConsumerTask {
     let (stop_tx, mut stop) = watch::channel(false);
     let settings = settings.clone();
     let task = tokio::spawn(async move {
@@ -367,7 +411,11 @@ fn spawn_consumer(settings: &Settings, pause: watch::Receiver<bool>, events: Eve
                 }
                 Err(e) => {
                     attempt += 1;
-                    out.stage(Stage::ClickHouse, StageState::Retrying(attempt), Some(e.to_string()));
+                    out.stage(
+                        Stage::ClickHouse,
+                        StageState::Retrying(attempt),
+                        Some(e.to_string()),
+                    );
                     backoff(attempt, &mut stop).await;
                     continue;
                 }
@@ -392,7 +440,10 @@ fn spawn_consumer(settings: &Settings, pause: watch::Receiver<bool>, events: Eve
         }
         out.send(MonitorEvent::ConsumerRunning(false));
     });
-    ConsumerTask { stop: stop_tx, task }
+    ConsumerTask {
+        stop: stop_tx,
+        task,
+    }
 }
 
 async fn backoff(attempt: u32, stop: &mut watch::Receiver<bool>) {
@@ -497,14 +548,21 @@ async fn sample_lag(settings: Settings, out: Out, mut stop: watch::Receiver<bool
                                 let ts = match ages.get(&(l.partition, from)) {
                                     Some(ts) => Some(*ts),
                                     None => {
-                                        let ts = kafka::message_time(peek, &settings.topic, l.partition, from);
+                                        let ts = kafka::message_time(
+                                            peek,
+                                            &settings.topic,
+                                            l.partition,
+                                            from,
+                                        );
                                         if let Some(ts) = ts {
                                             ages.insert((l.partition, from), ts);
                                         }
                                         ts
                                     }
                                 };
-                                ts.map(|ts| Duration::from_millis(u64::try_from(now_ms - ts).unwrap_or(0)))
+                                ts.map(|ts| {
+                                    Duration::from_millis(u64::try_from(now_ms - ts).unwrap_or(0))
+                                })
                             }
                             _ => None,
                         };

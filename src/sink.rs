@@ -323,13 +323,22 @@ impl Sink {
 
     /// Runs a query and returns its result as a table of text cells. `query_id` lets
     /// [`Sink::kill_query`] stop it.
-    pub async fn query_table(&self, sql: &str, readonly: bool, query_id: &str) -> Result<QueryResult, SinkError> {
-        let mut q = self.client.query(&escape_binds(sql.trim().trim_end_matches(';')));
+    pub async fn query_table(
+        &self,
+        sql: &str,
+        readonly: bool,
+        query_id: &str,
+    ) -> Result<QueryResult, SinkError> {
+        let mut q = self
+            .client
+            .query(&escape_binds(sql.trim().trim_end_matches(';')));
         if readonly {
             q = q.with_setting("readonly", "2");
         }
         q = q.with_setting("query_id", query_id);
-        let mut cursor = q.fetch_bytes("JSONCompact").map_err(self.err(first_line(sql)))?;
+        let mut cursor = q
+            .fetch_bytes("JSONCompact")
+            .map_err(self.err(first_line(sql)))?;
         let bytes = cursor.collect().await.map_err(self.err(first_line(sql)))?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             // A statement with no result set.
@@ -344,8 +353,11 @@ impl Sink {
 
     /// Asks the server to stop a running query.
     pub async fn kill_query(&self, query_id: &str) -> Result<(), SinkError> {
-        self.execute(&format!("KILL QUERY WHERE query_id = {} ASYNC", crate::queries::quote(query_id)))
-            .await
+        self.execute(&format!(
+            "KILL QUERY WHERE query_id = {} ASYNC",
+            crate::queries::quote(query_id)
+        ))
+        .await
     }
 
     /// Rows per transaction, exact (read with FINAL).

@@ -34,7 +34,13 @@ fn norm(v: &Value) -> Value {
 
 fn norm_rows(rows: &[Value]) -> Vec<Vec<(String, Value)>> {
     rows.iter()
-        .map(|r| r.as_object().unwrap().iter().map(|(k, v)| (k.clone(), norm(v))).collect())
+        .map(|r| {
+            r.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), norm(v)))
+                .collect()
+        })
         .collect()
 }
 
@@ -42,7 +48,10 @@ fn norm_rows(rows: &[Value]) -> Vec<Vec<(String, Value)>> {
 async fn ddl_and_reference_queries_run_on_a_modern_engine_and_agree_with_18_16() {
     let cfg = sim_config(12, 240);
     let data = sim::dataset(&cfg);
-    let modern = ServerVersion { major: 26, minor: 9 };
+    let modern = ServerVersion {
+        major: 26,
+        minor: 9,
+    };
 
     // The rows, flattened by the pipeline itself from what the simulator serves.
     let mut rows = Vec::new();
@@ -102,13 +111,21 @@ async fn ddl_and_reference_queries_run_on_a_modern_engine_and_agree_with_18_16()
         "queries": queries,
     });
     let mut child = Command::new(python())
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modern_engine.py"))
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/modern_engine.py"
+        ))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("python3 runs");
-    child.stdin.take().unwrap().write_all(spec.to_string().as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(spec.to_string().as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -117,14 +134,22 @@ async fn ddl_and_reference_queries_run_on_a_modern_engine_and_agree_with_18_16()
     );
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     let version = answer["version"].as_str().unwrap();
-    assert!(ServerVersion::parse(version).unwrap().major >= 24, "modern engine, got {version}");
+    assert!(
+        ServerVersion::parse(version).unwrap().major >= 24,
+        "modern engine, got {version}"
+    );
     let results = &answer["results"];
 
     let types: Vec<(String, String)> = results["types"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["name"].as_str().unwrap().into(), r["type"].as_str().unwrap().into()))
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["type"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     assert_eq!(
         types,
@@ -141,13 +166,23 @@ async fn ddl_and_reference_queries_run_on_a_modern_engine_and_agree_with_18_16()
     // 64-bit integers are quoted by old servers and bare on new ones.
     let total: u64 = counts
         .iter()
-        .map(|r| r["rows"].as_u64().or_else(|| r["rows"].as_str()?.parse().ok()).unwrap())
+        .map(|r| {
+            r["rows"]
+                .as_u64()
+                .or_else(|| r["rows"].as_str()?.parse().ok())
+                .unwrap()
+        })
         .sum();
     assert_eq!(total as usize, rows.len());
-    assert_eq!(results["p95"].as_array().unwrap().len(), data[3].records.len());
+    assert_eq!(
+        results["p95"].as_array().unwrap().len(),
+        data[3].records.len()
+    );
     let errors_expected = data
         .iter()
-        .filter(|t| t.records.iter().map(|r| r.error_rate).sum::<f64>() / t.records.len() as f64 > 1.0)
+        .filter(|t| {
+            t.records.iter().map(|r| r.error_rate).sum::<f64>() / t.records.len() as f64 > 1.0
+        })
         .count();
     assert_eq!(results["errors"].as_array().unwrap().len(), errors_expected);
 
@@ -161,6 +196,11 @@ async fn ddl_and_reference_queries_run_on_a_modern_engine_and_agree_with_18_16()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         let on_new = results[p.key].as_array().unwrap();
-        assert_eq!(norm_rows(&on_old), norm_rows(on_new), "preset {} differs between 18.16 and {version}", p.key);
+        assert_eq!(
+            norm_rows(&on_old),
+            norm_rows(on_new),
+            "preset {} differs between 18.16 and {version}",
+            p.key
+        );
     }
 }

@@ -187,7 +187,10 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
         let s = settings.clone();
         let plan = tokio::task::spawn_blocking(move || kafka::reset_group(&s, from)).await??;
         let messages: i64 = plan.iter().map(kafka::ReplayPart::messages).sum();
-        tracing::info!("replay: group {} re-reads {messages} messages: {plan:?}", settings.group);
+        tracing::info!(
+            "replay: group {} re-reads {messages} messages: {plan:?}",
+            settings.group
+        );
     }
     let opts = ConsumeOptions {
         until_idle: a.until_idle.map(Duration::from_secs_f64),

@@ -2,6 +2,7 @@
 //! one JSON summary line on stdout; logs go to stderr.
 
 mod headless;
+mod tui;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,8 +16,27 @@ use wmtop::config::{CommonArgs, Settings, Span};
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
+    #[command(flatten)]
+    pub screen: ScreenArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+/// How the monitor (wmtop with no command) draws.
+#[derive(clap::Args, Debug)]
+pub struct ScreenArgs {
+    /// Most frames drawn per second; nothing is drawn while nothing changes.
+    #[arg(long, env = "WMTOP_FPS", default_value_t = 10)]
+    pub fps: u32,
+    /// No colours (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Plain ASCII, for terminals without box-drawing glyphs.
+    #[arg(long, env = "WMTOP_ASCII")]
+    pub ascii: bool,
+    /// Let the query pane run statements that write.
+    #[arg(long)]
+    pub allow_writes: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -131,21 +151,48 @@ pub struct RunArgs {
     pub transactions: usize,
 }
 
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("WMTOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"))
+}
+
+/// Headless commands log to stderr.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WMTOP_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn")
-    });
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(log_filter())
         .with_writer(std::io::stderr)
         .with_target(false)
         .try_init();
 }
 
+/// The monitor logs to a file: nothing may print over the screen.
+fn init_file_logging(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
 /// Runs the chosen command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    init_logging();
     let settings = Settings::resolve(&cli.common)?;
+    if cli.command.is_none() {
+        init_file_logging(&settings.data_dir.join("wmtop.log"))?;
+    } else {
+        init_logging();
+    }
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
@@ -158,15 +205,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Schema(a)) => headless::schema(&settings, a),
         Some(Command::Run(a)) => headless::run_once(&settings, &cli.common, a).await,
         None => {
-            headless::run_once(
-                &settings,
-                &cli.common,
-                RunArgs {
-                    idle: 3.0,
-                    transactions: 122,
-                },
-            )
-            .await
+            let no_color =
+                cli.screen.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+            let opts = tui::TuiOptions {
+                fps: cli.screen.fps,
+                color: !no_color,
+                ascii: cli.screen.ascii,
+                allow_writes: cli.screen.allow_writes,
+            };
+            tui::run(&settings, &cli.common, opts).await
         }
     }
 }

@@ -1,0 +1,992 @@
+//! The TUI's state: a plain struct fed with monitor events and key actions, updated
+//! synchronously. It decides what to ask of the pipeline (returned as commands) and holds
+//! everything the panes draw; drawing only reads it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tui_input::Input;
+use wmtop::events::Event;
+use wmtop::kafka::{ReplayFrom, ReplayPart};
+use wmtop::monitor::{Command, LagRow, MonitorEvent, Stage, StageState};
+use wmtop::sink::QueryResult;
+
+use super::keymap::{Action, Mode};
+
+/// The panes below the status bar, in Tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Lag,
+    Flushes,
+    Transactions,
+    Query,
+}
+
+impl Pane {
+    pub const ALL: [Pane; 4] = [Pane::Lag, Pane::Flushes, Pane::Transactions, Pane::Query];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Lag => "Consumer lag",
+            Pane::Flushes => "Batch flushes",
+            Pane::Transactions => "Transactions",
+            Pane::Query => "Query",
+        }
+    }
+
+    fn index(self) -> usize {
+        Pane::ALL.iter().position(|p| *p == self).unwrap_or(0)
+    }
+}
+
+/// One flush, as the flushes pane lists it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FlushRow {
+    pub at: jiff::Timestamp,
+    pub rows: usize,
+    pub bytes: usize,
+    pub took: Duration,
+    pub offsets: Vec<(i32, i64, i64)>,
+    pub retries: u32,
+    pub dead_letters: usize,
+}
+
+/// One transaction's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxRow {
+    pub api_records: Option<u64>,
+    pub produced: u64,
+    pub inserted: u64,
+    pub in_clickhouse: Option<u64>,
+}
+
+/// A transaction's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TxStatus {
+    Unknown,
+    Loading,
+    Ok,
+    Missing,
+    Extra,
+}
+
+impl TxStatus {
+    pub fn label(self) -> &'static str {
+        match self {
+            TxStatus::Unknown => "-",
+            TxStatus::Loading => "loading",
+            TxStatus::Ok => "ok",
+            TxStatus::Missing => "MISSING",
+            TxStatus::Extra => "EXTRA",
+        }
+    }
+}
+
+/// Transactions pane columns (sortable).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxColumn {
+    Name,
+    Api,
+    Produced,
+    Inserted,
+    InClickHouse,
+    Status,
+}
+
+impl TxColumn {
+    pub const ALL: [TxColumn; 6] = [
+        TxColumn::Name,
+        TxColumn::Api,
+        TxColumn::Produced,
+        TxColumn::Inserted,
+        TxColumn::InClickHouse,
+        TxColumn::Status,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            TxColumn::Name => "Transaction",
+            TxColumn::Api => "API",
+            TxColumn::Produced => "Msgs",
+            TxColumn::Inserted => "Inserted",
+            TxColumn::InClickHouse => "In CH",
+            TxColumn::Status => "Status",
+        }
+    }
+}
+
+/// The query pane.
+#[derive(Default)]
+pub struct QueryState {
+    pub input: Input,
+    pub history: Vec<String>,
+    pub history_pos: Option<usize>,
+    pub running: Option<(u64, Instant)>,
+    pub next_id: u64,
+    pub result: Option<QueryResult>,
+    pub error: Option<String>,
+    pub took: Option<Duration>,
+    pub row: usize,
+    pub col: usize,
+    pub last_sql: String,
+}
+
+/// Everything the screen shows.
+pub struct App {
+    pub started: Instant,
+    pub focus: Pane,
+    pub mode: Mode,
+    pub stages: BTreeMap<Stage, (StageState, Option<String>)>,
+    pub token_expiry: Option<Instant>,
+    pub consumer_running: bool,
+    pub paused: bool,
+    pub reloading: bool,
+    pub lag: Vec<LagRow>,
+    /// When the lag was last sampled; None: never, or the last sample failed.
+    pub lag_at: Option<Instant>,
+    pub lag_history: VecDeque<u64>,
+    pub assigned: Vec<i32>,
+    pub flushes: VecDeque<FlushRow>,
+    pub rows_per_sec: VecDeque<u64>,
+    rows_this_second: u64,
+    pub totals: Totals,
+    pub retrying: Option<(u32, String)>,
+    pub txs: BTreeMap<String, TxRow>,
+    pub sort: (TxColumn, bool),
+    pub filter: Input,
+    pub scroll: [usize; 4],
+    pub help_scroll: usize,
+    pub query: QueryState,
+    pub replay_input: Input,
+    pub replay_plan: Option<Result<Vec<ReplayPart>, String>>,
+    pub message: Option<(String, Instant)>,
+    pub unknown_fields: Vec<String>,
+    pub dirty: bool,
+    pub quit: bool,
+    pub log_path: PathBuf,
+    pub export_dir: PathBuf,
+    pub history_path: PathBuf,
+    pub allow_writes: bool,
+    pub table: String,
+}
+
+/// Running totals of this run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub batches: u64,
+    pub rows: u64,
+    pub bytes: u64,
+    pub retries: u64,
+    pub dead_letters: u64,
+    pub fetches: u64,
+    pub published: u64,
+}
+
+/// Samples kept for sparklines: five minutes at one per second.
+const HISTORY: usize = 300;
+const MAX_FLUSHES: usize = 1000;
+
+impl App {
+    pub fn new(table: String, data_dir: PathBuf, log_path: PathBuf, allow_writes: bool) -> App {
+        let history_path = data_dir.join("query_history");
+        let history = std::fs::read_to_string(&history_path)
+            .map(|t| {
+                t.lines()
+                    .filter(|l| !l.trim().is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
+        App {
+            started: Instant::now(),
+            focus: Pane::Transactions,
+            mode: Mode::Normal,
+            stages: Stage::ALL
+                .iter()
+                .map(|s| (*s, (StageState::Unknown, None)))
+                .collect(),
+            token_expiry: None,
+            consumer_running: false,
+            paused: false,
+            reloading: false,
+            lag: Vec::new(),
+            lag_at: None,
+            lag_history: VecDeque::with_capacity(HISTORY),
+            assigned: Vec::new(),
+            flushes: VecDeque::new(),
+            rows_per_sec: VecDeque::with_capacity(HISTORY),
+            rows_this_second: 0,
+            totals: Totals::default(),
+            retrying: None,
+            txs: BTreeMap::new(),
+            sort: (TxColumn::Name, false),
+            filter: Input::default(),
+            scroll: [0; 4],
+            help_scroll: 0,
+            query: QueryState {
+                history,
+                ..QueryState::default()
+            },
+            replay_input: Input::default(),
+            replay_plan: None,
+            message: None,
+            unknown_fields: Vec::new(),
+            dirty: true,
+            quit: false,
+            log_path,
+            export_dir: data_dir.join("exports"),
+            history_path,
+            allow_writes,
+            table,
+        }
+    }
+
+    /// The key mode in force (the query pane adds its own keys to Normal).
+    pub fn key_mode(&self) -> Mode {
+        match self.mode {
+            Mode::Normal if self.focus == Pane::Query => Mode::QueryPane,
+            m => m,
+        }
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.message = Some((text.into(), Instant::now()));
+    }
+
+    /// Total lag, if every partition's is known.
+    pub fn total_lag(&self) -> Option<u64> {
+        if self.lag_at.is_none() || self.lag.is_empty() {
+            return None;
+        }
+        self.lag
+            .iter()
+            .map(|l| l.lag.lag.and_then(|n| u64::try_from(n).ok()))
+            .sum()
+    }
+
+    /// A transaction's verdict: rows in ClickHouse against records the API served.
+    pub fn status(&self, tx: &TxRow) -> TxStatus {
+        let (Some(api), Some(ch)) = (tx.api_records, tx.in_clickhouse) else {
+            return if tx.api_records.is_some() {
+                TxStatus::Loading
+            } else {
+                TxStatus::Unknown
+            };
+        };
+        if api == ch {
+            return TxStatus::Ok;
+        }
+        let busy =
+            self.reloading || self.total_lag().is_none_or(|l| l > 0) || self.flushed_recently();
+        match (ch < api, busy) {
+            (_, true) if ch < api => TxStatus::Loading,
+            (true, _) => TxStatus::Missing,
+            (false, _) => TxStatus::Extra,
+        }
+    }
+
+    fn flushed_recently(&self) -> bool {
+        self.flushes.front().is_some_and(|f| {
+            jiff::Timestamp::now().duration_since(f.at) < jiff::SignedDuration::from_secs(3)
+        })
+    }
+
+    /// The transactions shown: filtered by name, sorted by the chosen column.
+    pub fn visible_txs(&self) -> Vec<(&String, &TxRow, TxStatus)> {
+        let needle = self.filter.value().to_lowercase();
+        let mut rows: Vec<_> = self
+            .txs
+            .iter()
+            .filter(|(name, _)| needle.is_empty() || name.to_lowercase().contains(&needle))
+            .map(|(n, t)| (n, t, self.status(t)))
+            .collect();
+        let (col, rev) = self.sort;
+        rows.sort_by(|a, b| {
+            let ord = match col {
+                TxColumn::Name => a.0.cmp(b.0),
+                TxColumn::Api => a.1.api_records.cmp(&b.1.api_records),
+                TxColumn::Produced => a.1.produced.cmp(&b.1.produced),
+                TxColumn::Inserted => a.1.inserted.cmp(&b.1.inserted),
+                TxColumn::InClickHouse => a.1.in_clickhouse.cmp(&b.1.in_clickhouse),
+                TxColumn::Status => a.2.cmp(&b.2),
+            }
+            .then_with(|| a.0.cmp(b.0));
+            if rev {
+                ord.reverse()
+            } else {
+                ord
+            }
+        });
+        rows
+    }
+
+    /// The transaction under the cursor, if any.
+    pub fn selected_tx(&self) -> Option<String> {
+        let rows = self.visible_txs();
+        rows.get(self.scroll[Pane::Transactions.index()].min(rows.len().saturating_sub(1)))
+            .map(|(n, _, _)| (*n).clone())
+    }
+
+    /// Called once a second: rolls the sparklines.
+    pub fn tick(&mut self) {
+        push(&mut self.rows_per_sec, self.rows_this_second);
+        self.rows_this_second = 0;
+        if let Some(l) = self.total_lag() {
+            push(&mut self.lag_history, l);
+        }
+        if self
+            .message
+            .as_ref()
+            .is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(8))
+        {
+            self.message = None;
+        }
+        self.dirty = true;
+    }
+
+    /// Applies a pipeline event.
+    pub fn on_event(&mut self, e: MonitorEvent) {
+        self.dirty = true;
+        match e {
+            MonitorEvent::Stage {
+                stage,
+                state,
+                error,
+            } => {
+                // An error stays shown until the stage is ok again.
+                let keep = match (&state, &error) {
+                    (StageState::Ok, _) => None,
+                    (_, Some(e)) => Some(e.clone()),
+                    (_, None) => self.stages.get(&stage).and_then(|s| s.1.clone()),
+                };
+                self.stages.insert(stage, (state, keep));
+            }
+            MonitorEvent::TokenExpiry(at) => self.token_expiry = at,
+            MonitorEvent::Reloading(on) => self.reloading = on,
+            MonitorEvent::Fetched {
+                per_transaction,
+                took,
+            } => {
+                self.totals.fetches += 1;
+                for row in self.txs.values_mut() {
+                    row.api_records = None;
+                }
+                let n = per_transaction.len();
+                for (name, records) in per_transaction {
+                    self.txs.entry(name).or_default().api_records = Some(records);
+                }
+                self.say(format!(
+                    "fetched {n} transactions in {:.1} s",
+                    took.as_secs_f64()
+                ));
+            }
+            MonitorEvent::Published {
+                per_transaction,
+                delivered,
+                failed,
+                took,
+            } => {
+                self.totals.published += delivered as u64;
+                for (name, n) in per_transaction {
+                    self.txs.entry(name).or_default().produced += n;
+                }
+                if failed > 0 {
+                    self.say(format!(
+                        "publish: {failed} messages NOT delivered, {delivered} delivered"
+                    ));
+                } else {
+                    self.say(format!(
+                        "published {delivered} messages in {:.2} s",
+                        took.as_secs_f64()
+                    ));
+                }
+            }
+            MonitorEvent::Pipeline(ev) => self.on_pipeline(ev),
+            MonitorEvent::ConsumerRunning(on) => self.consumer_running = on,
+            MonitorEvent::Lag(rows) => {
+                if rows.is_empty() {
+                    self.lag_at = None;
+                } else {
+                    self.lag = rows;
+                    self.lag_at = Some(Instant::now());
+                }
+            }
+            MonitorEvent::Counts(counts) => {
+                for row in self.txs.values_mut() {
+                    row.in_clickhouse = Some(0);
+                }
+                for (name, n) in counts {
+                    self.txs.entry(name).or_default().in_clickhouse = Some(n);
+                }
+            }
+            MonitorEvent::ReplayPlan(plan) => {
+                if self.mode == Mode::Confirm {
+                    self.replay_plan = Some(plan);
+                }
+            }
+            MonitorEvent::Replayed(r) => match r {
+                Ok(n) => self.say(format!("replay started: re-reading {n} messages")),
+                Err(e) => self.say(format!("replay failed: {e}")),
+            },
+            MonitorEvent::QueryDone { id, result, took } => {
+                if self.query.running.is_some_and(|(rid, _)| rid == id) || id == 0 {
+                    self.query.running = None;
+                    self.query.took = Some(took);
+                    match result {
+                        Ok(r) => {
+                            self.query.result = Some(r);
+                            self.query.error = None;
+                        }
+                        Err(e) => self.query.error = Some(e),
+                    }
+                    self.query.row = 0;
+                    self.query.col = 0;
+                }
+            }
+        }
+    }
+
+    fn on_pipeline(&mut self, ev: Event) {
+        match ev {
+            Event::Flushed {
+                rows,
+                bytes,
+                dead_letters,
+                took,
+                retries,
+                offsets,
+                per_transaction,
+            } => {
+                self.retrying = None;
+                self.totals.batches += 1;
+                self.totals.rows += rows as u64;
+                self.totals.bytes += bytes as u64;
+                self.totals.retries += u64::from(retries);
+                self.totals.dead_letters += dead_letters as u64;
+                self.rows_this_second += rows as u64;
+                for (name, n) in per_transaction {
+                    self.txs.entry(name).or_default().inserted += n;
+                }
+                self.flushes.push_front(FlushRow {
+                    at: jiff::Timestamp::now(),
+                    rows,
+                    bytes,
+                    took,
+                    offsets,
+                    retries,
+                    dead_letters,
+                });
+                self.flushes.truncate(MAX_FLUSHES);
+            }
+            Event::InsertRetry { attempt, error } => self.retrying = Some((attempt, error)),
+            Event::DeadLettered { .. } => {}
+            Event::UnknownFields { fields } => {
+                self.say(format!(
+                    "schema drift: the table has no column for {}",
+                    fields.join(", ")
+                ));
+                self.unknown_fields.extend(fields);
+            }
+            Event::Assigned { partitions } => self.assigned = partitions,
+            Event::Paused(p) => self.paused = p,
+        }
+    }
+
+    /// Applies a key action; returns what to ask of the pipeline.
+    pub fn on_action(&mut self, action: Action) -> Vec<Command> {
+        self.dirty = true;
+        let pane = self.focus.index();
+        match (self.mode, action) {
+            (_, Action::Quit) => self.quit = true,
+            (Mode::Help, Action::Cancel) => self.mode = Mode::Normal,
+            (Mode::Help, Action::Down) => self.help_scroll += 1,
+            (Mode::Help, Action::Up) => self.help_scroll = self.help_scroll.saturating_sub(1),
+            (_, Action::Help) => {
+                self.mode = Mode::Help;
+                self.help_scroll = 0;
+            }
+            (_, Action::NextPane) => self.focus = Pane::ALL[(pane + 1) % Pane::ALL.len()],
+            (_, Action::PrevPane) => {
+                self.focus = Pane::ALL[(pane + Pane::ALL.len() - 1) % Pane::ALL.len()]
+            }
+            (_, Action::Down) => self.scroll_by(1),
+            (_, Action::Up) => self.scroll_by(-1),
+            (_, Action::PageDown) => self.scroll_by(10),
+            (_, Action::PageUp) => self.scroll_by(-10),
+            (_, Action::Top) => self.scroll_by(-(1 << 30)),
+            (_, Action::Bottom) => self.scroll_by(1 << 30),
+            (_, Action::Left) => self.query.col = self.query.col.saturating_sub(1),
+            (_, Action::Right) => {
+                let cols = self.query.result.as_ref().map_or(0, |r| r.columns.len());
+                self.query.col = (self.query.col + 1).min(cols.saturating_sub(1));
+            }
+            (Mode::Filter, Action::Accept) => self.mode = Mode::Normal,
+            (Mode::Filter, Action::Cancel) => {
+                self.filter.reset();
+                self.mode = Mode::Normal;
+            }
+            (_, Action::Filter) => {
+                self.focus = Pane::Transactions;
+                self.scroll[Pane::Transactions.index()] = 0;
+                self.mode = Mode::Filter;
+            }
+            (_, Action::Sort) => {
+                let i = TxColumn::ALL
+                    .iter()
+                    .position(|c| *c == self.sort.0)
+                    .unwrap_or(0);
+                self.sort = (TxColumn::ALL[(i + 1) % TxColumn::ALL.len()], false);
+            }
+            (_, Action::SortReverse) => self.sort.1 = !self.sort.1,
+            (_, Action::Reload) => {
+                if self.reloading {
+                    self.say("a reload is already running");
+                } else {
+                    self.reloading = true;
+                    self.say("reload: fetching and publishing…");
+                    return vec![Command::Reload];
+                }
+            }
+            (_, Action::TogglePause) => {
+                let want = !self.paused;
+                self.say(if want {
+                    "pausing the consumer"
+                } else {
+                    "resuming the consumer"
+                });
+                return vec![Command::Pause(want)];
+            }
+            (Mode::ReplayFrom, Action::Accept) => {
+                let text = self.replay_input.value().trim().to_string();
+                let from = if text.is_empty() || text.eq_ignore_ascii_case("beginning") {
+                    Ok(ReplayFrom::Beginning)
+                } else {
+                    text.parse::<wmtop::config::EpochMs>()
+                        .map(|t| ReplayFrom::Time(t.0))
+                };
+                match from {
+                    Ok(from) => {
+                        self.mode = Mode::Confirm;
+                        self.replay_plan = None;
+                        return vec![Command::PlanReplay(from)];
+                    }
+                    Err(e) => self.say(format!("replay: {e}")),
+                }
+            }
+            (Mode::ReplayFrom | Mode::Confirm, Action::Cancel) => {
+                self.mode = Mode::Normal;
+                self.replay_plan = None;
+            }
+            (_, Action::Replay) => {
+                self.replay_input.reset();
+                self.mode = Mode::ReplayFrom;
+            }
+            (Mode::Confirm, Action::Confirm) => {
+                if let Some(Ok(plan)) = self.replay_plan.take() {
+                    self.mode = Mode::Normal;
+                    return vec![Command::Replay(plan)];
+                }
+            }
+            (_, Action::EditQuery) => {
+                self.focus = Pane::Query;
+                self.mode = Mode::Edit;
+            }
+            (Mode::Edit, Action::Cancel) => self.mode = Mode::Normal,
+            (_, Action::Preset(i)) => {
+                if let Some(p) = wmtop::queries::PRESETS.get(i) {
+                    let tx = self.selected_tx().unwrap_or_default();
+                    let sql = p.sql(&self.table, &tx);
+                    self.query.input = Input::new(sql);
+                    return self.run_query();
+                }
+            }
+            (Mode::Edit, Action::RunQuery) => return self.run_query(),
+            (Mode::Edit, Action::HistoryPrev) => self.history_step(-1),
+            (Mode::Edit, Action::HistoryNext) => self.history_step(1),
+            (_, Action::CancelQuery) => {
+                if self.query.running.is_some() {
+                    return vec![Command::CancelQuery];
+                }
+            }
+            (_, Action::ExportCsv) => self.export(false),
+            (_, Action::ExportJson) => self.export(true),
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn scroll_by(&mut self, delta: isize) {
+        let i = self.focus.index();
+        let len = match self.focus {
+            Pane::Lag => self.lag.len(),
+            Pane::Flushes => self.flushes.len(),
+            Pane::Transactions => self.visible_txs().len(),
+            Pane::Query => self.query.result.as_ref().map_or(0, |r| r.rows.len()),
+        };
+        let cur = if self.focus == Pane::Query {
+            self.query.row
+        } else {
+            self.scroll[i]
+        };
+        let next = (cur as isize + delta).clamp(0, len.saturating_sub(1) as isize) as usize;
+        if self.focus == Pane::Query {
+            self.query.row = next;
+        } else {
+            self.scroll[i] = next;
+        }
+    }
+
+    fn run_query(&mut self) -> Vec<Command> {
+        let sql = self.query.input.value().trim().to_string();
+        if sql.is_empty() {
+            self.say("type a query first (or press 1-5 in the query pane for a preset)");
+            return Vec::new();
+        }
+        self.mode = Mode::Normal;
+        self.focus = Pane::Query;
+        self.query.next_id += 1;
+        let id = self.query.next_id;
+        self.query.running = Some((id, Instant::now()));
+        self.query.error = None;
+        self.query.history_pos = None;
+        self.query.last_sql.clone_from(&sql);
+        if self.query.history.last() != Some(&sql) {
+            self.query.history.push(sql.clone());
+            if self.query.history.len() > 500 {
+                self.query.history.remove(0);
+            }
+            self.save_history();
+        }
+        vec![Command::Query { id, sql }]
+    }
+
+    fn save_history(&self) {
+        if let Some(dir) = self.history_path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let text: String = self
+            .query
+            .history
+            .iter()
+            .map(|q| format!("{}\n", q.replace('\n', " ")))
+            .collect();
+        if let Err(e) = std::fs::write(&self.history_path, text) {
+            tracing::warn!(
+                "cannot save query history to {}: {e}",
+                self.history_path.display()
+            );
+        }
+    }
+
+    fn history_step(&mut self, delta: isize) {
+        let n = self.query.history.len();
+        if n == 0 {
+            return;
+        }
+        let pos = match (self.query.history_pos, delta < 0) {
+            (None, true) => n - 1,
+            (None, false) => return,
+            (Some(p), true) => p.saturating_sub(1),
+            (Some(p), false) if p + 1 >= n => {
+                self.query.history_pos = None;
+                self.query.input.reset();
+                return;
+            }
+            (Some(p), false) => p + 1,
+        };
+        self.query.history_pos = Some(pos);
+        self.query.input = Input::new(self.query.history[pos].clone());
+    }
+
+    fn export(&mut self, json: bool) {
+        let Some(result) = &self.query.result else {
+            self.say("nothing to export: run a query first");
+            return;
+        };
+        let stamp = jiff::Timestamp::now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let path = self.export_dir.join(format!(
+            "query-{stamp}.{}",
+            if json { "json" } else { "csv" }
+        ));
+        let body = if json {
+            result.to_json()
+        } else {
+            result.to_csv()
+        };
+        let written =
+            std::fs::create_dir_all(&self.export_dir).and_then(|()| std::fs::write(&path, body));
+        match written {
+            Ok(()) => self.say(format!(
+                "exported {} rows to {}",
+                result.rows.len(),
+                path.display()
+            )),
+            Err(e) => self.say(format!("export to {} failed: {e}", path.display())),
+        }
+    }
+}
+
+fn push(v: &mut VecDeque<u64>, x: u64) {
+    if v.len() == HISTORY {
+        v.pop_front();
+    }
+    v.push_back(x);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wmtop::kafka::PartitionLag;
+
+    fn app() -> App {
+        let dir = std::env::temp_dir().join(format!(
+            "wmtop-state-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        App::new("db.t".into(), dir.clone(), dir.join("wmtop.log"), false)
+    }
+
+    fn lag(partition: i32, lag: Option<i64>) -> LagRow {
+        LagRow {
+            lag: PartitionLag {
+                partition,
+                committed: Some(0),
+                low: 0,
+                high: lag.unwrap_or(0),
+                lag,
+            },
+            oldest_age: None,
+        }
+    }
+
+    fn flushed(rows: usize, per: &[(&str, u64)]) -> MonitorEvent {
+        MonitorEvent::Pipeline(Event::Flushed {
+            rows,
+            bytes: rows * 1000,
+            dead_letters: 0,
+            took: Duration::from_millis(50),
+            retries: 0,
+            offsets: vec![(0, 0, 3)],
+            per_transaction: per.iter().map(|(n, c)| ((*n).to_string(), *c)).collect(),
+        })
+    }
+
+    #[test]
+    fn a_load_moves_transactions_from_loading_to_ok() {
+        let mut a = app();
+        assert_eq!(a.on_action(Action::Reload).len(), 1);
+        a.on_event(MonitorEvent::Fetched {
+            per_transaction: vec![("GET /a".into(), 3), ("GET /b".into(), 2)],
+            took: Duration::from_millis(10),
+        });
+        a.on_event(MonitorEvent::Published {
+            per_transaction: vec![("GET /a".into(), 1), ("GET /b".into(), 1)],
+            delivered: 2,
+            failed: 0,
+            took: Duration::from_millis(5),
+        });
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(2))]));
+        let rows = a.visible_txs();
+        assert_eq!(rows[0].2, TxStatus::Loading);
+        a.on_event(flushed(5, &[("GET /a", 3), ("GET /b", 2)]));
+        a.on_event(MonitorEvent::Reloading(false));
+        a.on_event(MonitorEvent::Counts(
+            [("GET /a".to_string(), 3), ("GET /b".to_string(), 1)].into(),
+        ));
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        let rows = a.visible_txs();
+        assert_eq!(
+            rows[0].1,
+            &TxRow {
+                api_records: Some(3),
+                produced: 1,
+                inserted: 3,
+                in_clickhouse: Some(3)
+            }
+        );
+        assert_eq!(rows[0].2, TxStatus::Ok);
+        // GET /b: fewer rows in ClickHouse than the API served; just flushed, so loading …
+        assert_eq!(rows[1].2, TxStatus::Loading);
+        // … and once things are quiet, a mismatch.
+        a.flushes[0].at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(10);
+        assert_eq!(a.visible_txs()[1].2, TxStatus::Missing);
+        assert_eq!(a.totals.rows, 5);
+        assert_eq!(a.totals.batches, 1);
+    }
+
+    #[test]
+    fn lag_is_unknown_until_sampled_and_after_a_failed_sample() {
+        let mut a = app();
+        assert_eq!(a.total_lag(), None);
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(4)), lag(1, Some(1))]));
+        assert_eq!(a.total_lag(), Some(5));
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(4)), lag(1, None)]));
+        assert_eq!(
+            a.total_lag(),
+            None,
+            "one unknown partition makes the total unknown"
+        );
+        a.on_event(MonitorEvent::Lag(vec![]));
+        assert_eq!(
+            a.total_lag(),
+            None,
+            "a failed sample is not shown as current"
+        );
+    }
+
+    #[test]
+    fn filter_and_sort() {
+        let mut a = app();
+        a.on_event(MonitorEvent::Fetched {
+            per_transaction: vec![
+                ("GET /a".into(), 3),
+                ("POST /b".into(), 9),
+                ("GET /c".into(), 1),
+            ],
+            took: Duration::ZERO,
+        });
+        a.on_action(Action::Filter);
+        assert_eq!(a.mode, Mode::Filter);
+        a.filter = Input::new("get".into());
+        a.on_action(Action::Accept);
+        let names: Vec<_> = a.visible_txs().iter().map(|r| r.0.clone()).collect();
+        assert_eq!(names, vec!["GET /a", "GET /c"]);
+        a.on_action(Action::Sort); // by API records
+        a.on_action(Action::SortReverse);
+        let names: Vec<_> = a.visible_txs().iter().map(|r| r.0.clone()).collect();
+        assert_eq!(names, vec!["GET /a", "GET /c"]);
+        a.on_action(Action::SortReverse);
+        let names: Vec<_> = a.visible_txs().iter().map(|r| r.0.clone()).collect();
+        assert_eq!(names, vec!["GET /c", "GET /a"]);
+        a.mode = Mode::Filter;
+        a.on_action(Action::Cancel);
+        assert_eq!(a.visible_txs().len(), 3);
+    }
+
+    #[test]
+    fn replay_asks_for_a_plan_then_confirmation() {
+        let mut a = app();
+        a.on_action(Action::Replay);
+        assert_eq!(a.mode, Mode::ReplayFrom);
+        let cmds = a.on_action(Action::Accept);
+        assert!(matches!(
+            cmds.as_slice(),
+            [Command::PlanReplay(ReplayFrom::Beginning)]
+        ));
+        assert_eq!(a.mode, Mode::Confirm);
+        assert!(
+            a.on_action(Action::Confirm).is_empty(),
+            "nothing happens before the plan is shown"
+        );
+        let plan = vec![ReplayPart {
+            partition: 0,
+            committed: Some(5),
+            target: 0,
+            high: 5,
+        }];
+        a.on_event(MonitorEvent::ReplayPlan(Ok(plan.clone())));
+        let cmds = a.on_action(Action::Confirm);
+        assert!(matches!(cmds.as_slice(), [Command::Replay(p)] if *p == plan));
+        assert_eq!(a.mode, Mode::Normal);
+        // A time, and a bad one.
+        a.on_action(Action::Replay);
+        a.replay_input = Input::new("2026-01-05T00:00:00Z".into());
+        let cmds = a.on_action(Action::Accept);
+        assert!(matches!(
+            cmds.as_slice(),
+            [Command::PlanReplay(ReplayFrom::Time(1_767_571_200_000))]
+        ));
+        a.on_action(Action::Cancel);
+        a.on_action(Action::Replay);
+        a.replay_input = Input::new("last tuesday".into());
+        assert!(a.on_action(Action::Accept).is_empty());
+        assert_eq!(a.mode, Mode::ReplayFrom);
+        assert!(a.message.as_ref().unwrap().0.contains("last tuesday"));
+    }
+
+    #[test]
+    fn queries_run_keep_history_and_take_only_their_own_result() {
+        let mut a = app();
+        let _ = std::fs::remove_file(&a.history_path);
+        a.query.history.clear();
+        a.on_action(Action::EditQuery);
+        a.query.input = Input::new("SELECT 1".into());
+        let cmds = a.on_action(Action::RunQuery);
+        assert!(matches!(cmds.as_slice(), [Command::Query { id: 1, sql }] if sql == "SELECT 1"));
+        // A stale answer (another id) is ignored.
+        a.on_event(MonitorEvent::QueryDone {
+            id: 7,
+            result: Err("old".into()),
+            took: Duration::ZERO,
+        });
+        assert!(a.query.running.is_some());
+        let r = QueryResult {
+            columns: vec!["1".into()],
+            rows: vec![vec!["1".into()]],
+        };
+        a.on_event(MonitorEvent::QueryDone {
+            id: 1,
+            result: Ok(r.clone()),
+            took: Duration::from_millis(3),
+        });
+        assert_eq!(a.query.result, Some(r));
+        assert!(a.query.running.is_none());
+        // History survives a restart.
+        let b = App::new(
+            "db.t".into(),
+            a.history_path.parent().unwrap().to_path_buf(),
+            a.log_path.clone(),
+            false,
+        );
+        assert_eq!(b.query.history, vec!["SELECT 1".to_string()]);
+        // Presets fill the editor with the selected transaction.
+        a.on_event(MonitorEvent::Fetched {
+            per_transaction: vec![("GET /z".into(), 1)],
+            took: Duration::ZERO,
+        });
+        a.focus = Pane::Transactions;
+        let cmds = a.on_action(Action::Preset(2));
+        assert!(
+            matches!(cmds.as_slice(), [Command::Query { sql, .. }] if sql.contains("transaction_name = 'GET /z'"))
+        );
+    }
+
+    #[test]
+    fn export_writes_the_result() {
+        let mut a = app();
+        a.query.result = Some(QueryResult {
+            columns: vec!["a".into()],
+            rows: vec![vec!["x".into()], vec!["y".into()]],
+        });
+        a.on_action(Action::ExportCsv);
+        let msg = a.message.clone().unwrap().0;
+        let path = msg.rsplit(' ').next().unwrap();
+        assert_eq!(std::fs::read_to_string(path).unwrap(), "a\nx\ny\n");
+    }
+
+    #[test]
+    fn tab_cycles_panes_and_pause_toggles() {
+        let mut a = app();
+        assert_eq!(a.focus, Pane::Transactions);
+        a.on_action(Action::NextPane);
+        assert_eq!(a.focus, Pane::Query);
+        assert_eq!(a.key_mode(), Mode::QueryPane);
+        a.on_action(Action::NextPane);
+        assert_eq!(a.focus, Pane::Lag);
+        a.on_action(Action::PrevPane);
+        assert_eq!(a.focus, Pane::Query);
+        assert!(matches!(
+            a.on_action(Action::TogglePause).as_slice(),
+            [Command::Pause(true)]
+        ));
+        a.on_event(MonitorEvent::Pipeline(Event::Paused(true)));
+        assert!(matches!(
+            a.on_action(Action::TogglePause).as_slice(),
+            [Command::Pause(false)]
+        ));
+    }
+}
