@@ -134,7 +134,7 @@ pub async fn run(
     .await;
     // Stop cleanly: flush the last batch and commit, showing that we do.
     app.message = Some((
-        "stopping: flushing the last batch and committing offsets…".into(),
+        "stopping: flushing the last batch and committing offsets...".into(),
         Instant::now(),
     ));
     let _ = terminal.draw(|f| ui::draw(&app, theme, f));

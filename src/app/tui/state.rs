@@ -544,7 +544,7 @@ impl App {
                     self.say("a reload is already running");
                 } else {
                     self.reloading = true;
-                    self.say("reload: fetching and publishing…");
+                    self.say("reload: fetching and publishing...");
                     return vec![Command::Reload];
                 }
             }
@@ -809,9 +809,9 @@ mod tests {
             }
         );
         assert_eq!(rows[0].2, TxStatus::Ok);
-        // GET /b: fewer rows in ClickHouse than the API served; just flushed, so loading …
+        // GET /b: fewer rows in ClickHouse than the API served; just flushed, so loading ...
         assert_eq!(rows[1].2, TxStatus::Loading);
-        // … and once things are quiet, a mismatch.
+        // ... and once things are quiet, a mismatch.
         a.flushes[0].at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(10);
         assert_eq!(a.visible_txs()[1].2, TxStatus::Missing);
         assert_eq!(a.totals.rows, 5);

@@ -12,7 +12,7 @@ use crate::app::tui::state::{App, Pane};
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let t = &app.totals;
     let title = format!(
-        "{} — {} batches, {} rows, {}",
+        "{} - {} batches, {} rows, {}",
         Pane::Flushes.title(),
         t.batches,
         si(t.rows),

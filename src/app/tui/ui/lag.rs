@@ -13,8 +13,8 @@ use crate::app::tui::state::{App, Pane};
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let total = app.total_lag();
     let title = match total {
-        Some(t) => format!("{} — total {t}", Pane::Lag.title()),
-        None => format!("{} — total unknown", Pane::Lag.title()),
+        Some(t) => format!("{} - total {t}", Pane::Lag.title()),
+        None => format!("{} - total unknown", Pane::Lag.title()),
     };
     let block = theme.block(title, app.focus == Pane::Lag);
     let inner = block.inner(area);

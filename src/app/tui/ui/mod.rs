@@ -9,6 +9,9 @@ mod query;
 mod status;
 mod transactions;
 
+#[cfg(test)]
+mod tests;
+
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::symbols;
@@ -274,7 +277,7 @@ fn draw_replay(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         ]));
     } else {
         match &app.replay_plan {
-            None => lines.push(Line::raw("Working out what will be re-read…")),
+            None => lines.push(Line::raw("Working out what will be re-read...")),
             Some(Err(e)) => {
                 lines.push(Line::styled(
                     format!("Cannot plan the replay: {e}"),

@@ -68,7 +68,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let status = match (&q.running, &q.error, &q.result) {
         (Some((_, since)), _, _) => Line::styled(
             format!(
-                "running for {} … (c or Ctrl-c cancels)",
+                "running for {} ... (c or Ctrl-c cancels)",
                 short_duration(since.elapsed())
             ),
             theme.warn(),

@@ -47,7 +47,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     };
     stages.push(consumer);
     if app.reloading {
-        stages.push(Span::styled("  reloading…", theme.warn()));
+        stages.push(Span::styled("  reloading...", theme.warn()));
     }
     stages.push(Span::raw(format!(
         "  up {}",

@@ -18,7 +18,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         .filter(|r| matches!(r.2, TxStatus::Missing | TxStatus::Extra))
         .count();
     let title = format!(
-        "{} — {} shown of {}, {} mismatched",
+        "{} - {} shown of {}, {} mismatched",
         Pane::Transactions.title(),
         txs.len(),
         app.txs.len(),
