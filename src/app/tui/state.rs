@@ -604,10 +604,8 @@ impl App {
             (Mode::Edit, Action::RunQuery) => return self.run_query(),
             (Mode::Edit, Action::HistoryPrev) => self.history_step(-1),
             (Mode::Edit, Action::HistoryNext) => self.history_step(1),
-            (_, Action::CancelQuery) => {
-                if self.query.running.is_some() {
-                    return vec![Command::CancelQuery];
-                }
+            (_, Action::CancelQuery) if self.query.running.is_some() => {
+                return vec![Command::CancelQuery]
             }
             (_, Action::ExportCsv) => self.export(false),
             (_, Action::ExportJson) => self.export(true),
