@@ -163,6 +163,8 @@ pub struct App {
     pub message: Option<(String, Instant)>,
     pub unknown_fields: Vec<String>,
     pub dirty: bool,
+    /// The clock texts last drawn.
+    shown_clock: (String, String),
     pub quit: bool,
     pub log_path: PathBuf,
     pub export_dir: PathBuf,
@@ -233,6 +235,7 @@ impl App {
             message: None,
             unknown_fields: Vec::new(),
             dirty: true,
+            shown_clock: Default::default(),
             quit: false,
             log_path,
             export_dir: data_dir.join("exports"),
@@ -341,27 +344,61 @@ impl App {
             .is_some_and(|(_, at)| at.elapsed() > Duration::from_secs(8))
         {
             self.message = None;
+            self.dirty = true;
         }
-        self.dirty = true;
+        // Redraw only when what the clock shows changed, or a sparkline moved.
+        let clock = self.clock();
+        if clock != self.shown_clock {
+            self.shown_clock = clock;
+            self.dirty = true;
+        }
+        if self.rows_per_sec.iter().any(|n| *n > 0) || self.lag_history.iter().any(|n| *n > 0) {
+            self.dirty = true;
+        }
+    }
+
+    /// Uptime and token countdown as the status bar shows them: seconds below a
+    /// minute, minutes above, so an idle screen changes at most once a minute.
+    pub fn clock(&self) -> (String, String) {
+        let coarse = |d: Duration| {
+            let s = d.as_secs();
+            match s {
+                0..=59 => format!("{s}s"),
+                60..=3599 => format!("{}m", s / 60),
+                _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+            }
+        };
+        let token = match self.token_expiry {
+            None => "-".to_string(),
+            Some(at) if at > Instant::now() => coarse(at - Instant::now()),
+            Some(_) => "expired".to_string(),
+        };
+        (coarse(self.started.elapsed()), token)
     }
 
     /// Applies a pipeline event.
     pub fn on_event(&mut self, e: MonitorEvent) {
-        self.dirty = true;
-        match e {
-            MonitorEvent::Stage {
-                stage,
-                state,
-                error,
-            } => {
+        // Periodic samples (stage states, lag) redraw only when they change what is shown.
+        let changed = match &e {
+            MonitorEvent::Stage { stage, state, error } => {
                 // An error stays shown until the stage is ok again.
-                let keep = match (&state, &error) {
+                let keep = match (state, error) {
                     (StageState::Ok, _) => None,
                     (_, Some(e)) => Some(e.clone()),
-                    (_, None) => self.stages.get(&stage).and_then(|s| s.1.clone()),
+                    (_, None) => self.stages.get(stage).and_then(|s| s.1.clone()),
                 };
-                self.stages.insert(stage, (state, keep));
+                let new = (state.clone(), keep);
+                let changed = self.stages.get(stage) != Some(&new);
+                self.stages.insert(*stage, new);
+                changed
             }
+            MonitorEvent::Lag(rows) if rows.is_empty() => self.lag_at.is_some(),
+            MonitorEvent::Lag(rows) => self.lag_at.is_none() || *rows != self.lag,
+            _ => true,
+        };
+        self.dirty |= changed;
+        match e {
+            MonitorEvent::Stage { .. } => {}
             MonitorEvent::TokenExpiry(at) => self.token_expiry = at,
             MonitorEvent::Reloading(on) => self.reloading = on,
             MonitorEvent::Fetched {
@@ -814,6 +851,25 @@ mod tests {
         assert_eq!(a.visible_txs()[1].2, TxStatus::Missing);
         assert_eq!(a.totals.rows, 5);
         assert_eq!(a.totals.batches, 1);
+    }
+
+    #[test]
+    fn an_unchanged_sample_does_not_redraw() {
+        let mut a = app();
+        let ok = || MonitorEvent::Stage { stage: Stage::Kafka, state: StageState::Ok, error: None };
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.on_event(ok());
+        a.tick();
+        a.dirty = false;
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.on_event(ok());
+        a.tick();
+        assert!(!a.dirty, "nothing shown changed");
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(3))]));
+        assert!(a.dirty);
+        a.dirty = false;
+        a.on_event(MonitorEvent::Stage { stage: Stage::Kafka, state: StageState::Down, error: Some("x".into()) });
+        assert!(a.dirty);
     }
 
     #[test]

@@ -1,15 +1,13 @@
 //! The status bar: each stage's state and last error, the token's countdown, the
 //! consumer's state, uptime.
 
-use std::time::Instant;
-
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
 use wmtop::monitor::{Stage, StageState};
 
-use super::{short_duration, Theme};
+use super::Theme;
 use crate::app::tui::state::App;
 
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
@@ -34,12 +32,8 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
             errors.push(format!("{}: {e}", stage.name()));
         }
     }
-    let token = match app.token_expiry {
-        None => "token -".to_string(),
-        Some(at) if at > Instant::now() => format!("token {}", short_duration(at - Instant::now())),
-        Some(_) => "token expired".to_string(),
-    };
-    stages.push(Span::raw(format!("{token}  ")));
+    let (uptime, token) = app.clock();
+    stages.push(Span::raw(format!("token {token}  ")));
     let consumer = match (app.consumer_running, app.paused) {
         (false, _) => Span::styled("consumer stopped", theme.bad()),
         (true, true) => Span::styled("consumer PAUSED", theme.warn()),
@@ -49,10 +43,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     if app.reloading {
         stages.push(Span::styled("  reloading...", theme.warn()));
     }
-    stages.push(Span::raw(format!(
-        "  up {}",
-        short_duration(app.started.elapsed())
-    )));
+    stages.push(Span::raw(format!("  up {uptime}")));
     let second = if errors.is_empty() {
         Line::styled(
             if app.txs.is_empty() {
