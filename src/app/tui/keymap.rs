@@ -473,9 +473,34 @@ fn short(help: &'static str) -> &'static str {
     help.split([':', '(']).next().map_or(help, str::trim)
 }
 
+/// The keymap as a Markdown table, as the README shows it.
+#[cfg(test)]
+pub fn markdown_table() -> String {
+    let mut out = String::from("| where | keys | action |\n| --- | --- | --- |\n");
+    for b in BINDINGS {
+        out.push_str(&format!(
+            "| {} | `{}` | {} |\n",
+            b.mode.title(),
+            b.keys_label(),
+            b.help
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_readme_lists_every_binding() {
+        let readme = include_str!("../../../README.md");
+        let table = markdown_table();
+        assert!(
+            readme.contains(&table),
+            "README's key table is out of date; it should read:\n{table}"
+        );
+    }
 
     #[test]
     fn no_key_is_bound_twice_in_one_mode() {

@@ -380,7 +380,11 @@ impl App {
     pub fn on_event(&mut self, e: MonitorEvent) {
         // Periodic samples (stage states, lag) redraw only when they change what is shown.
         let changed = match &e {
-            MonitorEvent::Stage { stage, state, error } => {
+            MonitorEvent::Stage {
+                stage,
+                state,
+                error,
+            } => {
                 // An error stays shown until the stage is ok again.
                 let keep = match (state, error) {
                     (StageState::Ok, _) => None,
@@ -856,7 +860,11 @@ mod tests {
     #[test]
     fn an_unchanged_sample_does_not_redraw() {
         let mut a = app();
-        let ok = || MonitorEvent::Stage { stage: Stage::Kafka, state: StageState::Ok, error: None };
+        let ok = || MonitorEvent::Stage {
+            stage: Stage::Kafka,
+            state: StageState::Ok,
+            error: None,
+        };
         a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
         a.on_event(ok());
         a.tick();
@@ -868,7 +876,11 @@ mod tests {
         a.on_event(MonitorEvent::Lag(vec![lag(0, Some(3))]));
         assert!(a.dirty);
         a.dirty = false;
-        a.on_event(MonitorEvent::Stage { stage: Stage::Kafka, state: StageState::Down, error: Some("x".into()) });
+        a.on_event(MonitorEvent::Stage {
+            stage: Stage::Kafka,
+            state: StageState::Down,
+            error: Some("x".into()),
+        });
         assert!(a.dirty);
     }
 
