@@ -211,6 +211,8 @@ settings! {
     batch_interval: Span = Span(Duration::from_secs(5)), env "WMTOP_BATCH_INTERVAL";
     /// Timeout of one API or Keycloak request.
     request_timeout: Span = Span(Duration::from_secs(120)), env "WMTOP_REQUEST_TIMEOUT";
+    /// Address of the /health and /metrics endpoints ("off" disables them).
+    ops_addr: String = "127.0.0.1:9464".into(), env "WMTOP_OPS_ADDR";
     /// Where the last fetch and other state are kept.
     data_dir: PathBuf = default_data_dir(), env "WMTOP_DATA_DIR";
 }

@@ -21,6 +21,88 @@ use crate::flatten::flatten_message;
 use crate::kafka::{self, KafkaOpError};
 use crate::sink::{partition_of, Blob, DeadLetter, Scope, Sink, SinkError};
 
+/// A partition with lag whose committed offset has not moved this long, held by no
+/// consumer we can see, counts as orphaned (its consumer died and the broker did not hand
+/// it on); the consumer then re-joins the group to force a new assignment.
+const STALL_AFTER: Duration = Duration::from_secs(20);
+/// How often the watchdog looks, and the least time between two re-joins.
+const WATCH_EVERY: Duration = Duration::from_secs(5);
+const REJOIN_GAP: Duration = Duration::from_secs(45);
+
+/// Watches for orphaned partitions (see [`STALL_AFTER`]).
+struct Watchdog {
+    client: Option<Arc<rdkafka::consumer::BaseConsumer>>,
+    pending: Option<tokio::task::JoinHandle<Option<Vec<kafka::PartitionLag>>>>,
+    last_check: Instant,
+    /// Per partition: the committed offset seen, and since when.
+    still: BTreeMap<i32, (Option<i64>, Instant)>,
+    last_rejoin: Option<Instant>,
+}
+
+impl Watchdog {
+    fn new(settings: &Settings) -> Watchdog {
+        Watchdog {
+            client: kafka::consumer_config(settings).create().ok().map(Arc::new),
+            pending: None,
+            last_check: Instant::now(),
+            still: BTreeMap::new(),
+            last_rejoin: None,
+        }
+    }
+
+    /// Called on each tick; true when the consumer should re-join the group.
+    fn poll(&mut self, settings: &Settings, held: &[i32]) -> bool {
+        if let Some(task) = self.pending.take_if(|t| t.is_finished()) {
+            let lags = futures_util::FutureExt::now_or_never(task)
+                .and_then(Result::ok)
+                .flatten();
+            if let Some(lags) = lags {
+                return self.judge(&lags, held);
+            }
+        }
+        if self.pending.is_none() && self.last_check.elapsed() >= WATCH_EVERY {
+            self.last_check = Instant::now();
+            if let Some(client) = self.client.clone() {
+                let s = settings.clone();
+                self.pending = Some(tokio::task::spawn_blocking(move || {
+                    kafka::lag(&client, &s).ok()
+                }));
+            }
+        }
+        false
+    }
+
+    fn judge(&mut self, lags: &[kafka::PartitionLag], held: &[i32]) -> bool {
+        let now = Instant::now();
+        let mut orphaned = Vec::new();
+        for l in lags {
+            if held.contains(&l.partition) || l.lag.is_none_or(|n| n == 0) {
+                self.still.remove(&l.partition);
+                continue;
+            }
+            let entry = self.still.entry(l.partition).or_insert((l.committed, now));
+            if entry.0 != l.committed {
+                *entry = (l.committed, now);
+            } else if now.duration_since(entry.1) >= STALL_AFTER {
+                orphaned.push((l.partition, l.lag.unwrap_or(0)));
+            }
+        }
+        if orphaned.is_empty() || self.last_rejoin.is_some_and(|t| t.elapsed() < REJOIN_GAP) {
+            return false;
+        }
+        tracing::warn!(
+            "partitions {orphaned:?} (partition, lag) have not moved for {STALL_AFTER:?} and this consumer does not hold them; \
+             re-joining the group so that they are assigned again"
+        );
+        self.last_rejoin = Some(now);
+        self.still.clear();
+        true
+    }
+}
+
+/// Records a message needs before a column absent from all of them counts as drift.
+const DRIFT_MIN_RECORDS: usize = 5;
+
 /// Longest wait for the group to assign partitions before the idle clock starts anyway
 /// (longer than the session timeout a killed member leaves behind).
 const ASSIGNMENT_WAIT: Duration = Duration::from_secs(30);
@@ -51,6 +133,8 @@ pub struct ConsumeSummary {
     pub commits: u64,
     /// Record fields the table has no column for.
     pub unknown_fields: Vec<String>,
+    /// Each drift found: fields added or gone, and since when.
+    pub schema_drift: Vec<crate::events::Drift>,
     pub took_ms: u64,
 }
 
@@ -76,6 +160,7 @@ struct Batch {
     per_transaction: BTreeMap<String, u64>,
     partitions: BTreeSet<u32>,
     bytes: usize,
+    messages: usize,
     started: Option<Instant>,
 }
 
@@ -103,6 +188,8 @@ struct Consumer_ {
     summary: ConsumeSummary,
     unknown: BTreeSet<String>,
     touched: BTreeSet<u32>,
+    seen_columns: u128,
+    reported_missing: u128,
 }
 
 /// Runs the consumer until `shutdown` turns true or, with `until_idle`, until the topic
@@ -116,7 +203,16 @@ pub async fn run(
 ) -> Result<ConsumeSummary, ConsumeError> {
     let started = Instant::now();
     let brokers = settings.kafka_brokers.clone();
-    kafka::ensure_topic(settings).await?;
+    // Kafka may not be up yet: wait for it rather than fail.
+    let what = format!("Kafka at {brokers}");
+    if crate::retry::until_ready(&what, &mut shutdown.clone(), || {
+        kafka::ensure_topic(settings)
+    })
+    .await
+    .is_none()
+    {
+        return Ok(ConsumeSummary::default());
+    }
     let consumer: Arc<StreamConsumer> = kafka::consumer_config(settings)
         .create()
         .map_err(|source| KafkaOpError::Kafka {
@@ -142,6 +238,8 @@ pub async fn run(
         summary: ConsumeSummary::default(),
         unknown: BTreeSet::new(),
         touched: BTreeSet::new(),
+        seen_columns: 0,
+        reported_missing: 0,
     };
     let interval = c.settings.batch_interval.0;
     let mut tick = tokio::time::interval(
@@ -149,6 +247,7 @@ pub async fn run(
     );
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let drained = interval.min(Duration::from_millis(250));
+    let mut watchdog = Watchdog::new(settings);
     let mut assigned = false;
     let mut held: Vec<i32> = Vec::new();
     let mut paused = false;
@@ -185,6 +284,17 @@ pub async fn run(
                     }
                 }
                 c.watch_assignment(&mut held, &mut paused);
+                if !paused && watchdog.poll(&c.settings, &held) {
+                    if let Err(e) = c.flush(&shutdown).await {
+                        outcome = Err(e);
+                        break;
+                    }
+                    c.consumer.unsubscribe();
+                    if let Err(e) = c.consumer.subscribe(&[c.settings.topic.as_str()]) {
+                        tracing::warn!("re-subscribing failed: {e}");
+                    }
+                    last_message = Instant::now();
+                }
                 // The idle clock runs only while the group has given this consumer
                 // partitions: a restart waits out the old member's session first.
                 if !assigned {
@@ -239,6 +349,7 @@ impl Consumer_ {
         }
         self.batch.note_offset(partition, offset);
         self.batch.bytes += payload.len();
+        self.batch.messages += 1;
         let topic = self.settings.topic.clone();
         match flat {
             Err(e) => {
@@ -263,21 +374,7 @@ impl Consumer_ {
             }
             Ok(f) => {
                 self.summary.records += f.records as u64;
-                let new: Vec<String> = f
-                    .unknown_fields
-                    .difference(&self.unknown)
-                    .cloned()
-                    .collect();
-                if !new.is_empty() {
-                    tracing::warn!(
-                        partition,
-                        offset,
-                        "schema drift: fields the table has no column for: {}",
-                        new.join(", ")
-                    );
-                    self.unknown.extend(new.iter().cloned());
-                    self.events.send(Event::UnknownFields { fields: new });
-                }
+                self.note_drift(&f, partition, offset);
                 for bad in f.bad_records {
                     self.summary.bad_records += 1;
                     tracing::warn!(partition, offset, key = %key, "record set aside: {}", bad.reason);
@@ -346,6 +443,7 @@ impl Consumer_ {
         tracing::info!(rows = batch.rows.len(), dead = batch.dead.len(), took = ?started.elapsed(), "batch flushed");
         self.events.send(Event::Flushed {
             rows: batch.rows.len(),
+            messages: batch.messages,
             bytes: batch.bytes,
             dead_letters: batch.dead.len(),
             took: started.elapsed(),
@@ -392,8 +490,7 @@ impl Consumer_ {
                     if *shutdown.borrow() && attempt >= 3 {
                         return Err(ConsumeError::ShutdownWithPending { last: e });
                     }
-                    let wait = Duration::from_millis(100u64 << (attempt - 1).min(7))
-                        .min(Duration::from_secs(10));
+                    let wait = crate::retry::backoff(attempt, Duration::from_millis(100));
                     tracing::warn!(attempt, ?wait, "insert failed, retrying: {e}");
                     self.events.send(Event::InsertRetry {
                         attempt,
@@ -403,6 +500,50 @@ impl Consumer_ {
                 }
             }
         }
+    }
+
+    /// Schema drift: new fields the table lacks, and columns that stopped arriving. A
+    /// column counts as stopped when a message of at least [`DRIFT_MIN_RECORDS`] records
+    /// has it in none of them after earlier messages had it.
+    fn note_drift(&mut self, f: &crate::flatten::Flattened, partition: i32, offset: i64) {
+        let added: Vec<String> = f
+            .unknown_fields
+            .difference(&self.unknown)
+            .cloned()
+            .collect();
+        let mut missing = Vec::new();
+        if f.records >= DRIFT_MIN_RECORDS {
+            let gone = self.seen_columns & !f.present_columns & !self.reported_missing;
+            for (i, c) in crate::fields::COLUMNS.iter().enumerate() {
+                if gone & (1 << i) != 0 && c.kind != crate::fields::Kind::Id {
+                    missing.push(c.json.to_string());
+                    self.reported_missing |= 1 << i;
+                }
+            }
+        }
+        self.seen_columns |= f.present_columns;
+        // A column that is back may be reported again if it goes away again.
+        self.reported_missing &= !f.present_columns;
+        if added.is_empty() && missing.is_empty() {
+            return;
+        }
+        let drift = crate::events::Drift {
+            added,
+            missing,
+            partition,
+            offset,
+            since: jiff::Timestamp::now().to_string(),
+        };
+        tracing::warn!(
+            partition,
+            offset,
+            "schema drift: new fields without a column: [{}]; fields no longer sent: [{}]",
+            drift.added.join(", "),
+            drift.missing.join(", ")
+        );
+        self.unknown.extend(drift.added.iter().cloned());
+        self.summary.schema_drift.push(drift.clone());
+        self.events.send(Event::SchemaDrift(drift));
     }
 
     /// Reports assignment changes and applies pause/resume to what is held.
@@ -417,6 +558,7 @@ impl Consumer_ {
             .collect();
         let changed = parts != *held;
         if changed {
+            tracing::info!("partitions held: {parts:?}");
             held.clone_from(&parts);
             self.events.send(Event::Assigned { partitions: parts });
         }

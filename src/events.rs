@@ -11,6 +11,8 @@ pub enum Event {
     /// A batch reached ClickHouse and its offsets were committed.
     Flushed {
         rows: usize,
+        /// Kafka messages the batch came from.
+        messages: usize,
         /// Kafka payload bytes the batch came from.
         bytes: usize,
         dead_letters: usize,
@@ -33,8 +35,23 @@ pub enum Event {
     Assigned { partitions: Vec<i32> },
     /// The consumer was paused (true) or resumed (false).
     Paused(bool),
-    /// Fields the table has no column for were seen (schema drift).
-    UnknownFields { fields: Vec<String> },
+    /// Schema drift: record fields the table has no column for started arriving
+    /// (`added`), or columns that used to arrive stopped (`missing`).
+    SchemaDrift(Drift),
+}
+
+/// One schema drift finding: what changed, and since when.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Drift {
+    /// Fields the API sends that the table has no column for.
+    pub added: Vec<String>,
+    /// Columns the API used to send and no longer does.
+    pub missing: Vec<String>,
+    /// Where it was first seen.
+    pub partition: i32,
+    pub offset: i64,
+    /// When it was first seen (RFC 3339).
+    pub since: String,
 }
 
 /// The sending side; `None` when nobody listens (headless).

@@ -260,6 +260,8 @@ pub struct Flattened {
     pub bad_records: Vec<BadRecord>,
     /// Record fields the table has no column for (schema drift).
     pub unknown_fields: BTreeSet<String>,
+    /// Bit i set: column i of [`COLUMNS`] was sent in at least one record.
+    pub present_columns: u128,
 }
 
 /// Why a whole message could not be used.
@@ -274,6 +276,9 @@ pub enum MessageError {
     #[error("transactionSeries is empty")]
     EmptySeries,
 }
+
+/// Index of `timestamp` in [`COLUMNS`].
+const TIMESTAMP_COLUMN: usize = 6;
 
 /// Earliest and latest epoch milliseconds accepted as a record's hour (2000 to 2100):
 /// outside that a value is in the wrong unit or garbage, not a time.
@@ -334,6 +339,7 @@ struct RecordSeed<'r> {
     row: &'r mut MetricRow,
     timestamp: &'r mut Option<String>,
     unknown: &'r mut BTreeSet<String>,
+    present: &'r mut u128,
 }
 
 impl<'de> DeserializeSeed<'de> for RecordSeed<'_> {
@@ -351,6 +357,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if key == "timestamp" {
+                *self.present |= 1 << TIMESTAMP_COLUMN;
                 let value: Value<'de> = map.next_value()?;
                 *self.timestamp = match value {
                     Value::Null => None,
@@ -363,6 +370,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
             }
             match column_for_json(&key) {
                 Some(idx) => {
+                    *self.present |= 1 << idx;
                     let value: Value<'de> = map.next_value()?;
                     self.row
                         .set(idx, value)
@@ -472,7 +480,13 @@ pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, Mess
         ..Flattened::default()
     };
     for (index, raw) in series.into_iter().enumerate() {
-        match flatten_record(raw.get(), &env.ids, mode, &mut out.unknown_fields) {
+        match flatten_record(
+            raw.get(),
+            &env.ids,
+            mode,
+            &mut out.unknown_fields,
+            &mut out.present_columns,
+        ) {
             Ok(row) => out.rows.push(row),
             Err(reason) => out.bad_records.push(BadRecord {
                 index,
@@ -489,6 +503,7 @@ fn flatten_record(
     ids: &[Option<String>; 5],
     mode: TimeMode,
     unknown: &mut BTreeSet<String>,
+    present: &mut u128,
 ) -> Result<MetricRow, String> {
     let mut row = MetricRow::default();
     let mut timestamp = None;
@@ -497,6 +512,7 @@ fn flatten_record(
         row: &mut row,
         timestamp: &mut timestamp,
         unknown,
+        present,
     }
     .deserialize(&mut de)
     .map_err(|e| e.to_string())?;
@@ -683,6 +699,22 @@ mod tests {
             err(b"{\"a\":\"\xff\xfe\"}"),
             MessageError::NotJson(_)
         ));
+    }
+
+    #[test]
+    fn the_columns_sent_are_tracked() {
+        assert_eq!(COLUMNS[TIMESTAMP_COLUMN].name, "timestamp");
+        let msg = format!(
+            r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"totalCount":1}},{{"key":{T0},"errorRate":null}}]}}"#
+        );
+        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
+        let sent: Vec<&str> = COLUMNS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| f.present_columns & (1 << i) != 0)
+            .map(|(_, c)| c.name)
+            .collect();
+        assert_eq!(sent, vec!["timestamp", "key", "total_count", "error_rate"]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod consume;
 pub mod events;
@@ -12,8 +13,11 @@ pub mod fields;
 pub mod flatten;
 pub mod kafka;
 pub mod monitor;
+pub mod ops;
 pub mod produce;
 pub mod queries;
+pub mod redrive;
+pub mod retry;
 pub mod secret;
 pub mod sim;
 pub mod sink;

@@ -19,6 +19,7 @@ use crate::config::Settings;
 use crate::consume::{self, ConsumeError, ConsumeOptions};
 use crate::events::{Event, Events};
 use crate::kafka::{self, PartitionLag, ReplayFrom, ReplayPart};
+use crate::ops::Ops;
 use crate::produce;
 use crate::sink::{QueryResult, Sink};
 
@@ -153,6 +154,7 @@ impl Monitor {
 struct Out {
     tx: mpsc::Sender<MonitorEvent>,
     dropped: Arc<AtomicU64>,
+    ops: Option<Arc<Ops>>,
 }
 
 impl Out {
@@ -163,6 +165,19 @@ impl Out {
     }
 
     fn stage(&self, stage: Stage, state: StageState, error: Option<String>) {
+        if let Some(ops) = &self.ops {
+            let name = match stage {
+                Stage::Keycloak => "keycloak",
+                Stage::Api => "api",
+                Stage::Kafka => "kafka",
+                Stage::ClickHouse => "clickhouse",
+            };
+            match state {
+                StageState::Ok => ops.connected(name),
+                StageState::Retrying(_) | StageState::Down => ops.error(name),
+                StageState::Unknown => {}
+            }
+        }
         self.send(MonitorEvent::Stage {
             stage,
             state,
@@ -176,6 +191,8 @@ impl Out {
 pub struct MonitorOptions {
     /// Let ad-hoc queries write (default: read-only).
     pub allow_writes: bool,
+    /// Where to report for /health and /metrics.
+    pub ops: Option<Arc<Ops>>,
 }
 
 /// Starts the live pipeline. Events arrive on the returned receiver.
@@ -186,6 +203,7 @@ pub fn start(settings: Settings, opts: MonitorOptions) -> (Monitor, mpsc::Receiv
     let out = Out {
         tx: ev_tx,
         dropped: Arc::clone(&dropped),
+        ops: opts.ops.clone(),
     };
     let task = tokio::spawn(control(settings, opts, cmd_rx, out));
     (
@@ -371,6 +389,9 @@ fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Event
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
+            if let Some(ops) = &out.ops {
+                ops.observe(&e);
+            }
             match &e {
                 Event::Flushed { .. } => {
                     out.stage(Stage::ClickHouse, StageState::Ok, None);
@@ -447,7 +468,7 @@ fn spawn_consumer(
 }
 
 async fn backoff(attempt: u32, stop: &mut watch::Receiver<bool>) {
-    let wait = Duration::from_millis(250u64 << attempt.min(6)).min(Duration::from_secs(10));
+    let wait = crate::retry::backoff(attempt, Duration::from_millis(250));
     tokio::select! {
         _ = tokio::time::sleep(wait) => {}
         _ = stop.wait_for(|v| *v) => {}
@@ -587,6 +608,9 @@ async fn sample_lag(settings: Settings, out: Out, mut stop: watch::Receiver<bool
             _ = stop.wait_for(|v| *v) => break,
             got = rx.recv() => match got {
                 Some(Ok(rows)) => {
+                    if let Some(ops) = &out.ops {
+                        ops.set_lag(&rows.iter().map(|r| r.lag.clone()).collect::<Vec<_>>());
+                    }
                     out.stage(Stage::Kafka, StageState::Ok, None);
                     out.send(MonitorEvent::Lag(rows));
                 }

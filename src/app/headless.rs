@@ -14,18 +14,22 @@ use tokio::sync::watch;
 
 use wmtop::api::{self, Answer, ApiClient};
 use wmtop::auth::{http_client, TokenSource};
+use wmtop::check;
 use wmtop::config::{CommonArgs, EpochMs, Settings};
 use wmtop::consume::{self, ConsumeOptions};
 use wmtop::events::Events;
 use wmtop::kafka::{self, ReplayFrom};
+use wmtop::ops::{self, Ops};
 use wmtop::produce;
 use wmtop::queries;
+use wmtop::retry;
 use wmtop::secret::Secret;
 use wmtop::sim;
 use wmtop::sink::{self, ServerVersion, Sink};
 
 use super::{
-    ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs, SimArgs,
+    CheckArgs, ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs,
+    SimArgs,
 };
 
 /// A receiver that turns true on SIGINT or SIGTERM.
@@ -181,7 +185,16 @@ fn parse_replay(text: &str) -> anyhow::Result<ReplayFrom> {
 }
 
 pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let sink = Sink::connect(settings).await?;
+    let stop = shutdown_on_signal();
+    let ops = Ops::new(&settings.topic);
+    ops::start(&settings.ops_addr, Arc::clone(&ops), stop.clone()).await;
+    // ClickHouse may not be up yet: wait for it rather than fail.
+    let what = format!("ClickHouse at {}", settings.clickhouse_url);
+    let Some(sink) = retry::until_ready(&what, &mut stop.clone(), || Sink::connect(settings)).await
+    else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    ops.connected("clickhouse");
     if let Some(from) = &a.replay {
         let from = parse_replay(from)?;
         let s = settings.clone();
@@ -197,14 +210,24 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
         max_insert_attempts: None,
         pause: None,
     };
-    let summary = consume::run(
-        settings,
-        sink.clone(),
-        opts,
-        shutdown_on_signal(),
-        Events::default(),
-    )
-    .await?;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let observer = Arc::clone(&ops);
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            observer.observe(&e);
+        }
+    });
+    let (sampler_stop, sampler_rx) = watch::channel(false);
+    let sampler = ops::spawn_lag_sampler(
+        settings.clone(),
+        Arc::clone(&ops),
+        Duration::from_secs(5),
+        sampler_rx,
+    );
+    let result = consume::run(settings, sink.clone(), opts, stop, Events::new(tx)).await;
+    let _ = sampler_stop.send(true);
+    let _ = sampler.await;
+    let summary = result?;
     let mut line = serde_json::to_value(&summary)?;
     line["clickhouse_version"] = json!(sink.version_text);
     line["table"] = json!(sink.qualified());
@@ -232,6 +255,11 @@ pub async fn query(settings: &Settings, a: QueryArgs) -> anyhow::Result<ExitCode
 
 pub async fn dead_letters(settings: &Settings, a: DeadLettersArgs) -> anyhow::Result<ExitCode> {
     let sink = Sink::connect(settings).await?;
+    if a.redrive {
+        let report = wmtop::redrive::redrive(settings, &sink).await?;
+        print_line(serde_json::to_value(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
     print!("{}", sink.dead_letters(a.limit).await?);
     Ok(ExitCode::SUCCESS)
 }
@@ -387,6 +415,24 @@ pub async fn run_once(
         s.shutdown().await;
     }
     Ok(if mismatched.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn check(settings: &Settings, a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let report = check::reconcile(settings).await?;
+    let ok = report.ok();
+    let report = report.capped(check::LISTED);
+    if a.json {
+        let mut line = serde_json::to_value(&report)?;
+        line["ok"] = json!(ok);
+        print_line(line);
+    } else {
+        print!("{report}");
+    }
+    Ok(if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

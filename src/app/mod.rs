@@ -57,6 +57,9 @@ pub enum Command {
     /// The whole pipeline once, headless: the simulator in-process unless an API is
     /// configured, then produce, then consume until idle, then check rows per transaction.
     Run(RunArgs),
+    /// Compare what the API served (the saved fetch), the topic and ClickHouse, per
+    /// transaction and hour; exit 1 on any gap or duplicate.
+    Check(CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -132,6 +135,10 @@ pub struct DeadLettersArgs {
     /// Most recent entries to list.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Publish the set-aside messages to the topic again (after a fix) and remove them
+    /// from the list; prints a JSON summary.
+    #[arg(long)]
+    pub redrive: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -149,6 +156,13 @@ pub struct RunArgs {
     /// Transactions the in-process simulator serves.
     #[arg(long, default_value_t = 122)]
     pub transactions: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Print the report as one JSON line instead of a readable summary.
+    #[arg(long)]
+    pub json: bool,
 }
 
 fn log_filter() -> tracing_subscriber::EnvFilter {
@@ -204,6 +218,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::DeadLetters(a)) => headless::dead_letters(&settings, a).await,
         Some(Command::Schema(a)) => headless::schema(&settings, a),
         Some(Command::Run(a)) => headless::run_once(&settings, &cli.common, a).await,
+        Some(Command::Check(a)) => headless::check(&settings, a).await,
         None => {
             let no_color =
                 cli.screen.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

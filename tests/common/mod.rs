@@ -147,3 +147,63 @@ pub fn env_for(s: &Settings) -> Vec<(String, String)> {
         ("WMTOP_LOG".into(), "info".into()),
     ]
 }
+
+/// A stack of its own (broker and ClickHouse on free ports, data in a temp dir), started
+/// with the project's script, for tests that stop and restart servers without touching
+/// the shared one.
+pub struct PrivateStack {
+    pub dir: PathBuf,
+    pub kafka_port: u16,
+    pub http_port: u16,
+    pub tcp_port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PrivateStack {
+    pub fn start() -> PrivateStack {
+        let s = PrivateStack {
+            dir: std::env::temp_dir().join(unique("wmtop-stack")),
+            kafka_port: free_port(),
+            http_port: free_port(),
+            tcp_port: free_port(),
+        };
+        s.run(&["up"]);
+        s
+    }
+
+    pub fn run(&self, args: &[&str]) {
+        let out = std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack"))
+            .args(args)
+            .env("WMTOP_STACK_DIR", &self.dir)
+            .env("WMTOP_STACK_KAFKA_PORT", self.kafka_port.to_string())
+            .env("WMTOP_STACK_CH_HTTP_PORT", self.http_port.to_string())
+            .env("WMTOP_STACK_CH_TCP_PORT", self.tcp_port.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/stack {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Points settings at this stack.
+    pub fn apply(&self, s: &mut Settings) {
+        s.kafka_brokers = format!("127.0.0.1:{}", self.kafka_port);
+        s.clickhouse_url = format!("http://127.0.0.1:{}", self.http_port);
+    }
+}
+
+impl Drop for PrivateStack {
+    fn drop(&mut self) {
+        self.run(&["down"]);
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -82,10 +82,14 @@ pub async fn run(
         color: opts.color,
         ascii: opts.ascii,
     };
+    let ops = wmtop::ops::Ops::new(&settings.topic);
+    let (ops_stop, ops_rx) = tokio::sync::watch::channel(false);
+    wmtop::ops::start(&settings.ops_addr, std::sync::Arc::clone(&ops), ops_rx).await;
     let (monitor, mut events) = monitor::start(
         settings.clone(),
         MonitorOptions {
             allow_writes: opts.allow_writes,
+            ops: Some(ops),
         },
     );
     let mut terminal = ratatui::init();
@@ -140,6 +144,7 @@ pub async fn run(
     let _ = terminal.draw(|f| ui::draw(&app, theme, f));
     let dropped = monitor.dropped();
     monitor.shutdown(Duration::from_secs(30)).await;
+    let _ = ops_stop.send(true);
     if let Some(s) = sim {
         s.shutdown().await;
     }

@@ -492,6 +492,7 @@ impl App {
         match ev {
             Event::Flushed {
                 rows,
+                messages: _,
                 bytes,
                 dead_letters,
                 took,
@@ -522,12 +523,23 @@ impl App {
             }
             Event::InsertRetry { attempt, error } => self.retrying = Some((attempt, error)),
             Event::DeadLettered { .. } => {}
-            Event::UnknownFields { fields } => {
+            Event::SchemaDrift(d) => {
+                let mut parts = Vec::new();
+                if !d.added.is_empty() {
+                    parts.push(format!(
+                        "new fields without a column: {}",
+                        d.added.join(", ")
+                    ));
+                }
+                if !d.missing.is_empty() {
+                    parts.push(format!("fields no longer sent: {}", d.missing.join(", ")));
+                }
                 self.say(format!(
-                    "schema drift: the table has no column for {}",
-                    fields.join(", ")
+                    "schema drift since {}: {}",
+                    d.since,
+                    parts.join("; ")
                 ));
-                self.unknown_fields.extend(fields);
+                self.unknown_fields.extend(d.added);
             }
             Event::Assigned { partitions } => self.assigned = partitions,
             Event::Paused(p) => self.paused = p,
@@ -805,6 +817,7 @@ mod tests {
     fn flushed(rows: usize, per: &[(&str, u64)]) -> MonitorEvent {
         MonitorEvent::Pipeline(Event::Flushed {
             rows,
+            messages: 1,
             bytes: rows * 1000,
             dead_letters: 0,
             took: Duration::from_millis(50),

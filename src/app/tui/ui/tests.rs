@@ -83,6 +83,7 @@ fn fixed_app() -> App {
     ] {
         a.on_event(MonitorEvent::Pipeline(Event::Flushed {
             rows,
+            messages: 1,
             bytes: rows * 2100,
             dead_letters: 0,
             took: Duration::from_millis(64),
