@@ -38,6 +38,8 @@ pub enum Command {
     Query { id: u64, sql: String },
     /// Cancel the running query.
     CancelQuery,
+    /// Reconcile API, topic and ClickHouse per transaction and hour.
+    Check,
     /// Flush, commit and stop everything.
     Shutdown,
 }
@@ -117,6 +119,8 @@ pub enum MonitorEvent {
     ReplayPlan(Result<Vec<ReplayPart>, String>),
     /// A replay was applied.
     Replayed(Result<i64, String>),
+    /// A reconciliation finished.
+    Checked(Result<crate::check::Report, String>),
     /// A query finished, failed or was cancelled.
     QueryDone {
         id: u64,
@@ -361,6 +365,14 @@ async fn control(
                         });
                     }
                 }
+            }
+            Command::Check => {
+                let s = settings.clone();
+                let out2 = out.clone();
+                tokio::spawn(async move {
+                    let report = crate::check::reconcile(&s).await.map_err(|e| e.to_string());
+                    out2.send(MonitorEvent::Checked(report));
+                });
             }
             Command::Shutdown => break,
         }

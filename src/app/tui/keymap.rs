@@ -53,6 +53,7 @@ pub enum Action {
     Filter,
     Reload,
     Replay,
+    Verify,
     TogglePause,
     Sort,
     SortReverse,
@@ -229,6 +230,13 @@ pub const BINDINGS: &[Binding] = &[
         A::TogglePause,
         "pause / resume the consumer",
         true,
+    ),
+    b(
+        M::Normal,
+        &[Char('v')],
+        A::Verify,
+        "verify: reconcile API, topic and ClickHouse per hour",
+        false,
     ),
     b(M::Normal, &[Char('?')], A::Help, "help", true),
     b(

@@ -69,16 +69,22 @@ pub enum TxStatus {
     Ok,
     Missing,
     Extra,
+    /// The last reconciliation found hours missing.
+    Gaps(u64),
+    /// The last reconciliation found hours stored twice.
+    Duplicates(u64),
 }
 
 impl TxStatus {
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            TxStatus::Unknown => "-",
-            TxStatus::Loading => "loading",
-            TxStatus::Ok => "ok",
-            TxStatus::Missing => "MISSING",
-            TxStatus::Extra => "EXTRA",
+            TxStatus::Unknown => "-".into(),
+            TxStatus::Loading => "loading".into(),
+            TxStatus::Ok => "ok".into(),
+            TxStatus::Missing => "MISSING".into(),
+            TxStatus::Extra => "EXTRA".into(),
+            TxStatus::Gaps(n) => format!("GAPS {n}"),
+            TxStatus::Duplicates(n) => format!("DUPS {n}"),
         }
     }
 }
@@ -162,6 +168,11 @@ pub struct App {
     pub replay_plan: Option<Result<Vec<ReplayPart>, String>>,
     pub message: Option<(String, Instant)>,
     pub unknown_fields: Vec<String>,
+    /// The last reconciliation: per transaction, and when it was taken.
+    pub check: Option<(
+        jiff::Timestamp,
+        Result<BTreeMap<String, wmtop::check::TransactionCheck>, String>,
+    )>,
     pub dirty: bool,
     /// The clock texts last drawn.
     shown_clock: (String, String),
@@ -234,6 +245,7 @@ impl App {
             replay_plan: None,
             message: None,
             unknown_fields: Vec::new(),
+            check: None,
             dirty: true,
             shown_clock: Default::default(),
             quit: false,
@@ -296,13 +308,30 @@ impl App {
     }
 
     /// The transactions shown: filtered by name, sorted by the chosen column.
+    /// The verdict shown: the last reconciliation's finding when it found a problem and
+    /// nothing was loaded since; otherwise the counts' verdict.
+    pub fn verdict(&self, name: &str, tx: &TxRow) -> TxStatus {
+        if let Some((at, Ok(checks))) = &self.check {
+            let fresh = self.flushes.front().is_none_or(|f| f.at <= *at);
+            if let Some(c) = checks.get(name).filter(|_| fresh) {
+                if c.duplicates > 0 {
+                    return TxStatus::Duplicates(c.duplicates);
+                }
+                if c.gaps > 0 {
+                    return TxStatus::Gaps(c.gaps);
+                }
+            }
+        }
+        self.status(tx)
+    }
+
     pub fn visible_txs(&self) -> Vec<(&String, &TxRow, TxStatus)> {
         let needle = self.filter.value().to_lowercase();
         let mut rows: Vec<_> = self
             .txs
             .iter()
             .filter(|(name, _)| needle.is_empty() || name.to_lowercase().contains(&needle))
-            .map(|(n, t)| (n, t, self.status(t)))
+            .map(|(n, t)| (n, t, self.verdict(n, t)))
             .collect();
         let (col, rev) = self.sort;
         rows.sort_by(|a, b| {
@@ -470,6 +499,31 @@ impl App {
                 Ok(n) => self.say(format!("replay started: re-reading {n} messages")),
                 Err(e) => self.say(format!("replay failed: {e}")),
             },
+            MonitorEvent::Checked(report) => {
+                let at = jiff::Timestamp::now();
+                match report {
+                    Ok(r) => {
+                        self.say(format!(
+                            "verify: {} gaps, {} duplicates, {} extra rows over {} transactions{}",
+                            r.totals.gaps,
+                            r.totals.duplicates,
+                            r.totals.extras,
+                            r.transactions.len(),
+                            if r.ok() { " - ok" } else { "" }
+                        ));
+                        let per = r
+                            .transactions
+                            .into_iter()
+                            .map(|t| (t.name.clone(), t))
+                            .collect();
+                        self.check = Some((at, Ok(per)));
+                    }
+                    Err(e) => {
+                        self.say(format!("verify failed: {e}"));
+                        self.check = Some((at, Err(e)));
+                    }
+                }
+            }
             MonitorEvent::QueryDone { id, result, took } => {
                 if self.query.running.is_some_and(|(rid, _)| rid == id) || id == 0 {
                     self.query.running = None;
@@ -600,6 +654,10 @@ impl App {
                     self.say("reload: fetching and publishing...");
                     return vec![Command::Reload];
                 }
+            }
+            (_, Action::Verify) => {
+                self.say("verify: reconciling API, topic and ClickHouse...");
+                return vec![Command::Check];
             }
             (_, Action::TogglePause) => {
                 let want = !self.paused;
@@ -895,6 +953,39 @@ mod tests {
             error: Some("x".into()),
         });
         assert!(a.dirty);
+    }
+
+    #[test]
+    fn a_reconciliation_with_gaps_shows_in_the_verdict_until_the_next_flush() {
+        let mut a = app();
+        assert!(matches!(
+            a.on_action(Action::Verify).as_slice(),
+            [Command::Check]
+        ));
+        a.on_event(MonitorEvent::Fetched {
+            per_transaction: vec![("GET /a".into(), 3)],
+            took: Duration::ZERO,
+        });
+        a.on_event(flushed(3, &[("GET /a", 3)]));
+        a.on_event(MonitorEvent::Counts([("GET /a".to_string(), 3)].into()));
+        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.flushes[0].at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(10);
+        assert_eq!(a.visible_txs()[0].2, TxStatus::Ok);
+        let report = wmtop::check::Report {
+            transactions: vec![wmtop::check::TransactionCheck {
+                name: "GET /a".into(),
+                gaps: 2,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        a.on_event(MonitorEvent::Checked(Ok(report)));
+        assert_eq!(a.visible_txs()[0].2, TxStatus::Gaps(2));
+        assert!(a.message.as_ref().unwrap().0.starts_with("verify:"));
+        // A later load makes the finding stale: back to the counts' verdict.
+        a.on_event(flushed(1, &[("GET /a", 1)]));
+        a.flushes[0].at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(1);
+        assert_ne!(a.visible_txs()[0].2, TxStatus::Gaps(2));
     }
 
     #[test]

@@ -15,7 +15,12 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let txs = app.visible_txs();
     let mismatched = txs
         .iter()
-        .filter(|r| matches!(r.2, TxStatus::Missing | TxStatus::Extra))
+        .filter(|r| {
+            matches!(
+                r.2,
+                TxStatus::Missing | TxStatus::Extra | TxStatus::Gaps(_) | TxStatus::Duplicates(_)
+            )
+        })
         .count();
     let title = format!(
         "{} - {} shown of {}, {} mismatched",
@@ -61,7 +66,10 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
             let style = match status {
                 TxStatus::Ok => theme.ok(),
                 TxStatus::Loading | TxStatus::Unknown => theme.dim(),
-                TxStatus::Missing | TxStatus::Extra => theme.bad(),
+                TxStatus::Missing
+                | TxStatus::Extra
+                | TxStatus::Gaps(_)
+                | TxStatus::Duplicates(_) => theme.bad(),
             };
             let row = Row::new([
                 (*name).clone(),
@@ -69,7 +77,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
                 t.produced.to_string(),
                 t.inserted.to_string(),
                 opt(t.in_clickhouse),
-                status.label().to_string(),
+                status.label(),
             ])
             .style(style);
             if start + i == selected && app.focus == Pane::Transactions {
