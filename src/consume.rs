@@ -261,11 +261,12 @@ pub async fn run(
             _ = shutdown.changed() => break,
             msg = consumer.recv() => match msg {
                 Ok(m) => {
-                    last_message = Instant::now();
                     if let Err(e) = c.handle(&m, &shutdown).await {
                         outcome = Err(e);
                         break;
                     }
+                    // Idle means nothing arrived: time spent retrying an insert is not.
+                    last_message = Instant::now();
                 }
                 Err(e) => {
                     tracing::warn!("Kafka: {e}");
@@ -278,9 +279,13 @@ pub async fn run(
                 let due = c.batch.started.is_some_and(|t| t.elapsed() >= interval)
                     || (!c.batch.is_empty() && last_message.elapsed() >= drained);
                 if due {
+                    let retried = c.summary.insert_retries;
                     if let Err(e) = c.flush(&shutdown).await {
                         outcome = Err(e);
                         break;
+                    }
+                    if c.summary.insert_retries > retried {
+                        last_message = Instant::now();
                     }
                 }
                 c.watch_assignment(&mut held, &mut paused);

@@ -69,7 +69,6 @@ pub fn consumer_config(settings: &Settings) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "1000")
-        .set("max.poll.interval.ms", "20000")
         .set("fetch.max.bytes", MAX_MESSAGE_BYTES.to_string())
         .set("max.partition.fetch.bytes", MAX_MESSAGE_BYTES.to_string())
         .set(

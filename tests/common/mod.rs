@@ -204,6 +204,10 @@ impl PrivateStack {
 impl Drop for PrivateStack {
     fn drop(&mut self) {
         self.run(&["down"]);
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if std::thread::panicking() {
+            eprintln!("private stack kept for a look: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }

@@ -138,6 +138,9 @@ pub struct QueryState {
     pub last_sql: String,
 }
 
+/// A reconciliation's findings per transaction, or why it failed.
+pub type CheckResult = Result<BTreeMap<String, wmtop::check::TransactionCheck>, String>;
+
 /// Everything the screen shows.
 pub struct App {
     pub started: Instant,
@@ -169,10 +172,7 @@ pub struct App {
     pub message: Option<(String, Instant)>,
     pub unknown_fields: Vec<String>,
     /// The last reconciliation: per transaction, and when it was taken.
-    pub check: Option<(
-        jiff::Timestamp,
-        Result<BTreeMap<String, wmtop::check::TransactionCheck>, String>,
-    )>,
+    pub check: Option<(jiff::Timestamp, CheckResult)>,
     pub dirty: bool,
     /// The clock texts last drawn.
     shown_clock: (String, String),
