@@ -78,6 +78,7 @@ pub async fn run(
         log_path,
         opts.allow_writes,
     );
+    app.insecure = settings.insecure;
     let theme = Theme {
         color: opts.color,
         ascii: opts.ascii,

@@ -181,6 +181,8 @@ pub struct App {
     pub export_dir: PathBuf,
     pub history_path: PathBuf,
     pub allow_writes: bool,
+    /// TLS verification is off (`--insecure`): shown on screen at all times.
+    pub insecure: bool,
     pub table: String,
 }
 
@@ -253,6 +255,7 @@ impl App {
             export_dir: data_dir.join("exports"),
             history_path,
             allow_writes,
+            insecure: false,
             table,
         }
     }

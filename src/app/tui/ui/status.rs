@@ -43,6 +43,12 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     if app.reloading {
         stages.push(Span::styled("  reloading...", theme.warn()));
     }
+    if app.insecure {
+        stages.push(Span::styled(
+            "  TLS VERIFICATION OFF (--insecure)",
+            theme.bad(),
+        ));
+    }
     stages.push(Span::raw(format!("  up {uptime}")));
     let second = if errors.is_empty() {
         Line::styled(

@@ -226,6 +226,14 @@ fn replay_confirmation_shows_what_is_re_read() {
 }
 
 #[test]
+fn insecure_mode_is_on_screen() {
+    let mut a = fixed_app();
+    assert!(!render(&a, 160, 48, PLAIN).contains("TLS VERIFICATION OFF"));
+    a.insecure = true;
+    assert!(render(&a, 160, 48, PLAIN).contains("TLS VERIFICATION OFF (--insecure)"));
+}
+
+#[test]
 fn unknown_lag_is_said_not_shown_as_a_number() {
     let mut a = fixed_app();
     a.on_event(MonitorEvent::Lag(vec![]));
