@@ -263,42 +263,30 @@ impl Sink {
 
     /// Inserts rows in one INSERT; all or nothing.
     pub async fn insert_rows(&self, rows: &[MetricRow]) -> Result<(), SinkError> {
-        let table = self.table.as_str();
-        let mut insert = self
-            .client
-            .insert::<MetricRow>(table)
-            .await
-            .map_err(self.err(format!("insert into {table}")))?;
-        for row in rows {
-            insert
-                .write(row)
-                .await
-                .map_err(self.err(format!("insert into {table}")))?;
-        }
-        insert
-            .end()
-            .await
-            .map_err(self.err(format!("insert into {table}")))
+        self.insert_all(&self.table, rows).await
     }
 
     /// Inserts dead letters.
     pub async fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), SinkError> {
-        let table = format!("{}_dead_letters", self.table);
+        self.insert_all(&format!("{}_dead_letters", self.table), letters)
+            .await
+    }
+
+    /// One INSERT of every row into `table` (of this sink's database).
+    async fn insert_all<T>(&self, table: &str, rows: &[T]) -> Result<(), SinkError>
+    where
+        T: clickhouse::RowOwned + clickhouse::RowWrite,
+    {
+        let action = || format!("insert into {table}");
         let mut insert = self
             .client
-            .insert::<DeadLetter>(&table)
+            .insert::<T>(table)
             .await
-            .map_err(self.err(format!("insert into {table}")))?;
-        for l in letters {
-            insert
-                .write(l)
-                .await
-                .map_err(self.err(format!("insert into {table}")))?;
+            .map_err(self.err(action()))?;
+        for row in rows {
+            insert.write(row).await.map_err(self.err(action()))?;
         }
-        insert
-            .end()
-            .await
-            .map_err(self.err(format!("insert into {table}")))
+        insert.end().await.map_err(self.err(action()))
     }
 
     /// Runs a query and returns its output in a ClickHouse format (TabSeparated, CSV,

@@ -19,14 +19,6 @@ use wmtop::kafka;
 use wmtop::produce::publish;
 use wmtop::sink::Sink;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn consume_bin(s: &Settings, args: &[&str], extra: &[(&str, String)]) -> Child {
     let log = s.data_dir.join(format!("consume-{}.log", unique("c")));
     std::fs::create_dir_all(&s.data_dir).unwrap();
