@@ -3,10 +3,10 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{bytes, short_duration, si, window, Theme};
+use super::{bytes, short_duration, si, sparkline, window, Theme};
 use crate::app::tui::state::{App, Pane};
 
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
@@ -77,15 +77,12 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         Constraint::Length(12),
     ];
     f.render_widget(Table::new(rows, widths).header(header), table_area);
-    let data: Vec<u64> = app.rows_per_sec.iter().copied().collect();
-    let tail = &data[data.len().saturating_sub(spark_area.width as usize)..];
-    let peak = tail.iter().copied().max().unwrap_or(0);
-    f.render_widget(
-        Sparkline::default()
-            .block(ratatui::widgets::Block::default().title(format!("rows/s (peak {})", si(peak))))
-            .data(tail)
-            .bar_set(theme.bars())
-            .style(theme.ok()),
+    sparkline(
+        f,
         spark_area,
+        theme,
+        "rows/s",
+        &app.rows_per_sec,
+        theme.ok(),
     );
 }

@@ -4,10 +4,10 @@
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
-use ratatui::widgets::{Paragraph, Row, Sparkline, Table};
+use ratatui::widgets::{Paragraph, Row, Table};
 use ratatui::Frame;
 
-use super::{short_duration, si, window, Theme};
+use super::{short_duration, sparkline, window, Theme};
 use crate::app::tui::state::{App, Pane};
 
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
@@ -77,20 +77,12 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         Constraint::Min(8),
     ];
     f.render_widget(Table::new(rows, widths).header(header), table_area);
-    let data: Vec<u64> = app.lag_history.iter().copied().collect();
-    let peak = data.iter().copied().max().unwrap_or(0);
-    let width = spark_area.width as usize;
-    let tail = &data[data.len().saturating_sub(width)..];
-    f.render_widget(
-        Sparkline::default()
-            .block(ratatui::widgets::Block::default().title(format!(
-                "total lag, last {}s (peak {})",
-                tail.len(),
-                si(peak)
-            )))
-            .data(tail)
-            .bar_set(theme.bars())
-            .style(theme.warn()),
+    sparkline(
+        f,
         spark_area,
+        theme,
+        "total lag",
+        &app.lag_history,
+        theme.warn(),
     );
 }

@@ -328,6 +328,32 @@ fn draw_replay(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     );
 }
 
+/// A per-second sparkline of the newest samples that fit, titled with its peak.
+pub fn sparkline(
+    f: &mut Frame,
+    area: Rect,
+    theme: Theme,
+    label: &str,
+    samples: &std::collections::VecDeque<u64>,
+    style: Style,
+) {
+    let skip = samples.len().saturating_sub(area.width as usize);
+    let tail: Vec<u64> = samples.iter().skip(skip).copied().collect();
+    let peak = tail.iter().copied().max().unwrap_or(0);
+    f.render_widget(
+        ratatui::widgets::Sparkline::default()
+            .block(Block::default().title(format!(
+                "{label}, last {}s (peak {})",
+                tail.len(),
+                si(peak)
+            )))
+            .data(&tail)
+            .bar_set(theme.bars())
+            .style(style),
+        area,
+    );
+}
+
 /// Human figures: 1234567 -> "1.2M".
 pub fn si(n: u64) -> String {
     match n {
