@@ -55,6 +55,15 @@ impl Answer {
     pub fn records(&self) -> usize {
         self.transactions.iter().map(|t| t.records).sum()
     }
+
+    /// Records per transaction name (unnamed transactions under "").
+    pub fn records_per_transaction(&self) -> std::collections::BTreeMap<String, u64> {
+        let mut per = std::collections::BTreeMap::new();
+        for t in &self.transactions {
+            *per.entry(t.name.clone().unwrap_or_default()).or_default() += t.records as u64;
+        }
+        per
+    }
 }
 
 /// What a fetch did.
@@ -310,6 +319,10 @@ mod tests {
             let a = split_answer(Bytes::from(body.clone())).unwrap();
             assert_eq!(a.transactions.len(), 2, "{body}");
             assert_eq!(a.records(), 4);
+            assert_eq!(
+                a.records_per_transaction(),
+                [("GET /a".to_string(), 4)].into()
+            );
             assert_eq!(a.transactions[1].name.as_deref(), Some("GET /a"));
             assert_eq!(&a.transactions[1].payload[..], TX.as_bytes());
         }

@@ -514,12 +514,12 @@ async fn run_reload(settings: Settings, api: Arc<ApiClient>, tokens: Arc<TokenSo
             return;
         }
     };
-    let mut per: BTreeMap<String, u64> = BTreeMap::new();
-    for t in &report.answer.transactions {
-        *per.entry(t.name.clone().unwrap_or_default()).or_default() += t.records as u64;
-    }
     out.send(MonitorEvent::Fetched {
-        per_transaction: per.into_iter().collect(),
+        per_transaction: report
+            .answer
+            .records_per_transaction()
+            .into_iter()
+            .collect(),
         took: report.took,
     });
     let started = Instant::now();

@@ -1,7 +1,6 @@
 //! The headless commands: each runs one part of the pipeline from the library, prints one
 //! JSON summary line on stdout and returns the exit code. Logs go to stderr.
 
-use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -376,12 +375,7 @@ pub async fn run_once(
     .await?;
     let consume_ms = consumed_at.elapsed().as_millis() as u64;
     let in_ch = sink.rows_per_transaction().await?;
-    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
-    for tx in &fetched.answer.transactions {
-        *expected
-            .entry(tx.name.clone().unwrap_or_default())
-            .or_default() += tx.records as u64;
-    }
+    let expected = fetched.answer.records_per_transaction();
     let mismatched: Vec<_> = expected
         .iter()
         .filter(|(name, n)| in_ch.get(*name) != Some(*n))

@@ -100,11 +100,7 @@ pub async fn consume_until_idle(s: &Settings, idle: Duration) -> ConsumeSummary 
 
 /// Records per transaction in an answer.
 pub fn expected_rows(answer: &Answer) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for t in &answer.transactions {
-        *m.entry(t.name.clone().unwrap_or_default()).or_default() += t.records as u64;
-    }
-    m
+    answer.records_per_transaction()
 }
 
 pub async fn rows_in_clickhouse(s: &Settings) -> BTreeMap<String, u64> {
