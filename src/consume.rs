@@ -131,6 +131,9 @@ pub struct ConsumeSummary {
     pub bad_records: u64,
     pub insert_retries: u64,
     pub commits: u64,
+    /// From the start of the run to the last commit (the last rows acknowledged by
+    /// ClickHouse and their offsets committed).
+    pub loaded_ms: u64,
     /// Record fields the table has no column for.
     pub unknown_fields: Vec<String>,
     /// Each drift found: fields added or gone, and since when.
@@ -190,6 +193,7 @@ struct Consumer_ {
     touched: BTreeSet<u32>,
     seen_columns: u128,
     reported_missing: u128,
+    started: Instant,
 }
 
 /// Runs the consumer until `shutdown` turns true or, with `until_idle`, until the topic
@@ -240,6 +244,7 @@ pub async fn run(
         touched: BTreeSet::new(),
         seen_columns: 0,
         reported_missing: 0,
+        started,
     };
     let interval = c.settings.batch_interval.0;
     let mut tick = tokio::time::interval(
@@ -599,7 +604,10 @@ impl Consumer_ {
         // A failed commit (e.g. the partition moved to another consumer) only means these
         // messages are read again; the table's key makes that harmless.
         match self.consumer.commit(&tpl, CommitMode::Sync) {
-            Ok(()) => self.summary.commits += 1,
+            Ok(()) => {
+                self.summary.commits += 1;
+                self.summary.loaded_ms = self.started.elapsed().as_millis() as u64;
+            }
             Err(e) => {
                 tracing::warn!("offset commit failed (messages will be re-read, not doubled): {e}")
             }

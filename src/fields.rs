@@ -61,6 +61,81 @@ impl Serialize for Timestamp {
     }
 }
 
+/// A column value's RowBinary encoding.
+pub trait Encode {
+    fn encode(&self, out: &mut Vec<u8>);
+}
+
+/// RowBinary's length prefix: unsigned LEB128.
+fn encode_len(mut n: usize, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+impl Encode for String {
+    fn encode(&self, out: &mut Vec<u8>) {
+        encode_len(self.len(), out);
+        out.extend_from_slice(self.as_bytes());
+    }
+}
+
+impl Encode for Option<i64> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => {
+                out.push(0);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            None => out.push(1),
+        }
+    }
+}
+
+impl Encode for Option<f64> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => {
+                out.push(0);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            None => out.push(1),
+        }
+    }
+}
+
+impl Encode for Option<String> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => {
+                out.push(0);
+                v.encode(out);
+            }
+            None => out.push(1),
+        }
+    }
+}
+
+impl Encode for Option<bool> {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Some(v) => out.extend_from_slice(&[0, u8::from(*v)]),
+            None => out.push(1),
+        }
+    }
+}
+
+impl Encode for Timestamp {
+    fn encode(&self, out: &mut Vec<u8>) {
+        match *self {
+            Timestamp::Millis(ms) => out.extend_from_slice(&ms.to_le_bytes()),
+            Timestamp::Seconds(s) => out.extend_from_slice(&s.to_le_bytes()),
+        }
+    }
+}
+
 macro_rules! rust_type {
     (Id) => { String };
     (Int) => { Option<i64> };
@@ -101,20 +176,21 @@ macro_rules! columns {
             None
         }
 
-        /// Setters by column index; used by the flattener.
         impl MetricRow {
-            pub(crate) fn set(&mut self, idx: usize, value: crate::flatten::Value) -> Result<(), String> {
-                let mut i = 0usize;
-                $(
-                    if idx == i {
-                        return crate::flatten::Convert::convert(value, &mut self.$name);
-                    }
-                    i += 1;
-                )*
-                let _ = i;
-                Err(format!("no column with index {idx}"))
+            /// Appends this row to `out` in ClickHouse's RowBinary format, in column order
+            /// (the insert's format: no names, no types, Nullable as a 0/1 byte first).
+            pub fn encode(&self, out: &mut Vec<u8>) {
+                $( Encode::encode(&self.$name, out); )*
             }
         }
+
+        /// Sets column `idx` of a row from a JSON value; used by the flattener.
+        pub(crate) type Setter = for<'a> fn(&mut MetricRow, crate::flatten::Value<'a>) -> Result<(), String>;
+
+        /// One [`Setter`] per column, in the order of [`COLUMNS`].
+        pub(crate) static SETTERS: &[Setter] = &[
+            $( |row, value| crate::flatten::Convert::convert(value, &mut row.$name), )*
+        ];
     };
 }
 
@@ -199,6 +275,12 @@ columns! {
     percentile_90: Float = "percentile90",
     percentile_95: Float = "percentile95",
     percentile_99: Float = "percentile99",
+}
+
+/// The column list of an insert, in row order: `(no_data_found, transaction_name, …)`.
+pub fn insert_columns() -> String {
+    let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
+    format!("({})", names.join(", "))
 }
 
 /// The column added by the table on insert.

@@ -184,6 +184,7 @@ fn parse_replay(text: &str) -> anyhow::Result<ReplayFrom> {
 }
 
 pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
     let stop = shutdown_on_signal();
     let ops = Ops::new(&settings.topic);
     ops::start(&settings.ops_addr, Arc::clone(&ops), stop.clone()).await;
@@ -223,6 +224,7 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
         Duration::from_secs(5),
         sampler_rx,
     );
+    let startup_ms = started.elapsed().as_millis() as u64;
     let result = consume::run(settings, sink.clone(), opts, stop, Events::new(tx)).await;
     let _ = sampler_stop.send(true);
     let _ = sampler.await;
@@ -230,6 +232,7 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
     let mut line = serde_json::to_value(&summary)?;
     line["clickhouse_version"] = json!(sink.version_text);
     line["table"] = json!(sink.qualified());
+    line["startup_ms"] = json!(startup_ms);
     print_line(line);
     Ok(ExitCode::SUCCESS)
 }

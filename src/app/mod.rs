@@ -1,6 +1,7 @@
 //! The command line: every subcommand's flags and what it runs. Headless commands print
 //! one JSON summary line on stdout; logs go to stderr.
 
+mod bench;
 mod headless;
 mod tui;
 
@@ -60,6 +61,32 @@ pub enum Command {
     /// Compare what the API served (the saved fetch), the topic and ClickHouse, per
     /// transaction and hour; exit 1 on any gap or duplicate.
     Check(CheckArgs),
+    /// Benchmark wmtop against the local stack (scripts/stack up) and print the figures
+    /// next to their targets: flatten + encode, produce, the servers' own ceiling, load
+    /// end to end at 1x and 10x, frame draw time, and the idle monitor's CPU and RSS.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Runs of each measurement (the median is printed; 10x loads run at most twice).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The larger dataset, as a multiple of the default one.
+    #[arg(long, default_value_t = 10)]
+    pub scale: usize,
+    /// Only these parts: flatten, produce, ceiling, load, screen (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Seconds over which the idle monitor's CPU is measured.
+    #[arg(long, default_value_t = 30)]
+    pub idle_secs: u64,
+    /// ClickHouse's native port, for clickhouse-client.
+    #[arg(long, env = "WMTOP_STACK_CH_TCP_PORT", default_value_t = 9000)]
+    pub ch_tcp_port: u16,
+    /// Also write the figures to this file as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -219,6 +246,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Schema(a)) => headless::schema(&settings, a),
         Some(Command::Run(a)) => headless::run_once(&settings, &cli.common, a).await,
         Some(Command::Check(a)) => headless::check(&settings, a).await,
+        Some(Command::Bench(a)) => bench::run(&settings, a).await,
         None => {
             let no_color =
                 cli.screen.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());

@@ -86,6 +86,12 @@ impl SimConfig {
     }
 }
 
+/// The answer the simulator serves for its whole range (the body a full fetch returns),
+/// made without a server: benchmarks start from the same bytes a fetch would.
+pub fn full_answer(cfg: &SimConfig) -> serde_json::Result<Vec<u8>> {
+    wire::body(&dataset(cfg), cfg.start_ms, cfg.end_ms(), cfg.shape, None)
+}
+
 /// The JSON shape of a series answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -4,6 +4,7 @@
 //! `fps` times a second. Logs go to a file; the terminal is restored on every exit path,
 //! panics included.
 
+pub mod frames;
 mod keymap;
 mod state;
 mod ui;

@@ -12,7 +12,9 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::fields::{column_for_json, id_columns, MetricRow, Timestamp, COLUMNS};
+mod fast;
+
+use crate::fields::{column_for_json, id_columns, MetricRow, Timestamp, COLUMNS, SETTERS};
 
 /// How the table stores a record's time (chosen from the server's version).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -256,6 +258,10 @@ pub struct Flattened {
     pub transaction_name: Option<String>,
     /// Records in the message's series.
     pub records: usize,
+    /// Rows made (their count whether or not they were collected).
+    pub good: usize,
+    /// The rows, when collected ([`flatten_message`]; [`flatten_each`] hands them over
+    /// one at a time instead and leaves this empty).
     pub rows: Vec<MetricRow>,
     pub bad_records: Vec<BadRecord>,
     /// Record fields the table has no column for (schema drift).
@@ -358,22 +364,14 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if key == "timestamp" {
                 *self.present |= 1 << TIMESTAMP_COLUMN;
-                let value: Value<'de> = map.next_value()?;
-                *self.timestamp = match value {
-                    Value::Null => None,
-                    other => Some(match other {
-                        Value::Str(s) => s.into_owned(),
-                        v => v.to_string(),
-                    }),
-                };
+                *self.timestamp = timestamp_text(map.next_value()?);
                 continue;
             }
             match column_for_json(&key) {
                 Some(idx) => {
                     *self.present |= 1 << idx;
                     let value: Value<'de> = map.next_value()?;
-                    self.row
-                        .set(idx, value)
+                    SETTERS[idx](self.row, value)
                         .map_err(|e| de::Error::custom(format!("field {key}: {e}")))?;
                 }
                 None => {
@@ -385,6 +383,15 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// A record's `timestamp` value as text, for [`resolve_time`] (None for null).
+fn timestamp_text(value: Value<'_>) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::Str(s) => Some(s.into_owned()),
+        v => Some(v.to_string()),
     }
 }
 
@@ -451,8 +458,33 @@ fn resolve_time(
 /// Flattens one message. A message error means nothing in it could be used; otherwise
 /// every record is either a row or a [`BadRecord`] with its reason.
 pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, MessageError> {
+    let mut rows = Vec::new();
+    let mut out = flatten_each(payload, mode, |row| rows.push(std::mem::take(row)))?;
+    out.rows = rows;
+    Ok(out)
+}
+
+/// Flattens one message like [`flatten_message`], handing each row to `each` as it is
+/// made instead of collecting them (the consumer encodes rows straight into its insert).
+pub fn flatten_each(
+    payload: &[u8],
+    mode: TimeMode,
+    mut each: impl FnMut(&mut MetricRow),
+) -> Result<Flattened, MessageError> {
     let text = std::str::from_utf8(payload)
         .map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
+    if let Some(done) = fast::flatten(text, mode, &mut each) {
+        return Ok(done);
+    }
+    flatten_serde(text, mode, each)
+}
+
+/// The reference path: serde_json over the whole message, then over each record.
+fn flatten_serde(
+    text: &str,
+    mode: TimeMode,
+    mut each: impl FnMut(&mut MetricRow),
+) -> Result<Flattened, MessageError> {
     let trimmed = text.trim_start();
     if !trimmed.starts_with('{') {
         // Tell "not JSON at all" from "JSON, but not an object".
@@ -476,7 +508,6 @@ pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, Mess
     let mut out = Flattened {
         transaction_name: tx_name,
         records: series.len(),
-        rows: Vec::with_capacity(series.len()),
         ..Flattened::default()
     };
     for (index, raw) in series.into_iter().enumerate() {
@@ -487,7 +518,10 @@ pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, Mess
             &mut out.unknown_fields,
             &mut out.present_columns,
         ) {
-            Ok(row) => out.rows.push(row),
+            Ok(mut row) => {
+                out.good += 1;
+                each(&mut row);
+            }
             Err(reason) => out.bad_records.push(BadRecord {
                 index,
                 reason: format!("record {index}: {reason}"),
@@ -516,6 +550,17 @@ fn flatten_record(
     }
     .deserialize(&mut de)
     .map_err(|e| e.to_string())?;
+    finish_record(&mut row, timestamp.as_deref(), ids, mode)?;
+    Ok(row)
+}
+
+/// Fills a record's missing identifiers from its transaction and resolves its time.
+fn finish_record(
+    row: &mut MetricRow,
+    timestamp: Option<&str>,
+    ids: &[Option<String>; 5],
+    mode: TimeMode,
+) -> Result<(), String> {
     // Identifiers: a record's own value wins; otherwise the transaction's.
     let slots: [&mut String; 5] = [
         &mut row.transaction_name,
@@ -534,8 +579,7 @@ fn flatten_record(
     if row.transaction_name.is_empty() {
         return Err("no transactionName on the record or its transaction".into());
     }
-    resolve_time(&mut row, timestamp.as_deref(), mode)?;
-    Ok(row)
+    resolve_time(row, timestamp, mode)
 }
 
 #[cfg(test)]
@@ -728,5 +772,119 @@ mod tests {
             f.unknown_fields.into_iter().collect::<Vec<_>>(),
             vec!["brandNewField".to_string()]
         );
+    }
+
+    /// The fast path, where it answers, agrees with the serde path row for row.
+    fn same_on_both_paths(text: &str) -> bool {
+        let mut fast_rows = Vec::new();
+        let fast = fast::flatten(text, TimeMode::Millis, &mut |r| {
+            fast_rows.push(std::mem::take(r))
+        });
+        let mut slow_rows = Vec::new();
+        let slow = flatten_serde(text, TimeMode::Millis, |r| {
+            slow_rows.push(std::mem::take(r))
+        });
+        let Some(fast) = fast else {
+            return false;
+        };
+        let slow =
+            slow.unwrap_or_else(|e| panic!("fast path took what serde refused ({e}): {text}"));
+        assert!(
+            slow.bad_records.is_empty(),
+            "fast path took a bad record: {text}"
+        );
+        assert_eq!(fast_rows, slow_rows, "rows differ for {text}");
+        assert_eq!(fast.records, slow.records);
+        assert_eq!(fast.good, slow.good);
+        assert_eq!(fast.present_columns, slow.present_columns);
+        assert_eq!(fast.unknown_fields, slow.unknown_fields);
+        assert_eq!(fast.transaction_name, slow.transaction_name);
+        true
+    }
+
+    #[test]
+    fn the_fast_path_takes_the_simulators_data_and_agrees_with_serde() {
+        let mut cfg = crate::sim::SimConfig::new(crate::secret::Secret::new(""));
+        cfg.transactions = 12;
+        cfg.hours = 30;
+        let body = crate::sim::full_answer(&cfg).unwrap();
+        let answer = crate::api::split_answer(body.into()).unwrap();
+        assert_eq!(answer.transactions.len(), 12);
+        for tx in &answer.transactions {
+            let text = std::str::from_utf8(&tx.payload).unwrap();
+            assert!(
+                same_on_both_paths(text),
+                "the fast path gave up on clean data"
+            );
+        }
+    }
+
+    #[test]
+    fn the_fast_path_agrees_or_gives_up_on_untidy_input() {
+        let rec = |body: &str| {
+            format!(
+                r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{body}]}}"#
+            )
+        };
+        let t = format!(r#""timestamp":{T0}"#);
+        let taken = [
+            rec(&format!(
+                r#"{{{t},"successRate":"99.5","totalCount":"12"}}"#
+            )),
+            rec(&format!(
+                r#"{{{t},"successRate":-0,"errorRate":-0.0,"totalCount":-0}}"#
+            )),
+            rec(&format!(
+                r#"{{{t},"successRate":1.5e3,"errorRate":123456789012345678901234.5}}"#
+            )),
+            rec(&format!(
+                r#"{{{t},"successRate":0.1,"errorRate":0.30000000000000004,"avgResponseTime":1e-7}}"#
+            )),
+            rec(&format!(
+                r#"{{{t},"totalCount":9223372036854775807,"errorCount":-9223372036854775808,"successRate":18446744073709551616}}"#
+            )),
+            rec(&format!(
+                r#"{{{t},"successRate":null,"ebBreached":true,"responseBreached":0,"timelinessHealth":"OK"}}"#
+            )),
+            rec(&format!(
+                r#"{{ {t} , "newField" : 1 , "successRate" : 2 }} , {{{t},"successRate":3,"successRate":4}}"#
+            )),
+            rec(&format!(r#"{{{t},"transactionName":"GET /b","alias":17}}"#)),
+            format!(r#"{{"transactionSeries":[{{{t}}}],"transactionName":"late"}}"#),
+            format!(" \n{}\t ", rec(&format!("{{{t}}}"))),
+            rec(
+                r#"{"key":1767205800000,"timestampStr":"2026-01-01 05:30:00","timezone":"Asia/Kolkata"}"#,
+            ),
+            rec(r#"{"timestampStr":"2026-01-01 05:30:00","timezone":"Asia/Kolkata"}"#),
+            rec(&format!(r#"{{"timestamp":"{T0}"}}"#)),
+        ];
+        for text in &taken {
+            assert!(same_on_both_paths(text), "the fast path gave up on {text}");
+        }
+        let declined = [
+            rec(&format!(r#"{{{t},"timelinessHealth":"O\u004b"}}"#)),
+            rec(&format!(r#"{{{t},"nested":{{"a":1}}}}"#)),
+            rec(&format!(r#"{{{t},"successRate":"abc"}}"#)),
+            rec(&format!(r#"{{{t},"successRate":01}}"#)),
+            rec(&format!(r#"{{{t},"successRate":1.}}"#)),
+            rec(&format!(r#"{{{t},"successRate":+1}}"#)),
+            rec(&format!(r#"{{{t},"successRate":.5}}"#)),
+            rec(&format!(r#"{{{t},"successRate":1e}}"#)),
+            rec(&format!("{{{t},\"timelinessHealth\":\"a{}b\"}}", '\u{1}')),
+            rec(r#"{"successRate":1}"#),
+            rec(&format!(r#"{{{t},"totalCount":18446744073709551616}}"#)),
+            rec("7"),
+            rec(""),
+            format!("{} x", rec(&format!("{{{t}}}"))),
+            rec(&format!("{{{t}}}")).replace("]}", "]"),
+            format!(
+                r#"{{"transactionName":"a","transactionSeries":[{{{t}}}],"transactionSeries":[{{{t}}}]}}"#
+            ),
+            r#"{"transactionName":"a","transactionSeries":null}"#.to_string(),
+            r#"{"transactionName":"a"}"#.to_string(),
+        ];
+        for text in &declined {
+            assert!(!same_on_both_paths(text), "the fast path took {text}");
+        }
     }
 }
