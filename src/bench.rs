@@ -136,6 +136,16 @@ pub fn bare_read(settings: &Settings) -> Result<BareRead, KafkaOpError> {
     Ok(out)
 }
 
+/// Messages on `settings.topic` (high minus low watermark, over its partitions).
+/// Blocking.
+pub fn topic_messages(settings: &Settings) -> Result<i64, KafkaOpError> {
+    let consumer = kafka::peek_consumer(settings)?;
+    Ok(kafka::lag(&consumer, settings)?
+        .iter()
+        .map(|p| p.high - p.low)
+        .sum())
+}
+
 /// Inserts a RowBinary file into `database.table` with ClickHouse's own client
 /// (`clickhouse-client`, native protocol on `tcp_port`) and returns the wall time.
 pub fn client_insert(

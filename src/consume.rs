@@ -16,8 +16,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::events::{Event, Events};
-use crate::fields::MetricRow;
-use crate::flatten::flatten_message;
+use crate::flatten::flatten_each;
 use crate::kafka::{self, KafkaOpError};
 use crate::sink::{partition_of, Blob, DeadLetter, Scope, Sink, SinkError};
 
@@ -152,11 +151,15 @@ pub enum ConsumeError {
     Insert { attempts: u32, last: SinkError },
     #[error("stopped before ClickHouse took the last batch (offsets not committed, nothing lost): {last}")]
     ShutdownWithPending { last: SinkError },
+    #[error("the insert task failed (offsets not committed, nothing lost): {0}")]
+    Task(String),
 }
 
 #[derive(Default)]
 struct Batch {
-    rows: Vec<MetricRow>,
+    /// The rows, RowBinary-encoded as they were flattened (no row structs are kept).
+    encoded: Vec<u8>,
+    rows: usize,
     dead: Vec<DeadLetter>,
     /// Per partition: first and last offset held.
     offsets: BTreeMap<i32, (i64, i64)>,
@@ -164,6 +167,8 @@ struct Batch {
     partitions: BTreeSet<u32>,
     bytes: usize,
     messages: usize,
+    /// Dead letters sent with the batch (the letters themselves go to the insert task).
+    dead_count: usize,
     started: Option<Instant>,
 }
 
@@ -194,6 +199,16 @@ struct Consumer_ {
     seen_columns: u128,
     reported_missing: u128,
     started: Instant,
+    /// The batch ClickHouse is taking now; its offsets are committed once it has.
+    in_flight: Option<InFlight>,
+    /// Told when the batch in flight is done, so its commit does not wait for the next.
+    done: tokio::sync::mpsc::Sender<()>,
+}
+
+/// A batch handed to ClickHouse: the insert task, and what to commit and report after.
+struct InFlight {
+    task: tokio::task::JoinHandle<Result<u32, ConsumeError>>,
+    batch: Batch,
 }
 
 /// Runs the consumer until `shutdown` turns true or, with `until_idle`, until the topic
@@ -232,6 +247,7 @@ pub async fn run(
             action: "subscribe",
             source,
         })?;
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut c = Consumer_ {
         settings: settings.clone(),
         sink,
@@ -245,6 +261,8 @@ pub async fn run(
         seen_columns: 0,
         reported_missing: 0,
         started,
+        in_flight: None,
+        done: done_tx,
     };
     let interval = c.settings.batch_interval.0;
     let mut tick = tokio::time::interval(
@@ -278,6 +296,16 @@ pub async fn run(
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             },
+            Some(()) = done_rx.recv() => {
+                let retried = c.summary.insert_retries;
+                if let Err(e) = c.land().await {
+                    outcome = Err(e);
+                    break;
+                }
+                if c.summary.insert_retries > retried {
+                    last_message = Instant::now();
+                }
+            }
             _ = tick.tick() => {
                 // Due: the batch is T old, or the topic is drained (nothing new for a
                 // moment), so a caught-up consumer does not sit on rows for T.
@@ -325,6 +353,12 @@ pub async fn run(
     if outcome.is_ok() {
         outcome = c.flush(&shutdown).await;
     }
+    if outcome.is_ok() {
+        outcome = c.land().await;
+    } else if let Some(f) = c.in_flight.take() {
+        // Stopping on an error: the batch in flight is not committed (it is read again).
+        f.task.abort();
+    }
     if outcome.is_ok() && !c.touched.is_empty() {
         // Merge what this run touched, so plain queries see one row per record too.
         if let Err(e) = c.sink.optimize(&c.touched).await {
@@ -350,13 +384,19 @@ impl Consumer_ {
             .map(|k| String::from_utf8_lossy(k).into_owned())
             .unwrap_or_default();
         self.summary.messages += 1;
-        let flat = flatten_message(payload, self.sink.time_mode());
-        let incoming = flat.as_ref().map_or(0, |f| f.rows.len());
-        if !self.batch.rows.is_empty()
-            && self.batch.rows.len() + incoming > self.settings.batch_rows
-        {
-            self.flush(shutdown).await?;
-        }
+        let mut first_name = None;
+        let flat = {
+            let batch = &mut self.batch;
+            flatten_each(payload, self.sink.time_mode(), |row| {
+                if let Some(p) = partition_of(row.timestamp.millis()) {
+                    batch.partitions.insert(p);
+                }
+                if first_name.is_none() {
+                    first_name = Some(row.transaction_name.clone());
+                }
+                row.encode(&mut batch.encoded);
+            })
+        };
         self.batch.note_offset(partition, offset);
         self.batch.bytes += payload.len();
         self.batch.messages += 1;
@@ -404,59 +444,81 @@ impl Consumer_ {
                         payload: Blob(bad.raw.into_bytes()),
                     });
                 }
-                for row in &f.rows {
-                    if let Some(p) = partition_of(row.timestamp.millis()) {
-                        self.batch.partitions.insert(p);
-                    }
+                if let Some(name) = first_name {
+                    *self.batch.per_transaction.entry(name).or_default() += f.good as u64;
                 }
-                if let Some(first) = f.rows.first() {
-                    *self
-                        .batch
-                        .per_transaction
-                        .entry(first.transaction_name.clone())
-                        .or_default() += f.rows.len() as u64;
-                }
-                self.batch.rows.extend(f.rows);
+                self.batch.rows += f.good;
             }
         }
-        if self.batch.rows.len() >= self.settings.batch_rows {
+        if self.batch.rows >= self.settings.batch_rows {
             self.flush(shutdown).await?;
         }
         Ok(())
     }
 
-    /// Inserts the batch (retrying), then commits its offsets.
+    /// Hands the batch to ClickHouse in a task of its own (after the one before it has
+    /// landed), so the next batch is read and flattened while this one is inserted.
     async fn flush(&mut self, shutdown: &watch::Receiver<bool>) -> Result<(), ConsumeError> {
+        self.land().await?;
         if self.batch.is_empty() {
             return Ok(());
         }
-        let started = Instant::now();
-        let mut retries = 0u32;
-        if !self.batch.rows.is_empty() {
-            retries += self
-                .retrying(shutdown, |sink, b| Box::pin(sink.insert_rows(&b.rows)))
-                .await?;
-        }
-        if !self.batch.dead.is_empty() {
-            retries += self
-                .retrying(shutdown, |sink, b| {
-                    Box::pin(sink.insert_dead_letters(&b.dead))
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.started = Some(Instant::now());
+        let rows = bytes::Bytes::from(std::mem::take(&mut batch.encoded));
+        let dead = std::mem::take(&mut batch.dead);
+        let dead_count = dead.len();
+        let sink = self.sink.clone();
+        let events = self.events.clone();
+        let max = self.opts.max_insert_attempts;
+        let shutdown = shutdown.clone();
+        let done = self.done.clone();
+        let task = tokio::spawn(async move {
+            let mut retries = 0;
+            if !rows.is_empty() {
+                retries += retrying(max, &shutdown, &events, || {
+                    sink.insert_encoded(rows.clone())
                 })
                 .await?;
-        }
-        let batch = std::mem::take(&mut self.batch);
+            }
+            if !dead.is_empty() {
+                retries +=
+                    retrying(max, &shutdown, &events, || sink.insert_dead_letters(&dead)).await?;
+            }
+            let _ = done.try_send(());
+            Ok(retries)
+        });
+        batch.dead_count = dead_count;
+        self.in_flight = Some(InFlight { task, batch });
+        Ok(())
+    }
+
+    /// Waits for the batch in flight, then commits its offsets and reports it.
+    async fn land(&mut self) -> Result<(), ConsumeError> {
+        let Some(InFlight { task, batch }) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let retries = task
+            .await
+            .map_err(|e| ConsumeError::Task(e.to_string()))??;
         self.commit(&batch.offsets);
         self.touched.extend(batch.partitions.iter().copied());
         self.summary.batches += 1;
-        self.summary.rows_inserted += batch.rows.len() as u64;
+        self.summary.rows_inserted += batch.rows as u64;
         self.summary.insert_retries += u64::from(retries);
-        tracing::info!(rows = batch.rows.len(), dead = batch.dead.len(), took = ?started.elapsed(), "batch flushed");
+        let took = batch.started.map(|t| t.elapsed()).unwrap_or_default();
+        tracing::info!(
+            rows = batch.rows,
+            dead = batch.dead_count,
+            ?took,
+            "batch flushed"
+        );
         self.events.send(Event::Flushed {
-            rows: batch.rows.len(),
+            rows: batch.rows,
             messages: batch.messages,
             bytes: batch.bytes,
-            dead_letters: batch.dead.len(),
-            took: started.elapsed(),
+            dead_letters: batch.dead_count,
+            took,
             retries,
             offsets: batch
                 .offsets
@@ -466,50 +528,6 @@ impl Consumer_ {
             per_transaction: batch.per_transaction.into_iter().collect(),
         });
         Ok(())
-    }
-
-    async fn retrying<F>(
-        &mut self,
-        shutdown: &watch::Receiver<bool>,
-        op: F,
-    ) -> Result<u32, ConsumeError>
-    where
-        F: for<'a> Fn(
-            &'a Sink,
-            &'a Batch,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<(), SinkError>> + Send + 'a>,
-        >,
-    {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            match op(&self.sink, &self.batch).await {
-                Ok(()) => return Ok(attempt - 1),
-                Err(e) => {
-                    if self
-                        .opts
-                        .max_insert_attempts
-                        .is_some_and(|max| attempt >= max)
-                    {
-                        return Err(ConsumeError::Insert {
-                            attempts: attempt,
-                            last: e,
-                        });
-                    }
-                    if *shutdown.borrow() && attempt >= 3 {
-                        return Err(ConsumeError::ShutdownWithPending { last: e });
-                    }
-                    let wait = crate::retry::backoff(attempt, Duration::from_millis(100));
-                    tracing::warn!(attempt, ?wait, "insert failed, retrying: {e}");
-                    self.events.send(Event::InsertRetry {
-                        attempt,
-                        error: e.to_string(),
-                    });
-                    tokio::time::sleep(wait).await;
-                }
-            }
-        }
     }
 
     /// Schema drift: new fields the table lacks, and columns that stopped arriving. A
@@ -610,6 +628,45 @@ impl Consumer_ {
             }
             Err(e) => {
                 tracing::warn!("offset commit failed (messages will be re-read, not doubled): {e}")
+            }
+        }
+    }
+}
+
+/// Runs an insert until it succeeds, with backoff; gives up after `max` attempts, or
+/// after 3 once shutdown is asked for. Returns the retries it took.
+async fn retrying<F, Fut>(
+    max: Option<u32>,
+    shutdown: &watch::Receiver<bool>,
+    events: &Events,
+    op: F,
+) -> Result<u32, ConsumeError>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<(), SinkError>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        match op().await {
+            Ok(()) => return Ok(attempt - 1),
+            Err(e) => {
+                if max.is_some_and(|max| attempt >= max) {
+                    return Err(ConsumeError::Insert {
+                        attempts: attempt,
+                        last: e,
+                    });
+                }
+                if *shutdown.borrow() && attempt >= 3 {
+                    return Err(ConsumeError::ShutdownWithPending { last: e });
+                }
+                let wait = crate::retry::backoff(attempt, Duration::from_millis(100));
+                tracing::warn!(attempt, ?wait, "insert failed, retrying: {e}");
+                events.send(Event::InsertRetry {
+                    attempt,
+                    error: e.to_string(),
+                });
+                tokio::time::sleep(wait).await;
             }
         }
     }

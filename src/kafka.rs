@@ -109,36 +109,6 @@ pub async fn ensure_topic(settings: &Settings) -> Result<bool, KafkaOpError> {
     }
 }
 
-/// Deletes topics (those that do not exist are skipped).
-pub async fn delete_topics(settings: &Settings, topics: &[String]) -> Result<(), KafkaOpError> {
-    if topics.is_empty() {
-        return Ok(());
-    }
-    let brokers = settings.kafka_brokers.as_str();
-    let admin: AdminClient<DefaultClientContext> = base_config(settings)
-        .create()
-        .map_err(op(brokers, "create admin client"))?;
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-    for result in admin
-        .delete_topics(&names, &opts)
-        .await
-        .map_err(op(brokers, "delete topics"))?
-    {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((_, code)) => {
-                return Err(KafkaOpError::Kafka {
-                    brokers: brokers.to_string(),
-                    action: "delete topic",
-                    source: KafkaError::AdminOp(code),
-                })
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Where a replay starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReplayFrom {

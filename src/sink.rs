@@ -266,6 +266,20 @@ impl Sink {
         self.insert_all(&self.table, rows).await
     }
 
+    /// Inserts rows already RowBinary-encoded ([`MetricRow::encode`]) in one INSERT; all
+    /// or nothing.
+    pub async fn insert_encoded(&self, rows: bytes::Bytes) -> Result<(), SinkError> {
+        let sql = format!(
+            "INSERT INTO {} {} FORMAT RowBinary",
+            self.table,
+            crate::fields::insert_columns()
+        );
+        let action = || format!("insert into {}", self.table);
+        let mut insert = self.client.insert_formatted_with(sql);
+        insert.send(rows).await.map_err(self.err(action()))?;
+        insert.end().await.map_err(self.err(action()))
+    }
+
     /// Inserts dead letters.
     pub async fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), SinkError> {
         self.insert_all(&format!("{}_dead_letters", self.table), letters)

@@ -113,7 +113,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     r.record("clickhouse_version", json!(sink.version_text));
     r.record("runs", json!(runs));
     let one = bench::dataset(1)?;
-    let ten = if only("load") || only("ceiling") || only("produce") {
+    let ten = if only("load") || only("ceiling") {
         Some(bench::dataset(a.scale)?)
     } else {
         None
@@ -141,26 +141,21 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
         }
     }
 
-    let mut topics: Vec<String> = Vec::new();
     let mut tables: Vec<String> = Vec::new();
     let result = async {
         let mut prefilled: Vec<(usize, String, &Answer)> = Vec::new();
-        if only("produce") || only("load") || only("ceiling") {
+        if only("produce") {
             println!("produce (a saved fetch to every message acknowledged):");
+            // Every run appends the dataset to one topic, as a reload does.
+            let s = with(settings, "wmtop_bench_produce", "unused");
+            kafka::ensure_topic(&s).await?;
             let mut times = Vec::new();
-            for i in 0..runs {
-                let topic = fresh(&format!("p{i}"));
-                let s = with(settings, &topic, "unused");
-                kafka::ensure_topic(&s).await?;
-                topics.push(topic.clone());
+            for _ in 0..runs {
                 let started = Instant::now();
                 let rep = produce::publish(&s, &one).await?;
                 times.push(started.elapsed());
                 if rep.messages_delivered != one.transactions.len() {
                     bail!("produce delivered {} of {}", rep.messages_delivered, one.transactions.len());
-                }
-                if i == 0 {
-                    prefilled.push((1, topic, &one));
                 }
             }
             let t = median(times);
@@ -171,22 +166,19 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                 Some(t <= Duration::from_millis(500)),
             );
             r.record("produce_1x_ms", json!(ms(t).round()));
-            if let Some(ten) = &ten {
-                let topic = fresh("p10");
-                let s = with(settings, &topic, "unused");
-                kafka::ensure_topic(&s).await?;
-                topics.push(topic.clone());
-                let started = Instant::now();
-                produce::publish(&s, ten).await?;
-                let t = started.elapsed();
-                r.add(
-                    format!("{}x: {} messages, {:.0} MB (one run)", a.scale, ten.transactions.len(), ten.bytes as f64 / 1e6),
-                    format!("{:.0} ms", ms(t)),
-                    "",
-                    None,
-                );
-                r.record("produce_10x_ms", json!(ms(t).round()));
-                prefilled.push((a.scale, topic, ten));
+        }
+        if only("load") || only("ceiling") {
+            for (scale, answer) in std::iter::once((1, &one)).chain(ten.iter().map(|t| (a.scale, t))) {
+                let (topic, filled) = prefill(settings, scale, answer).await?;
+                if let Some(t) = filled {
+                    r.add(
+                        format!("{scale}x: filled {topic} ({} messages, {:.0} MB)", answer.transactions.len(), answer.bytes as f64 / 1e6),
+                        format!("{:.0} ms", ms(t)),
+                        "",
+                        None,
+                    );
+                }
+                prefilled.push((scale, topic, answer));
             }
         }
 
@@ -308,7 +300,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
         anyhow::Ok(())
     }
     .await;
-    cleanup(settings, &sink, &topics, &tables).await;
+    cleanup(&sink, &tables).await;
     result?;
 
     if only("screen") {
@@ -368,6 +360,43 @@ async fn count(sink: &Sink, table: &str) -> anyhow::Result<u64> {
         )
         .await?;
     Ok(text.trim().parse()?)
+}
+
+/// The topic holding the `scale`x dataset for the load and ceiling runs: filled once and
+/// reused by later runs while it holds exactly the dataset (topics are never deleted:
+/// on tansu, deleting one topic deletes them all). Returns the time filling took, if it
+/// had to be filled.
+async fn prefill(
+    settings: &Settings,
+    scale: usize,
+    answer: &Answer,
+) -> anyhow::Result<(String, Option<Duration>)> {
+    let want = answer.transactions.len() as i64;
+    let mut topic = format!("wmtop_bench_{scale}x");
+    let mut attempt = 0;
+    loop {
+        let s = with(settings, &topic, "unused");
+        kafka::ensure_topic(&s).await?;
+        let s2 = s.clone();
+        let have = tokio::task::spawn_blocking(move || bench::topic_messages(&s2)).await??;
+        if have == want {
+            return Ok((topic, None));
+        }
+        if have == 0 {
+            let started = Instant::now();
+            let rep = produce::publish(&s, answer).await?;
+            if rep.messages_delivered as i64 != want {
+                bail!(
+                    "filling {topic}: {} of {want} delivered",
+                    rep.messages_delivered
+                );
+            }
+            return Ok((topic, Some(started.elapsed())));
+        }
+        // Something else is on it (an interrupted fill): use the next name.
+        attempt += 1;
+        topic = format!("wmtop_bench_{scale}x_{attempt}");
+    }
 }
 
 /// One load: `wmtop consume --until-idle` as a child process on a fresh table and group.
@@ -510,8 +539,8 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".into())
 }
 
-/// Drops what the run made: its tables and (where the broker allows) its topics.
-async fn cleanup(settings: &Settings, sink: &Sink, topics: &[String], tables: &[String]) {
+/// Drops the tables the run made (its topics stay: see [`prefill`]).
+async fn cleanup(sink: &Sink, tables: &[String]) {
     for t in tables {
         for name in [t.clone(), format!("{t}_dead_letters")] {
             if let Err(e) = sink
@@ -521,8 +550,5 @@ async fn cleanup(settings: &Settings, sink: &Sink, topics: &[String], tables: &[
                 tracing::warn!("bench: could not drop {name}: {e}");
             }
         }
-    }
-    if let Err(e) = kafka::delete_topics(settings, topics).await {
-        tracing::warn!("bench: could not delete topics: {e}");
     }
 }
