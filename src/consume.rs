@@ -345,7 +345,20 @@ pub async fn run(
                     }
                 }
                 if assigned && c.opts.until_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
-                    break;
+                    // Quiet is not enough: a broker that is down is quiet too. Stop only
+                    // once every partition held has been read to its high watermark.
+                    let consumer = Arc::clone(&c.consumer);
+                    let topic = c.settings.topic.clone();
+                    let caught_up = tokio::task::spawn_blocking(move || caught_up(&consumer, &topic))
+                        .await
+                        .unwrap_or(Err("the check did not run".into()));
+                    match caught_up {
+                        Ok(()) => break,
+                        Err(why) => {
+                            tracing::info!("quiet for the idle time, but not done: {why}; waiting on");
+                            last_message = Instant::now();
+                        }
+                    }
                 }
             }
         }
@@ -631,6 +644,43 @@ impl Consumer_ {
             }
         }
     }
+}
+
+/// Ok when every partition the consumer holds has been read to its high watermark; else
+/// what is still unread or why it cannot be told (the broker is down). Blocking.
+fn caught_up(consumer: &StreamConsumer, topic: &str) -> Result<(), String> {
+    let positions = consumer.position().map_err(|e| e.to_string())?;
+    for e in positions.elements() {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, e.partition(), Duration::from_secs(2))
+            .map_err(|err| format!("partition {}: {err}", e.partition()))?;
+        // Nothing fetched yet on this partition: the group's committed offset says where
+        // it stands (a run with nothing new to read), else the start.
+        let at = match e.offset() {
+            Offset::Offset(o) => o,
+            _ => {
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition(topic, e.partition());
+                consumer
+                    .committed_offsets(tpl, Duration::from_secs(2))
+                    .map_err(|err| format!("partition {}: {err}", e.partition()))?
+                    .elements()
+                    .first()
+                    .and_then(|c| match c.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    })
+                    .unwrap_or(low)
+            }
+        };
+        if at < high {
+            return Err(format!(
+                "partition {} read to {at} of {high}",
+                e.partition()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs an insert until it succeeds, with backoff; gives up after `max` attempts, or

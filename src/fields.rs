@@ -346,4 +346,50 @@ mod tests {
         assert_eq!(column_for_json("transaction_name"), None);
         assert_eq!(column_for_json("transactionSeries"), None);
     }
+
+    #[test]
+    fn rows_encode_as_clickhouse_rowbinary() {
+        let row = MetricRow {
+            no_data_found: Some(false),
+            transaction_name: "GET /a".into(),
+            timestamp: Timestamp::Millis(1_767_205_800_000),
+            total_count: Some(-12),
+            success_rate: Some(99.5),
+            timeliness_health: Some("OK".into()),
+            eb_breached: Some(true),
+            ..MetricRow::default()
+        };
+        let mut out = Vec::new();
+        row.encode(&mut out);
+        // Column by column, as the format defines it: Nullable is a 0 (value follows) or
+        // 1 (NULL) byte; String is a LEB128 length and the bytes; numbers little-endian.
+        let mut want: Vec<u8> = vec![0, 0]; // no_data_found: Some(false)
+        want.extend([6]);
+        want.extend(b"GET /a");
+        want.extend([0, 0, 0, 0]); // transaction_id, application_id, application_name, alias: ""
+        want.extend(1_767_205_800_000i64.to_le_bytes());
+        for c in &COLUMNS[7..] {
+            match c.name {
+                "total_count" => {
+                    want.push(0);
+                    want.extend((-12i64).to_le_bytes());
+                }
+                "success_rate" => {
+                    want.push(0);
+                    want.extend(99.5f64.to_le_bytes());
+                }
+                "timeliness_health" => want.extend([0, 2, b'O', b'K']),
+                "eb_breached" => want.extend([0, 1]),
+                _ => want.push(1),
+            }
+        }
+        assert_eq!(out, want);
+
+        let mut long = Vec::new();
+        "x".repeat(300).encode(&mut long);
+        assert_eq!(&long[..2], &[0xAC, 0x02], "300 as LEB128");
+        let mut secs = Vec::new();
+        Timestamp::Seconds(1_767_205_800).encode(&mut secs);
+        assert_eq!(secs, 1_767_205_800u32.to_le_bytes());
+    }
 }

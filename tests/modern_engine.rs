@@ -84,7 +84,12 @@ async fn ddl_and_reference_queries_run_on_a_modern_engine_and_agree_with_18_16()
             r
         })
         .collect();
-    old_sink.insert_rows(&old_rows).await.unwrap();
+    // Through the consumer's own encoder and insert.
+    let mut encoded = Vec::new();
+    for r in &old_rows {
+        r.encode(&mut encoded);
+    }
+    old_sink.insert_encoded(encoded.into()).await.unwrap();
 
     // Modern: chdb, with the DDL wmtop writes for a modern server.
     let table = format!("{}.{}", s.database, s.table);
