@@ -91,15 +91,7 @@ pub struct BareRead {
 
 /// Reads `settings.topic` whole with a group-less consumer. Blocking.
 pub fn bare_read(settings: &Settings) -> Result<BareRead, KafkaOpError> {
-    let brokers = settings.kafka_brokers.clone();
-    let fail = |action: &'static str| {
-        let brokers = brokers.clone();
-        move |source| KafkaOpError::Kafka {
-            brokers,
-            action,
-            source,
-        }
-    };
+    let fail = |action| kafka::op(&settings.kafka_brokers, action);
     let started = Instant::now();
     let consumer: BaseConsumer = kafka::consumer_config(settings)
         .create()

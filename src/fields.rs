@@ -82,46 +82,33 @@ impl Encode for String {
     }
 }
 
-impl Encode for Option<i64> {
+impl Encode for i64 {
     fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Some(v) => {
-                out.push(0);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            None => out.push(1),
-        }
+        out.extend_from_slice(&self.to_le_bytes());
     }
 }
 
-impl Encode for Option<f64> {
+impl Encode for f64 {
     fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Some(v) => {
-                out.push(0);
-                out.extend_from_slice(&v.to_le_bytes());
-            }
-            None => out.push(1),
-        }
+        out.extend_from_slice(&self.to_le_bytes());
     }
 }
 
-impl Encode for Option<String> {
+/// `Bool`, and `UInt8` on servers before 21.12: one byte, 0 or 1.
+impl Encode for bool {
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(u8::from(*self));
+    }
+}
+
+/// `Nullable(T)`: a 0 byte and the value, or a 1 byte for NULL.
+impl<T: Encode> Encode for Option<T> {
     fn encode(&self, out: &mut Vec<u8>) {
         match self {
             Some(v) => {
                 out.push(0);
                 v.encode(out);
             }
-            None => out.push(1),
-        }
-    }
-}
-
-impl Encode for Option<bool> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Some(v) => out.extend_from_slice(&[0, u8::from(*v)]),
             None => out.push(1),
         }
     }
@@ -153,7 +140,7 @@ macro_rules! columns {
         /// The first field is a Nullable one on purpose: its first RowBinary byte is 0 or
         /// 1, never a whitespace byte, which old servers (before 22.6) would skip as the
         /// gap between `FORMAT RowBinary` and the data (ClickHouse issue 37420).
-        #[derive(Clone, Debug, Default, PartialEq, Serialize, clickhouse::Row)]
+        #[derive(Clone, Debug, Default, PartialEq, Serialize)]
         pub struct MetricRow {
             $( pub $name: rust_type!($kind), )*
         }

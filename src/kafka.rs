@@ -28,7 +28,7 @@ pub enum KafkaOpError {
     NoPartitions { topic: String },
 }
 
-fn op(brokers: &str, action: &'static str) -> impl FnOnce(KafkaError) -> KafkaOpError {
+pub(crate) fn op(brokers: &str, action: &'static str) -> impl FnOnce(KafkaError) -> KafkaOpError {
     let brokers = brokers.to_string();
     move |source| KafkaOpError::Kafka {
         brokers,

@@ -19,7 +19,7 @@ use clickhouse::Client;
 use serde::Serialize;
 
 use crate::config::Settings;
-use crate::fields::{Kind, MetricRow, COLUMNS, INGESTION_TIME};
+use crate::fields::{Kind, COLUMNS, INGESTION_TIME};
 use crate::flatten::TimeMode;
 
 /// Why a ClickHouse operation failed.
@@ -261,12 +261,7 @@ impl Sink {
         format!("{}.{}", self.database, self.table)
     }
 
-    /// Inserts rows in one INSERT; all or nothing.
-    pub async fn insert_rows(&self, rows: &[MetricRow]) -> Result<(), SinkError> {
-        self.insert_all(&self.table, rows).await
-    }
-
-    /// Inserts rows already RowBinary-encoded ([`MetricRow::encode`]) in one INSERT; all
+    /// Inserts rows already RowBinary-encoded ([`crate::fields::MetricRow::encode`]) in one INSERT; all
     /// or nothing.
     pub async fn insert_encoded(&self, rows: bytes::Bytes) -> Result<(), SinkError> {
         let sql = format!(

@@ -7,8 +7,8 @@
 
 use std::borrow::Cow;
 
-use super::{finish_record, timestamp_text, Flattened, TimeMode, Value, TIMESTAMP_COLUMN};
-use crate::fields::{column_for_json, id_columns, MetricRow, COLUMNS, SETTERS};
+use super::{finish_record, id_slot, timestamp_text, Flattened, TimeMode, Value, TIMESTAMP_COLUMN};
+use crate::fields::{column_for_json, MetricRow, COLUMNS, SETTERS};
 
 /// Outcome of the fast path: None means "use the serde path".
 pub(super) fn flatten(
@@ -58,7 +58,7 @@ pub(super) fn flatten(
                 }
             } else {
                 let value = s.scalar()?;
-                if let Some(n) = id_columns().position(|c| COLUMNS[c].json == key) {
+                if let Some(n) = id_slot(key) {
                     let mut id = String::new();
                     super::Convert::convert(value, &mut id).ok()?;
                     ids[n] = (!id.is_empty()).then_some(id);

@@ -317,11 +317,8 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                         env.series = series;
                         continue;
                     }
-                    let slot = id_columns()
-                        .enumerate()
-                        .find(|(_, col)| COLUMNS[*col].json == key);
-                    match slot {
-                        Some((n, _)) => {
+                    match id_slot(&key) {
+                        Some(n) => {
                             let value: Value<'de> = map.next_value()?;
                             let mut id = String::new();
                             Convert::convert(value, &mut id)
@@ -338,6 +335,11 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
         }
         d.deserialize_map(V)
     }
+}
+
+/// Which of the five identifiers (in [`id_columns`] order) a transaction key names.
+fn id_slot(key: &str) -> Option<usize> {
+    id_columns().position(|c| COLUMNS[c].json == key)
 }
 
 /// Reads one record into `row`, keeping its raw time fields for later resolution.
