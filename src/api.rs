@@ -25,14 +25,46 @@ pub const SERIES_PATH: &str =
 pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("the API refused the request ({status}): {message}")]
-    Refused { status: u16, message: String },
-    #[error("the API failed after {attempts} attempts; last: {last}")]
-    GaveUp { attempts: u32, last: String },
+    #[error("the API at {url} refused the request ({status}): {message}")]
+    Refused {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the API at {url} is not answering usefully: {message}")]
+    Unavailable {
+        url: String,
+        message: String,
+        /// Retrying cannot help (a TLS certificate problem).
+        permanent: bool,
+    },
+    #[error("the API at {url} did not answer usefully within {}s; last: {last}", waited.as_secs())]
+    GaveUp {
+        url: String,
+        waited: Duration,
+        last: Box<ApiError>,
+    },
+    #[error("stopped before the API answered")]
+    Stopped,
     #[error("the answer is not usable: {0}")]
     BadAnswer(String),
     #[error("cannot use {path}: {message}")]
     File { path: String, message: String },
+}
+
+impl crate::retry::Transient for ApiError {
+    fn transient(&self) -> bool {
+        match self {
+            ApiError::Auth(a) => !a.permanent(),
+            ApiError::Unavailable { permanent, .. } => !permanent,
+            // A cut-off or garbled body may come right the next time.
+            ApiError::BadAnswer(_) => true,
+            ApiError::Refused { .. }
+            | ApiError::GaveUp { .. }
+            | ApiError::Stopped
+            | ApiError::File { .. } => false,
+        }
+    }
 }
 
 /// One transaction of an answer: its name, its record count, and its JSON as served.
@@ -56,6 +88,32 @@ impl Answer {
         self.transactions.iter().map(|t| t.records).sum()
     }
 
+    /// Per transaction: records served and records set aside (what flatten cannot use:
+    /// a record with no usable time or a value of the wrong type; every record of a
+    /// message that is not usable at all). Served = loadable + set aside, everywhere.
+    pub fn accounting(&self) -> std::collections::BTreeMap<String, Accounting> {
+        self.accounting_with(|_| {})
+    }
+
+    /// As [`Answer::accounting`], handing each loadable row to `each`.
+    pub fn accounting_with(
+        &self,
+        mut each: impl FnMut(&crate::fields::MetricRow),
+    ) -> std::collections::BTreeMap<String, Accounting> {
+        let mut per: std::collections::BTreeMap<String, Accounting> = Default::default();
+        for tx in &self.transactions {
+            let name = tx.name.clone().unwrap_or_default();
+            let set_aside = match crate::flatten::flatten_each(&tx.payload, |row| each(row)) {
+                Ok(f) => f.bad_records.len() as u64,
+                Err(_) => tx.records as u64,
+            };
+            let a = per.entry(name).or_default();
+            a.served += tx.records as u64;
+            a.set_aside += set_aside;
+        }
+        per
+    }
+
     /// Records per transaction name (unnamed transactions under "").
     pub fn records_per_transaction(&self) -> std::collections::BTreeMap<String, u64> {
         let mut per = std::collections::BTreeMap::new();
@@ -63,6 +121,20 @@ impl Answer {
             *per.entry(t.name.clone().unwrap_or_default()).or_default() += t.records as u64;
         }
         per
+    }
+}
+
+/// One transaction's records: served by the API, and of those, set aside.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Accounting {
+    pub served: u64,
+    pub set_aside: u64,
+}
+
+impl Accounting {
+    /// Records that load: served minus set aside.
+    pub fn loadable(self) -> u64 {
+        self.served.saturating_sub(self.set_aside)
     }
 }
 
@@ -194,16 +266,26 @@ pub struct ApiClient {
     http: reqwest::Client,
     tokens: Arc<TokenSource>,
     url: String,
+    /// The URL as shown (credentials masked).
+    shown: String,
     query: Vec<(&'static str, String)>,
-    attempts: u32,
+    deadline: Duration,
 }
 
 impl ApiClient {
-    pub fn new(http: reqwest::Client, tokens: Arc<TokenSource>, settings: &Settings) -> Self {
+    /// A client for the API at `api_url`, giving up on it after `max_wait`.
+    pub fn new(
+        http: reqwest::Client,
+        tokens: Arc<TokenSource>,
+        settings: &Settings,
+        api_url: &str,
+    ) -> Self {
+        let url = format!("{}{SERIES_PATH}", api_url.trim_end_matches('/'));
         ApiClient {
             http,
             tokens,
-            url: format!("{}{SERIES_PATH}", settings.api_url.trim_end_matches('/')),
+            shown: crate::redact::mask_url(api_url),
+            url,
             query: vec![
                 ("application_id", settings.application_id.clone()),
                 ("range", "CUSTOM".into()),
@@ -211,87 +293,103 @@ impl ApiClient {
                 ("end_time", settings.end_time.0.to_string()),
                 ("index", settings.index.clone()),
             ],
-            attempts: 5,
+            deadline: settings.max_wait.0,
         }
     }
 
-    /// The token source, for status.
-    pub fn tokens(&self) -> &Arc<TokenSource> {
-        &self.tokens
+    /// When the cached access token expires, if there is one.
+    pub async fn token_expires_in(&self) -> Option<Duration> {
+        self.tokens.expires_in().await
     }
 
     /// Fetches and parses, retrying 5xx answers, time-outs, cut-off bodies and refused
-    /// tokens with exponential backoff. `save` receives the raw body before it is split.
-    pub async fn fetch(&self, save: Option<&Path>) -> Result<FetchReport, ApiError> {
+    /// tokens with the one retry policy until `max_wait`; a refused login or request
+    /// ends it at once. `save` receives the raw body before it is split; `on_retry`
+    /// hears of each failed attempt.
+    pub async fn fetch(
+        &self,
+        save: Option<&Path>,
+        stop: &tokio::sync::watch::Receiver<bool>,
+        on_retry: impl FnMut(&ApiError, u32, Duration),
+    ) -> Result<FetchReport, ApiError> {
         let started = Instant::now();
-        let mut last = String::new();
-        for attempt in 1..=self.attempts {
-            if attempt > 1 {
-                let wait = Duration::from_millis(250 << (attempt - 2).min(5));
-                tracing::warn!(attempt, ?wait, "fetch failed ({last}); retrying");
-                tokio::time::sleep(wait).await;
+        let mut attempts = 0u32;
+        let what = format!("the API at {}", self.shown);
+        let result = crate::retry::wait_for_with(
+            &what,
+            Some(self.deadline),
+            stop,
+            || {
+                attempts += 1;
+                self.fetch_once(save)
+            },
+            on_retry,
+        )
+        .await;
+        match result {
+            Ok(answer) => Ok(FetchReport {
+                answer,
+                attempts,
+                took: started.elapsed(),
+            }),
+            Err(crate::retry::WaitError::Stopped) => Err(ApiError::Stopped),
+            Err(crate::retry::WaitError::Permanent(e)) => Err(e),
+            Err(crate::retry::WaitError::GaveUp { waited, last }) => Err(ApiError::GaveUp {
+                url: self.shown.clone(),
+                waited,
+                last: Box::new(last),
+            }),
+        }
+    }
+
+    async fn fetch_once(&self, save: Option<&Path>) -> Result<Answer, ApiError> {
+        let token = self.tokens.token().await?;
+        let unavailable = |e: reqwest::Error| ApiError::Unavailable {
+            url: self.shown.clone(),
+            message: describe_reqwest(&e),
+            permanent: crate::tls::classify(&e).is_some_and(|f| f.permanent()),
+        };
+        let resp = self
+            .http
+            .get(&self.url)
+            .query(&self.query)
+            .bearer_auth(token.expose())
+            .send()
+            .await
+            .map_err(unavailable)?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(unavailable)?;
+        match status {
+            200 => {}
+            401 => {
+                self.tokens.invalidate().await;
+                return Err(ApiError::Unavailable {
+                    url: self.shown.clone(),
+                    message: "401: the API refused the token".into(),
+                    permanent: false,
+                });
             }
-            let (token, _) = self.tokens.token().await?;
-            let resp = match self
-                .http
-                .get(&self.url)
-                .query(&self.query)
-                .bearer_auth(token.expose())
-                .send()
-                .await
-            {
-                Ok(r) => r,
-                Err(e) => {
-                    last = describe_reqwest(&e);
-                    continue;
-                }
-            };
-            let status = resp.status().as_u16();
-            let body = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) => {
-                    last = describe_reqwest(&e);
-                    continue;
-                }
-            };
-            match status {
-                200 => {}
-                401 => {
-                    self.tokens.invalidate().await;
-                    last = "401: the API refused the token".into();
-                    continue;
-                }
-                500..=599 => {
-                    last = format!("{status}: {}", snippet(&body));
-                    continue;
-                }
-                _ => {
-                    return Err(ApiError::Refused {
-                        status,
-                        message: snippet(&body),
-                    })
-                }
+            500..=599 | 408 | 429 => {
+                return Err(ApiError::Unavailable {
+                    url: self.shown.clone(),
+                    message: format!("{status}: {}", snippet(&body)),
+                    permanent: false,
+                })
             }
-            if let Some(path) = save {
-                if let Err(e) = save_answer(path, &body) {
-                    tracing::warn!("could not save the answer to {}: {e}", path.display());
-                }
-            }
-            match split_answer(body) {
-                Ok(answer) => {
-                    return Ok(FetchReport {
-                        answer,
-                        attempts: attempt,
-                        took: started.elapsed(),
-                    })
-                }
-                Err(e) => last = e.to_string(),
+            _ => {
+                return Err(ApiError::Refused {
+                    url: self.shown.clone(),
+                    status,
+                    message: snippet(&body),
+                })
             }
         }
-        Err(ApiError::GaveUp {
-            attempts: self.attempts,
-            last,
-        })
+        if let Some(path) = save {
+            if let Err(e) = save_answer(path, &body) {
+                tracing::warn!("could not save the answer to {}: {e}", path.display());
+            }
+        }
+        split_answer(body)
     }
 }
 

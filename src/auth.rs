@@ -1,6 +1,7 @@
 //! Keycloak: the OAuth2 password grant, a cached token refreshed before it expires
-//! (refresh token first, else a new login), and an HTTP client with TLS verification on
-//! unless the user opted out. Tokens and passwords are [`Secret`]s and are never logged.
+//! (refresh token first, else a new login), and the HTTP client for Keycloak and the API
+//! (TLS verified against the bundled roots and `ca_file`, unless the user opted out).
+//! Tokens and passwords are [`Secret`]s and are never logged.
 
 use std::time::{Duration, Instant};
 
@@ -23,7 +24,14 @@ pub enum AuthError {
         description: String,
     },
     #[error("Keycloak at {url} could not be reached: {message}")]
-    Unreachable { url: String, message: String },
+    Unreachable {
+        url: String,
+        message: String,
+        /// Retrying cannot help (a TLS certificate problem).
+        permanent: bool,
+    },
+    #[error("HTTP client: {0}")]
+    Client(String),
     #[error("Keycloak at {url} answered {status} with a body that is not a token: {message}")]
     BadAnswer {
         url: String,
@@ -60,17 +68,31 @@ fn margin(lifetime: Duration) -> Duration {
     (lifetime / 3).min(Duration::from_secs(30))
 }
 
-/// Builds the HTTP client used for Keycloak and the API.
-pub fn http_client(settings: &Settings) -> Result<reqwest::Client, reqwest::Error> {
-    if settings.insecure {
-        tracing::warn!("TLS certificate verification is OFF (--insecure): Keycloak and the API are not authenticated");
+impl AuthError {
+    /// Retrying cannot help.
+    pub fn permanent(&self) -> bool {
+        match self {
+            AuthError::Rejected { .. } | AuthError::NoPassword | AuthError::Client(_) => true,
+            AuthError::Unreachable { permanent, .. } => *permanent,
+            AuthError::BadAnswer { status, .. } => (400..500).contains(status),
+        }
     }
+}
+
+/// Builds the HTTP client used for Keycloak and the API.
+pub fn http_client(settings: &Settings) -> Result<reqwest::Client, AuthError> {
+    if settings.insecure {
+        tracing::warn!("TLS certificate verification is OFF (--insecure): Keycloak, the API and ClickHouse are not authenticated");
+    }
+    let tls = crate::tls::client_config(settings.ca_file.as_deref(), "ca_file", settings.insecure)
+        .map_err(|e| AuthError::Client(e.to_string()))?;
     reqwest::Client::builder()
         .timeout(settings.request_timeout.0)
         .connect_timeout(Duration::from_secs(10))
-        .danger_accept_invalid_certs(settings.insecure)
+        .use_preconfigured_tls(tls)
         .user_agent(concat!("wmtop/", env!("CARGO_PKG_VERSION")))
         .build()
+        .map_err(|e| AuthError::Client(e.to_string()))
 }
 
 /// Hands out a valid access token, logging in or refreshing as needed.
@@ -84,17 +106,10 @@ pub struct TokenSource {
     cached: Mutex<Option<Token>>,
 }
 
-/// What the token source last did, for the monitor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenEvent {
-    LoggedIn,
-    Refreshed,
-    Cached,
-}
-
 impl TokenSource {
-    pub fn new(http: reqwest::Client, settings: &Settings) -> Self {
-        let base = settings.keycloak_url.trim_end_matches('/');
+    /// A token source for the Keycloak at `keycloak_url`.
+    pub fn new(http: reqwest::Client, settings: &Settings, keycloak_url: &str) -> Self {
+        let base = keycloak_url.trim_end_matches('/');
         TokenSource {
             http,
             url: format!(
@@ -109,13 +124,13 @@ impl TokenSource {
         }
     }
 
-    /// A valid access token and how it was obtained.
-    pub async fn token(&self) -> Result<(Secret, TokenEvent), AuthError> {
+    /// A valid access token.
+    pub async fn token(&self) -> Result<Secret, AuthError> {
         let mut cached = self.cached.lock().await;
         let now = Instant::now();
         if let Some(t) = cached.as_ref() {
             if now < t.expires_at {
-                return Ok((t.access.clone(), TokenEvent::Cached));
+                return Ok(t.access.clone());
             }
         }
         if let Some((refresh, until)) = cached.as_ref().and_then(|t| t.refresh.clone()) {
@@ -131,7 +146,7 @@ impl TokenSource {
                         let access = t.access.clone();
                         *cached = Some(t);
                         tracing::debug!("access token refreshed");
-                        return Ok((access, TokenEvent::Refreshed));
+                        return Ok(access);
                     }
                     Err(e) => tracing::info!("token refresh failed, logging in again: {e}"),
                 }
@@ -150,7 +165,7 @@ impl TokenSource {
         let access = t.access.clone();
         *cached = Some(t);
         tracing::debug!(user = %self.username, "logged in to Keycloak");
-        Ok((access, TokenEvent::LoggedIn))
+        Ok(access)
     }
 
     /// Forgets the cached token (after the API refused it).
@@ -166,6 +181,14 @@ impl TokenSource {
             .map(|t| t.expires_at.saturating_duration_since(Instant::now()))
     }
 
+    fn unreachable(&self, e: &reqwest::Error) -> AuthError {
+        AuthError::Unreachable {
+            url: crate::redact::mask_url(&self.url),
+            message: describe_reqwest(e),
+            permanent: crate::tls::classify(e).is_some_and(|f| f.permanent()),
+        }
+    }
+
     async fn grant(&self, fields: &[(&str, &str)]) -> Result<Token, AuthError> {
         let mut form: Vec<(&str, &str)> = vec![("client_id", &self.client_id)];
         if let Some(secret) = &self.client_secret {
@@ -179,15 +202,9 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|e| AuthError::Unreachable {
-                url: self.url.clone(),
-                message: describe_reqwest(&e),
-            })?;
+            .map_err(|e| self.unreachable(&e))?;
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| AuthError::Unreachable {
-            url: self.url.clone(),
-            message: describe_reqwest(&e),
-        })?;
+        let body = resp.bytes().await.map_err(|e| self.unreachable(&e))?;
         if status != 200 {
             let err: ErrorAnswer = serde_json::from_slice(&body).unwrap_or(ErrorAnswer {
                 error: None,
@@ -205,14 +222,14 @@ impl TokenSource {
                 });
             }
             return Err(AuthError::BadAnswer {
-                url: self.url.clone(),
+                url: crate::redact::mask_url(&self.url),
                 status,
                 message: format!("{} bytes", body.len()),
             });
         }
         let answer: TokenAnswer =
             serde_json::from_slice(&body).map_err(|e| AuthError::BadAnswer {
-                url: self.url.clone(),
+                url: crate::redact::mask_url(&self.url),
                 status,
                 message: e.to_string(),
             })?;
@@ -229,10 +246,13 @@ impl TokenSource {
     }
 }
 
-/// A reqwest error in words, without the URL's query (which holds no secret here, but
-/// keeps messages short) and with the underlying cause.
+/// A reqwest error in words, without the URL (it is named by the caller, masked) and
+/// with the underlying cause; TLS and connection failures in plain words.
 pub fn describe_reqwest(e: &reqwest::Error) -> String {
     use std::error::Error;
+    if let Some(f) = crate::tls::classify(e) {
+        return f.describe("ca_file");
+    }
     let mut msg = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
@@ -248,7 +268,7 @@ pub fn describe_reqwest(e: &reqwest::Error) -> String {
         msg.push_str(&s.to_string());
         source = s.source();
     }
-    msg
+    crate::redact::mask_urls_in(&msg)
 }
 
 #[cfg(test)]

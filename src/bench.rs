@@ -5,14 +5,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 
 use crate::api::{split_answer, Answer};
+use crate::clickhouse::table::{RowPlan, TableInfo};
+use crate::clickhouse::{Rows, ServerVersion};
 use crate::config::Settings;
-use crate::flatten::{flatten_each, TimeMode};
-use crate::kafka::{self, KafkaOpError};
+use crate::flatten::flatten_each;
+use crate::kafka::{lag, reader, Kafka, KafkaOpError};
 use crate::secret::Secret;
 use crate::sim::{full_answer, SimConfig};
 
@@ -39,23 +39,26 @@ impl Throughput {
     }
 }
 
-/// Flattens and RowBinary-encodes every message of `answer`, `passes` times over, on
-/// this thread, as the consumer does (rows appended to a batch buffer that is emptied
-/// every 5,000 rows). No I/O.
-pub fn flatten_encode(answer: &Answer, passes: usize, mode: TimeMode) -> Throughput {
-    let mut buf = Vec::with_capacity(8 << 20);
-    let mut in_batch = 0usize;
+/// The row plan for wmtop's own table on a server of this version.
+pub fn own_plan(version: ServerVersion) -> RowPlan {
+    RowPlan::for_table("t", &TableInfo::own(version), version)
+        .unwrap_or_else(|e| unreachable!("wmtop's own table has a plan: {e}"))
+}
+
+/// Flattens and RowBinary-encodes (with version and content hash) every message of
+/// `answer`, `passes` times over, on this thread, as the consumer does (rows appended
+/// to a batch that is emptied every 5,000 rows). No I/O.
+pub fn flatten_encode(answer: &Answer, passes: usize, plan: &RowPlan) -> Throughput {
+    let mut rows = Rows::default();
     let mut out = Throughput::default();
     let started = Instant::now();
     for _ in 0..passes {
         for tx in &answer.transactions {
-            let flat = flatten_each(&tx.payload, mode, |row| {
-                row.encode(&mut buf);
-                in_batch += 1;
-                if in_batch == 5_000 {
-                    out.bytes += buf.len() as u64;
-                    buf.clear();
-                    in_batch = 0;
+            let flat = flatten_each(&tx.payload, |row| {
+                rows.push(plan, row, 1);
+                if rows.len() == 5_000 {
+                    out.bytes += rows.bytes() as u64;
+                    rows = Rows::default();
                 }
             });
             if let Ok(f) = flat {
@@ -63,25 +66,23 @@ pub fn flatten_encode(answer: &Answer, passes: usize, mode: TimeMode) -> Through
             }
         }
     }
-    out.bytes += buf.len() as u64;
+    out.bytes += rows.bytes() as u64;
     out.took = started.elapsed();
     out
 }
 
-/// Every row of `answer` in RowBinary, as wmtop inserts them.
-pub fn encode_all(answer: &Answer, mode: TimeMode) -> (Vec<u8>, u64) {
-    let mut buf = Vec::new();
-    let mut rows = 0u64;
+/// Every row of `answer` in RowBinary, as wmtop inserts them into a new table.
+pub fn encode_all(answer: &Answer, plan: &RowPlan) -> (Vec<u8>, u64) {
+    let mut rows = Rows::default();
     for tx in &answer.transactions {
-        if let Ok(f) = flatten_each(&tx.payload, mode, |row| row.encode(&mut buf)) {
-            rows += f.good as u64;
-        }
+        let _ = flatten_each(&tx.payload, |row| rows.push(plan, row, 1));
     }
-    (buf, rows)
+    let n = rows.len() as u64;
+    (rows.into_bytes(), n)
 }
 
 /// What a bare read of a topic took: every message from the low to the high watermark,
-/// read with the consumer's own fetch settings, with no group, no commits and no work.
+/// read with the one partition reader, with no group, no commits and no work.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BareRead {
     pub messages: u64,
@@ -89,41 +90,17 @@ pub struct BareRead {
     pub took: Duration,
 }
 
-/// Reads `settings.topic` whole with a group-less consumer. Blocking.
+/// Reads `settings.topic` whole. Blocking.
 pub fn bare_read(settings: &Settings) -> Result<BareRead, KafkaOpError> {
-    let fail = |action| kafka::op(&settings.kafka_brokers, action);
+    let kafka = Kafka::new(settings);
+    kafka.identify(Duration::from_secs(10))?;
     let started = Instant::now();
-    let consumer: BaseConsumer = kafka::consumer_config(settings)
-        .create()
-        .map_err(fail("create consumer"))?;
-    let md = consumer
-        .fetch_metadata(Some(&settings.topic), Duration::from_secs(10))
-        .map_err(fail("read topic metadata"))?;
-    let mut tpl = TopicPartitionList::new();
-    let mut remaining = 0i64;
-    for p in md.topics().iter().flat_map(|t| t.partitions()) {
-        let (low, high) = consumer
-            .fetch_watermarks(&settings.topic, p.id(), Duration::from_secs(5))
-            .map_err(fail("read watermarks"))?;
-        remaining += high - low;
-        tpl.add_partition_offset(&settings.topic, p.id(), Offset::Offset(low))
-            .map_err(fail("build partition list"))?;
-    }
-    consumer.assign(&tpl).map_err(fail("assign partitions"))?;
     let mut out = BareRead::default();
-    let mut quiet = Instant::now();
-    while remaining > 0 && quiet.elapsed() < Duration::from_secs(10) {
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                out.messages += 1;
-                out.bytes += m.payload().map_or(0, |p| p.len()) as u64;
-                remaining -= 1;
-                quiet = Instant::now();
-            }
-            Some(Err(e)) => tracing::warn!("bare read: {e}"),
-            None => {}
-        }
-    }
+    reader::read_all(&kafka, Duration::from_secs(10), |m| {
+        out.messages += 1;
+        out.bytes += m.payload().map_or(0, |p| p.len()) as u64;
+    })
+    .map_err(|e| KafkaOpError::Refused(e.to_string()))?;
     out.took = started.elapsed();
     Ok(out)
 }
@@ -131,8 +108,9 @@ pub fn bare_read(settings: &Settings) -> Result<BareRead, KafkaOpError> {
 /// Messages on `settings.topic` (high minus low watermark, over its partitions).
 /// Blocking.
 pub fn topic_messages(settings: &Settings) -> Result<i64, KafkaOpError> {
-    let consumer = kafka::peek_consumer(settings)?;
-    Ok(kafka::lag(&consumer, settings)?
+    let kafka = Kafka::new(settings);
+    let client = kafka.offsets()?;
+    Ok(lag::read(&kafka, &client)?
         .iter()
         .map(|p| p.high - p.low)
         .sum())
@@ -143,11 +121,15 @@ pub fn topic_messages(settings: &Settings) -> Result<i64, KafkaOpError> {
 pub fn client_insert(
     settings: &Settings,
     tcp_port: u16,
-    table: &str,
+    insert_sql: &str,
     file: &Path,
 ) -> anyhow::Result<Duration> {
     let input = std::fs::File::open(file)?;
-    let host = url_host(&settings.clickhouse_url);
+    let host = url::Url::parse(&settings.clickhouse_url)?
+        .host_str()
+        .unwrap_or("127.0.0.1")
+        .trim_matches(['[', ']'])
+        .to_string();
     let started = Instant::now();
     let out = std::process::Command::new("clickhouse-client")
         .args(["--host", &host, "--port", &tcp_port.to_string()])
@@ -155,30 +137,17 @@ pub fn client_insert(
         .env("CLICKHOUSE_PASSWORD", settings.clickhouse_password.expose())
         .args(["--database", &settings.database])
         .arg("--query")
-        .arg(format!(
-            "INSERT INTO {table} {} FORMAT RowBinary",
-            crate::fields::insert_columns()
-        ))
+        .arg(insert_sql)
         .stdin(input)
         .output()?;
     let took = started.elapsed();
     if !out.status.success() {
         anyhow::bail!(
-            "clickhouse-client insert into {table} failed: {}",
+            "clickhouse-client ({insert_sql}) failed: {}",
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
     Ok(took)
-}
-
-/// The host part of an `http://host:port` URL.
-fn url_host(url: &str) -> String {
-    let rest = url.split("://").nth(1).unwrap_or(url);
-    let hostport = rest.split('/').next().unwrap_or(rest);
-    match hostport.rsplit_once(':') {
-        Some((host, _)) => host.trim_matches(['[', ']']).to_string(),
-        None => hostport.to_string(),
-    }
 }
 
 /// The median of some durations (the lower middle one for an even count).
@@ -199,13 +168,5 @@ mod tests {
         assert_eq!(median(vec![ms(5), ms(1), ms(3)]), ms(3));
         assert_eq!(median(vec![ms(4), ms(1), ms(3), ms(2)]), ms(2));
         assert_eq!(median(vec![]), Duration::ZERO);
-    }
-
-    #[test]
-    fn hosts_come_out_of_urls() {
-        assert_eq!(url_host("http://127.0.0.1:8123"), "127.0.0.1");
-        assert_eq!(url_host("https://ch.example:8443/x"), "ch.example");
-        assert_eq!(url_host("http://[::1]:8123"), "::1");
-        assert_eq!(url_host("http://localhost"), "localhost");
     }
 }

@@ -1,32 +1,31 @@
 //! Reconciliation (`wmtop check`): compares, per transaction and per hour, what the API
-//! served (the saved fetch), what is on the Kafka topic and what ClickHouse holds, and
-//! reports the gaps (served but missing downstream), the duplicates (more than one row
-//! for a record even read with `FINAL`) and the extras (rows the API did not serve). Every
-//! side is flattened with [`flatten_message`], so a record's identity is the same
-//! `(transaction_name, time)` the table is keyed on. No terminal code: the report is data,
-//! with a plain-text rendering.
+//! served (the saved fetch), what is on the Kafka topic and what ClickHouse holds as a
+//! plain query sees it (no `FINAL`), and reports the gaps (served but missing
+//! downstream), the stored copies (more than one row for a record) and the extras (rows
+//! the API did not serve). Records the pipeline sets aside are counted as such on every
+//! side: API records = loadable + set aside. No terminal code: the report is data, with
+//! a plain-text rendering. It only reads: a user who may only SELECT can run it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::Message;
 use serde::Serialize;
 
-use crate::api::{self, Answer, ApiError};
+use crate::api::{self, Accounting, Answer, ApiError};
+use crate::clickhouse::{Ch, ChError};
 use crate::config::Settings;
 use crate::fields::MetricRow;
-use crate::flatten::{flatten_message, TimeMode};
-use crate::kafka::{self, KafkaOpError};
-use crate::sink::{Sink, SinkError};
+use crate::flatten::flatten_message;
+use crate::kafka::reader::{self, ReadError};
+use crate::kafka::{Kafka, KafkaOpError};
+use crate::redact::mask_url;
+use crate::retry::{wait_for, WaitError};
 
 /// Entries each list of a shown report holds at most (see [`Report::capped`]); the
 /// totals stay exact.
 pub const LISTED: usize = 50;
-
-/// How long reading the topic may go without a message before it gives up.
-const TOPIC_STALL: Duration = Duration::from_secs(30);
 
 /// Why a reconciliation could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -37,28 +36,26 @@ pub enum CheckError {
     Fetch(#[from] ApiError),
     #[error(transparent)]
     Kafka(#[from] KafkaOpError),
-    #[error(
-        "topic {topic} partition {partition}: read to offset {reached} of {high} (high watermark) \
-         and nothing more came for {}s{}{}",
-        waited.as_secs(),
-        if *others > 0 { format!(" ({others} other partitions unfinished too)") } else { String::new() },
-        last_error.as_ref().map_or(String::new(), |e| format!("; last error: {e}"))
-    )]
-    TopicIncomplete {
-        topic: String,
-        partition: i32,
-        reached: i64,
-        high: i64,
-        others: usize,
-        waited: Duration,
-        last_error: Option<String>,
-    },
     #[error(transparent)]
-    Sink(#[from] SinkError),
-    #[error("ClickHouse answered an unexpected row: {0}")]
-    BadRow(String),
+    Topic(#[from] reader::Stalled),
+    #[error(transparent)]
+    ClickHouse(#[from] ChError),
+    #[error("gave up waiting for ClickHouse after {}s: {last}", waited.as_secs())]
+    ClickHouseGaveUp { waited: Duration, last: ChError },
     #[error("a reconciliation task failed: {0}")]
     Task(String),
+}
+
+impl CheckError {
+    /// What the check waited for when it gave up: (what, where, partition, offset).
+    pub fn waited_for(&self) -> Option<(&'static str, Option<i32>, Option<i64>)> {
+        match self {
+            CheckError::Topic(s) => Some(("message", Some(s.partition), Some(s.reached))),
+            CheckError::ClickHouseGaveUp { .. } => Some(("clickhouse", None, None)),
+            CheckError::Kafka(e) if !e.permanent() => Some(("kafka", None, None)),
+            _ => None,
+        }
+    }
 }
 
 /// Where a record served by the API is missing.
@@ -92,12 +89,13 @@ pub struct Gap {
     pub missing_from: MissingFrom,
 }
 
-/// A record ClickHouse holds more than once, read with `FINAL`.
+/// An hour stored more than once, as a plain query counts it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Dup {
+pub struct Copies {
     pub transaction: String,
     pub hour: String,
     pub hour_ms: i64,
+    /// Rows stored for that hour.
     pub rows: u64,
 }
 
@@ -114,25 +112,48 @@ pub struct Extra {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct TransactionCheck {
     pub name: String,
-    /// Records served that flatten to a row.
+    /// Records the API served.
     pub api_records: u64,
-    /// Records served that flatten rejects (they belong in the dead-letter table).
-    pub api_unusable: u64,
+    /// Of those, set aside by the pipeline (each with its reason).
+    pub set_aside: u64,
     /// Messages on the topic (each reload publishes again, so several are normal).
     pub topic_messages: u64,
     /// Distinct records (hours) on the topic.
     pub topic_records: u64,
-    /// Rows in ClickHouse, read with `FINAL`.
-    pub clickhouse_rows: u64,
+    /// Rows stored in ClickHouse (a plain count).
+    pub stored_rows: u64,
+    /// Distinct records stored.
+    pub distinct_records: u64,
     pub gaps: u64,
-    pub duplicates: u64,
+    /// Hours stored more than once.
+    pub hours_with_copies: u64,
+    /// Rows beyond one per record.
+    pub copies: u64,
     pub extras: u64,
 }
 
 impl TransactionCheck {
-    /// Gaps or duplicates (extras are not a problem).
+    /// Gaps or copies (extras are not a problem).
     pub fn has_problem(&self) -> bool {
-        self.gaps > 0 || self.duplicates > 0
+        self.gaps > 0 || self.copies > 0
+    }
+
+    /// The verdict in words: `ok`, `ok, 1 set aside`, `2 gaps`, `3 copies` …
+    pub fn verdict(&self) -> String {
+        let mut parts = Vec::new();
+        if self.gaps > 0 {
+            parts.push(format!("{} gaps", self.gaps));
+        }
+        if self.copies > 0 {
+            parts.push(format!("{} copies", self.copies));
+        }
+        if parts.is_empty() {
+            return match self.set_aside {
+                0 => "ok".into(),
+                n => format!("ok, {n} set aside"),
+            };
+        }
+        parts.join(", ")
     }
 }
 
@@ -141,14 +162,16 @@ impl TransactionCheck {
 pub struct Totals {
     pub transactions: u64,
     pub api_records: u64,
-    pub api_unusable: u64,
+    pub set_aside: u64,
     pub topic_messages: u64,
     /// Messages flatten could not use at all.
     pub topic_unusable_messages: u64,
     pub topic_records: u64,
-    pub clickhouse_rows: u64,
+    pub stored_rows: u64,
+    pub distinct_records: u64,
     pub gaps: u64,
-    pub duplicates: u64,
+    pub hours_with_copies: u64,
+    pub copies: u64,
     pub extras: u64,
 }
 
@@ -157,38 +180,44 @@ pub struct Totals {
 pub struct Report {
     pub transactions: Vec<TransactionCheck>,
     pub gaps: Vec<Gap>,
-    pub duplicates: Vec<Dup>,
+    pub copies: Vec<Copies>,
     pub extras: Vec<Extra>,
     pub totals: Totals,
-    /// Physical copies not yet merged away (rows without `FINAL` minus rows with it).
-    /// Informational: the table is a ReplacingMergeTree and is read with `FINAL`.
-    pub unmerged_copies: u64,
+    /// The table merges copies of a record away (a Replacing engine): copies found are
+    /// a merge that is pending (`OPTIMIZE … FINAL` removes them), not data to fix.
+    pub merge_pending: bool,
 }
 
 impl Report {
-    /// No gaps and no duplicates. Extras do not count: a table can hold other windows.
+    /// No gaps and no copies. Extras do not count: a table can hold other windows.
     pub fn ok(&self) -> bool {
-        self.totals.gaps == 0 && self.totals.duplicates == 0
+        self.totals.gaps == 0 && self.totals.copies == 0
     }
 
     /// The report with each list cut to `max` entries; the totals keep the exact counts.
     pub fn capped(mut self, max: usize) -> Report {
         self.gaps.truncate(max);
-        self.duplicates.truncate(max);
+        self.copies.truncate(max);
         self.extras.truncate(max);
         self
     }
 }
 
 impl fmt::Display for Report {
-    /// One line per transaction with a problem, the listed gaps, duplicates and extras
-    /// (the last as notes), then the totals and the verdict.
+    /// One line per transaction with a problem, the listed gaps, copies and extras (the
+    /// last as notes), then the totals and the verdict.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for t in self.transactions.iter().filter(|t| t.has_problem()) {
             writeln!(
                 f,
-                "{}: {} gaps, {} duplicates (API {}, topic {}, ClickHouse {})",
-                t.name, t.gaps, t.duplicates, t.api_records, t.topic_records, t.clickhouse_rows
+                "{}: {} (API {} records, {} set aside; topic {}; ClickHouse {} rows, {} distinct)",
+                t.name,
+                t.verdict(),
+                t.api_records,
+                t.set_aside,
+                t.topic_records,
+                t.stored_rows,
+                t.distinct_records
             )?;
         }
         for g in &self.gaps {
@@ -199,18 +228,21 @@ impl fmt::Display for Report {
             )?;
         }
         more(f, "gaps", self.totals.gaps, self.gaps.len())?;
-        for d in &self.duplicates {
+        for c in &self.copies {
             writeln!(
                 f,
-                "duplicate: {} at {} has {} rows",
-                d.transaction, d.hour, d.rows
+                "copies: {} at {} is stored {} times{}",
+                c.transaction,
+                c.hour,
+                c.rows,
+                if self.merge_pending { " (merge pending)" } else { "" }
             )?;
         }
         more(
             f,
-            "duplicates",
-            self.totals.duplicates,
-            self.duplicates.len(),
+            "hours with copies",
+            self.totals.hours_with_copies,
+            self.copies.len(),
         )?;
         for e in &self.extras {
             writeln!(
@@ -223,18 +255,21 @@ impl fmt::Display for Report {
         let t = &self.totals;
         writeln!(
             f,
-            "totals: {} transactions; API {} records ({} unusable); topic {} messages ({} unusable), \
-             {} records; ClickHouse {} rows ({} unmerged copies); {} gaps, {} duplicates, {} extras",
+            "totals: {} transactions; API {} records ({} set aside, {} to load); topic {} messages ({} unusable), \
+             {} records; ClickHouse {} rows stored, {} distinct; {} gaps, {} copies in {} hours{}, {} extras",
             t.transactions,
             t.api_records,
-            t.api_unusable,
+            t.set_aside,
+            t.api_records.saturating_sub(t.set_aside),
             t.topic_messages,
             t.topic_unusable_messages,
             t.topic_records,
-            t.clickhouse_rows,
-            self.unmerged_copies,
+            t.stored_rows,
+            t.distinct_records,
             t.gaps,
-            t.duplicates,
+            t.copies,
+            t.hours_with_copies,
+            if t.copies > 0 && self.merge_pending { " (merge pending)" } else { "" },
             t.extras
         )?;
         writeln!(f, "{}", if self.ok() { "ok" } else { "NOT OK" })
@@ -265,33 +300,17 @@ fn rfc3339(ms: i64) -> String {
 /// What the API served.
 #[derive(Debug, Default)]
 struct ApiSide {
-    /// Records per key.
+    /// Loadable records per key.
     keys: BTreeMap<Key, u64>,
-    /// Records flatten rejected, per transaction.
-    unusable: BTreeMap<String, u64>,
+    /// Served and set aside, per transaction.
+    accounting: BTreeMap<String, Accounting>,
 }
 
 impl ApiSide {
     fn of(answer: &Answer) -> ApiSide {
-        let mut side = ApiSide::default();
-        for tx in &answer.transactions {
-            let (name, unusable) = match flatten_message(&tx.payload, TimeMode::Millis) {
-                Ok(f) => {
-                    for row in &f.rows {
-                        *side.keys.entry(key_of(row)).or_default() += 1;
-                    }
-                    (
-                        f.transaction_name.or_else(|| tx.name.clone()),
-                        f.bad_records.len() as u64,
-                    )
-                }
-                Err(_) => (tx.name.clone(), tx.records as u64),
-            };
-            if unusable > 0 {
-                *side.unusable.entry(name.unwrap_or_default()).or_default() += unusable;
-            }
-        }
-        side
+        let mut keys: BTreeMap<Key, u64> = BTreeMap::new();
+        let accounting = answer.accounting_with(|row| *keys.entry(key_of(row)).or_default() += 1);
+        ApiSide { keys, accounting }
     }
 }
 
@@ -307,7 +326,7 @@ struct TopicSide {
 impl TopicSide {
     fn add(&mut self, key: Option<&[u8]>, payload: Option<&[u8]>) {
         let fallback = || key.map(|k| String::from_utf8_lossy(k).into_owned());
-        let name = match payload.map(|p| flatten_message(p, TimeMode::Millis)) {
+        let name = match payload.map(flatten_message) {
             Some(Ok(f)) => {
                 self.keys.extend(f.rows.iter().map(key_of));
                 f.transaction_name.or_else(fallback)
@@ -321,134 +340,52 @@ impl TopicSide {
     }
 }
 
-/// Reads every partition from its low to its high watermark with a group-less consumer.
-/// Blocking.
+/// Reads the whole topic with the one partition reader. Blocking.
 fn read_topic(settings: &Settings) -> Result<TopicSide, CheckError> {
+    let kafka = Kafka::new(settings);
+    kafka.identify(Duration::from_secs(10))?;
     let mut side = TopicSide::default();
-    let consumer = kafka::peek_consumer(settings)?;
-    let parts = match kafka::lag(&consumer, settings) {
-        Ok(parts) => parts,
-        Err(KafkaOpError::NoPartitions { topic }) => {
-            tracing::warn!("topic {topic} has no partitions: counting it as empty");
-            return Ok(side);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let kafka_err = |action: &'static str| {
-        move |source| KafkaOpError::Kafka {
-            brokers: settings.kafka_brokers.clone(),
-            action,
-            source,
-        }
-    };
-    // Per partition still to read: (next offset, high watermark).
-    let mut pending: BTreeMap<i32, (i64, i64)> = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for p in parts.iter().filter(|p| p.high > p.low) {
-        tpl.add_partition_offset(&settings.topic, p.partition, Offset::Offset(p.low))
-            .map_err(kafka_err("build partition list"))?;
-        pending.insert(p.partition, (p.low, p.high));
-    }
-    if pending.is_empty() {
-        return Ok(side);
-    }
-    consumer
-        .assign(&tpl)
-        .map_err(kafka_err("assign partitions"))?;
-    let mut progress_at = Instant::now();
-    let mut last_error = None;
-    while let Some((&partition, &(reached, high))) = pending.iter().next() {
-        if progress_at.elapsed() > TOPIC_STALL {
-            return Err(CheckError::TopicIncomplete {
-                topic: settings.topic.clone(),
-                partition,
-                reached,
-                high,
-                others: pending.len() - 1,
-                waited: TOPIC_STALL,
-                last_error,
-            });
-        }
-        let msg = match consumer.poll(Duration::from_millis(200)) {
-            None => continue,
-            Some(Err(e)) => {
-                last_error = Some(e.to_string());
-                continue;
-            }
-            Some(Ok(msg)) => msg,
-        };
-        let Some(at) = pending.get_mut(&msg.partition()) else {
-            // A partition already read to its watermark.
-            continue;
-        };
-        progress_at = Instant::now();
-        if msg.offset() < at.1 {
-            at.0 = msg.offset() + 1;
-            side.add(msg.key(), msg.payload());
-        }
-        if msg.offset() + 1 >= at.1 {
-            pending.remove(&msg.partition());
-        }
-    }
+    reader::read_all(&kafka, settings.max_wait.0, |m| side.add(m.key(), m.payload())).map_err(
+        |e| match e {
+            ReadError::Kafka(k) => CheckError::Kafka(k),
+            ReadError::Stalled(s) => CheckError::Topic(s),
+        },
+    )?;
     Ok(side)
 }
 
-/// What ClickHouse holds: rows per key with `FINAL`, and physical copies not merged yet.
+/// What ClickHouse holds, as a plain query sees it.
 #[derive(Debug, Default)]
 struct ClickHouseSide {
+    /// Stored rows per key.
     rows: BTreeMap<Key, u64>,
-    unmerged_copies: u64,
+    replacing: bool,
 }
 
 async fn read_clickhouse(settings: &Settings) -> Result<ClickHouseSide, CheckError> {
-    let sink = Sink::connect(settings).await?;
-    let rows = rows_per_key(&sink, true).await?;
-    let stored = rows_per_key(&sink, false).await?;
-    let unmerged_copies = stored
-        .iter()
-        .map(|(k, n)| n.saturating_sub(rows.get(k).copied().unwrap_or(0)))
-        .sum();
+    let url = mask_url(&settings.clickhouse_url);
+    let (_keep, never) = tokio::sync::watch::channel(false);
+    let ch = wait_for(
+        &format!("ClickHouse at {url}"),
+        Some(settings.max_wait.0),
+        &never,
+        || Ch::connect(settings),
+    )
+    .await
+    .map_err(|e| match e {
+        WaitError::GaveUp { waited, last } => CheckError::ClickHouseGaveUp { waited, last },
+        other => match other.into_error() {
+            Some(e) => CheckError::ClickHouse(e),
+            None => CheckError::Task("stopped".into()),
+        },
+    })?;
+    let replacing = crate::clickhouse::table::TableInfo::read(&ch)
+        .await?
+        .is_some_and(|t| t.replacing());
     Ok(ClickHouseSide {
-        rows,
-        unmerged_copies,
+        rows: ch.stored_per_record().await?,
+        replacing,
     })
-}
-
-async fn rows_per_key(sink: &Sink, final_: bool) -> Result<BTreeMap<Key, u64>, CheckError> {
-    let sql = format!(
-        "SELECT transaction_name, toUnixTimestamp(timestamp) AS ts, count() AS n FROM {}{} \
-         GROUP BY transaction_name, ts",
-        sink.qualified(),
-        if final_ { " FINAL" } else { "" }
-    );
-    let text = sink.query_text(&sql, "JSONEachRow", true).await?;
-    let mut out = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        #[derive(serde::Deserialize)]
-        struct R {
-            transaction_name: String,
-            ts: serde_json::Value,
-            n: serde_json::Value,
-        }
-        let bad = |why: &str| CheckError::BadRow(format!("{line}: {why}"));
-        let r: R = serde_json::from_str(line).map_err(|e| bad(&e.to_string()))?;
-        let ts = uint(&r.ts).ok_or_else(|| bad("ts is not a number"))?;
-        let n = uint(&r.n).ok_or_else(|| bad("n is not a number"))?;
-        let ms = i64::try_from(ts)
-            .ok()
-            .and_then(|s| s.checked_mul(1000))
-            .ok_or_else(|| bad("ts is out of range"))?;
-        *out.entry((r.transaction_name, ms)).or_default() += n;
-    }
-    Ok(out)
-}
-
-/// A UInt64 as ClickHouse writes it in JSON: quoted or bare.
-fn uint(v: &serde_json::Value) -> Option<u64> {
-    match v {
-        serde_json::Value::String(s) => s.parse().ok(),
-        v => v.as_u64(),
-    }
 }
 
 /// Compares the saved fetch, the topic and ClickHouse.
@@ -483,29 +420,29 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
             })
     }
     let mut report = Report {
-        unmerged_copies: ch.unmerged_copies,
+        merge_pending: ch.replacing,
         ..Report::default()
     };
     let mut txs = BTreeMap::new();
-    for (key @ (name, ms), n) in &api.keys {
+    for (name, a) in &api.accounting {
         let t = tx(&mut txs, name);
-        t.api_records += n;
+        t.api_records += a.served;
+        t.set_aside += a.set_aside;
+    }
+    for (key @ (name, ms), _) in &api.keys {
         let missing_from = match (topic.keys.contains(key), ch.rows.contains_key(key)) {
             (true, true) => continue,
             (false, true) => MissingFrom::Topic,
             (true, false) => MissingFrom::Clickhouse,
             (false, false) => MissingFrom::TopicAndClickhouse,
         };
-        t.gaps += 1;
+        tx(&mut txs, name).gaps += 1;
         report.gaps.push(Gap {
             transaction: name.clone(),
             hour: rfc3339(*ms),
             hour_ms: *ms,
             missing_from,
         });
-    }
-    for (name, n) in &api.unusable {
-        tx(&mut txs, name).api_unusable += n;
     }
     for (name, n) in &topic.messages {
         tx(&mut txs, name).topic_messages += n;
@@ -515,10 +452,12 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
     }
     for (key @ (name, ms), &rows) in &ch.rows {
         let t = tx(&mut txs, name);
-        t.clickhouse_rows += rows;
+        t.stored_rows += rows;
+        t.distinct_records += 1;
         if rows > 1 {
-            t.duplicates += 1;
-            report.duplicates.push(Dup {
+            t.hours_with_copies += 1;
+            t.copies += rows - 1;
+            report.copies.push(Copies {
                 transaction: name.clone(),
                 hour: rfc3339(*ms),
                 hour_ms: *ms,
@@ -541,154 +480,18 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
     t.topic_unusable_messages = topic.unusable_messages;
     for x in &report.transactions {
         t.api_records += x.api_records;
-        t.api_unusable += x.api_unusable;
+        t.set_aside += x.set_aside;
         t.topic_messages += x.topic_messages;
         t.topic_records += x.topic_records;
-        t.clickhouse_rows += x.clickhouse_rows;
+        t.stored_rows += x.stored_rows;
+        t.distinct_records += x.distinct_records;
         t.gaps += x.gaps;
-        t.duplicates += x.duplicates;
+        t.hours_with_copies += x.hours_with_copies;
+        t.copies += x.copies;
         t.extras += x.extras;
     }
     report
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T0: i64 = 1_767_205_800_000;
-    const H: i64 = 3_600_000;
-
-    fn key(name: &str, ms: i64) -> Key {
-        (name.to_string(), ms)
-    }
-
-    #[test]
-    fn every_side_is_compared_per_transaction_and_hour() {
-        let api = ApiSide {
-            keys: [
-                (key("a", T0), 1),
-                (key("a", T0 + H), 1),
-                (key("a", T0 + 2 * H), 1),
-                (key("b", T0), 1),
-            ]
-            .into_iter()
-            .collect(),
-            unusable: [("b".to_string(), 2)].into_iter().collect(),
-        };
-        let topic = TopicSide {
-            keys: [key("a", T0), key("a", T0 + H), key("b", T0)]
-                .into_iter()
-                .collect(),
-            messages: [("a".to_string(), 2), ("b".to_string(), 1)]
-                .into_iter()
-                .collect(),
-            unusable_messages: 0,
-        };
-        let ch = ClickHouseSide {
-            rows: [
-                (key("a", T0), 1),
-                (key("a", T0 + 2 * H), 1),
-                (key("b", T0), 3),
-                (key("c", T0), 1),
-            ]
-            .into_iter()
-            .collect(),
-            unmerged_copies: 4,
-        };
-        let r = compare(&api, &topic, &ch);
-        assert!(!r.ok());
-        assert_eq!(
-            r.gaps,
-            vec![
-                Gap {
-                    transaction: "a".into(),
-                    hour: "2025-12-31T19:30:00Z".into(),
-                    hour_ms: T0 + H,
-                    missing_from: MissingFrom::Clickhouse,
-                },
-                Gap {
-                    transaction: "a".into(),
-                    hour: "2025-12-31T20:30:00Z".into(),
-                    hour_ms: T0 + 2 * H,
-                    missing_from: MissingFrom::Topic,
-                },
-            ]
-        );
-        assert_eq!(r.duplicates.len(), 1);
-        assert_eq!(
-            (r.duplicates[0].transaction.as_str(), r.duplicates[0].rows),
-            ("b", 3)
-        );
-        assert_eq!(r.extras.len(), 1);
-        assert_eq!(r.extras[0].transaction, "c");
-        let a = &r.transactions[0];
-        assert_eq!(
-            (
-                a.api_records,
-                a.topic_messages,
-                a.topic_records,
-                a.clickhouse_rows,
-                a.gaps
-            ),
-            (3, 2, 2, 2, 2)
-        );
-        assert_eq!(r.transactions[1].api_unusable, 2);
-        assert_eq!(
-            (
-                r.totals.transactions,
-                r.totals.gaps,
-                r.totals.duplicates,
-                r.totals.extras
-            ),
-            (3, 2, 1, 1)
-        );
-        assert_eq!(r.unmerged_copies, 4);
-        let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["gaps"][1]["missing_from"], "topic");
-        let text = r.to_string();
-        assert!(
-            text.contains("a: 2 gaps, 0 duplicates (API 3, topic 2, ClickHouse 2)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("gap: a at 2025-12-31T19:30:00Z missing from clickhouse"),
-            "{text}"
-        );
-        assert!(text.contains("note: c at 2025-12-31T18:30:00Z"), "{text}");
-        assert!(text.ends_with("NOT OK\n"), "{text}");
-    }
-
-    #[test]
-    fn extras_alone_are_ok_and_capping_keeps_the_counts() {
-        let ch = ClickHouseSide {
-            rows: (0..60).map(|h| (key("x", T0 + h * H), 1)).collect(),
-            unmerged_copies: 0,
-        };
-        let r = compare(&ApiSide::default(), &TopicSide::default(), &ch).capped(LISTED);
-        assert!(r.ok());
-        assert_eq!(r.extras.len(), 50);
-        assert_eq!(r.totals.extras, 60);
-        assert!(r.to_string().contains("… and 10 more extras"));
-    }
-
-    #[test]
-    fn times_are_keyed_to_whole_seconds_and_unusable_records_counted() {
-        let msg = format!(
-            r#"{{"transactionName":"a","transactionSeries":[{{"timestamp":{}}},{{"totalCount":1}}]}}"#,
-            T0 + 123
-        );
-        let answer = api::split_answer(bytes::Bytes::from(format!("[{msg}]"))).unwrap();
-        let side = ApiSide::of(&answer);
-        assert_eq!(
-            side.keys.into_iter().collect::<Vec<_>>(),
-            vec![(key("a", T0), 1)]
-        );
-        assert_eq!(side.unusable.get("a"), Some(&1));
-        assert_eq!(
-            uint(&serde_json::json!("18446744073709551615")),
-            Some(u64::MAX)
-        );
-        assert_eq!(uint(&serde_json::json!(7)), Some(7));
-    }
-}
+mod tests;

@@ -10,7 +10,12 @@ use tokio::sync::mpsc;
 pub enum Event {
     /// A batch reached ClickHouse and its offsets were committed.
     Flushed {
+        /// Rows written.
         rows: usize,
+        /// Rows not written: their hour was stored with the same content already.
+        unchanged: usize,
+        /// Rows written over an hour stored with other content (a copy until merged).
+        replaced: usize,
         /// Kafka messages the batch came from.
         messages: usize,
         /// Kafka payload bytes the batch came from.
@@ -20,7 +25,7 @@ pub enum Event {
         retries: u32,
         /// Per partition: first and last offset in the batch.
         offsets: Vec<(i32, i64, i64)>,
-        /// Rows per transaction in the batch.
+        /// Records taken in (written or already stored) per transaction.
         per_transaction: Vec<(String, u64)>,
     },
     /// An insert failed and will be retried.
@@ -29,6 +34,7 @@ pub enum Event {
     DeadLettered {
         partition: i32,
         offset: i64,
+        transaction: String,
         reason: String,
     },
     /// The partitions this consumer holds changed.
@@ -38,6 +44,29 @@ pub enum Event {
     /// Schema drift: record fields the table has no column for started arriving
     /// (`added`), or columns that used to arrive stopped (`missing`).
     SchemaDrift(Drift),
+    /// The broker has not served the message at this offset for a while; the partition
+    /// is blocked until it is skipped (`wmtop dead-letters --skip`).
+    Stuck(Stuck),
+    /// A partition reported stuck moved on.
+    Unstuck { partition: i32 },
+    /// Every partition held is read to its high watermark and every batch landed;
+    /// merging the months that hold copies (if any) before the load counts as done.
+    Settling { months: Vec<u32> },
+    /// The load is done: copies merged away (or left, and how many).
+    Settled(crate::clickhouse::Settled),
+}
+
+/// A message the broker does not serve.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Stuck {
+    pub partition: i32,
+    pub offset: i64,
+    /// The partition's high watermark when it was seen.
+    pub high: i64,
+    /// The message's size, when the broker or client said it.
+    pub size: Option<u64>,
+    /// How long nothing came.
+    pub waited_s: u64,
 }
 
 /// One schema drift finding: what changed, and since when.

@@ -28,98 +28,74 @@ pub struct Column {
     pub kind: Kind,
 }
 
-/// A record's time as it is sent: epoch milliseconds for `DateTime64(3)`, or epoch
-/// seconds for old servers' `DateTime`. Both serialize as the bare RowBinary integer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Timestamp {
-    Millis(i64),
-    Seconds(u32),
-}
-
-impl Default for Timestamp {
-    fn default() -> Self {
-        Timestamp::Millis(0)
-    }
-}
+/// A record's time: epoch milliseconds, UTC. The encoder writes it in the unit of the
+/// table's column (`DateTime` seconds, `DateTime64(p)` ticks).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Timestamp(pub i64);
 
 impl Timestamp {
-    /// Epoch milliseconds, whichever form it holds.
+    /// Epoch milliseconds.
     pub fn millis(self) -> i64 {
-        match self {
-            Timestamp::Millis(ms) => ms,
-            Timestamp::Seconds(s) => i64::from(s) * 1000,
-        }
+        self.0
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match *self {
-            Timestamp::Millis(ms) => s.serialize_i64(ms),
-            Timestamp::Seconds(sec) => s.serialize_u32(sec),
-        }
+        s.serialize_i64(self.0)
     }
 }
 
-/// A column value's RowBinary encoding.
-pub trait Encode {
-    fn encode(&self, out: &mut Vec<u8>);
+/// One column's value in a row, borrowed: what the encoder writes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FieldRef<'a> {
+    Id(&'a str),
+    Int(Option<i64>),
+    Float(Option<f64>),
+    Text(Option<&'a str>),
+    Flag(Option<bool>),
+    /// Epoch milliseconds.
+    Time(i64),
 }
 
-/// RowBinary's length prefix: unsigned LEB128.
-fn encode_len(mut n: usize, out: &mut Vec<u8>) {
-    while n >= 0x80 {
-        out.push((n as u8) | 0x80);
-        n >>= 7;
-    }
-    out.push(n as u8);
+/// A field's borrowed view, per Rust type of [`MetricRow`].
+trait AsField {
+    fn as_field(&self) -> FieldRef<'_>;
 }
 
-impl Encode for String {
-    fn encode(&self, out: &mut Vec<u8>) {
-        encode_len(self.len(), out);
-        out.extend_from_slice(self.as_bytes());
-    }
-}
-
-impl Encode for i64 {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+impl AsField for String {
+    fn as_field(&self) -> FieldRef<'_> {
+        FieldRef::Id(self)
     }
 }
 
-impl Encode for f64 {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.to_le_bytes());
+impl AsField for Option<i64> {
+    fn as_field(&self) -> FieldRef<'_> {
+        FieldRef::Int(*self)
     }
 }
 
-/// `Bool`, and `UInt8` on servers before 21.12: one byte, 0 or 1.
-impl Encode for bool {
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.push(u8::from(*self));
+impl AsField for Option<f64> {
+    fn as_field(&self) -> FieldRef<'_> {
+        FieldRef::Float(*self)
     }
 }
 
-/// `Nullable(T)`: a 0 byte and the value, or a 1 byte for NULL.
-impl<T: Encode> Encode for Option<T> {
-    fn encode(&self, out: &mut Vec<u8>) {
-        match self {
-            Some(v) => {
-                out.push(0);
-                v.encode(out);
-            }
-            None => out.push(1),
-        }
+impl AsField for Option<String> {
+    fn as_field(&self) -> FieldRef<'_> {
+        FieldRef::Text(self.as_deref())
     }
 }
 
-impl Encode for Timestamp {
-    fn encode(&self, out: &mut Vec<u8>) {
-        match *self {
-            Timestamp::Millis(ms) => out.extend_from_slice(&ms.to_le_bytes()),
-            Timestamp::Seconds(s) => out.extend_from_slice(&s.to_le_bytes()),
-        }
+impl AsField for Option<bool> {
+    fn as_field(&self) -> FieldRef<'_> {
+        FieldRef::Flag(*self)
+    }
+}
+
+impl AsField for Timestamp {
+    fn as_field(&self) -> FieldRef<'_> {
+        FieldRef::Time(self.0)
     }
 }
 
@@ -134,12 +110,8 @@ macro_rules! rust_type {
 
 macro_rules! columns {
     ($( $name:ident : $kind:ident = $json:literal ),* $(,)?) => {
-        /// One flattened hourly record: a row of `transaction_metrics`, in the column
-        /// order of the insert. `ingestion_time` is left to the table's DEFAULT.
-        ///
-        /// The first field is a Nullable one on purpose: its first RowBinary byte is 0 or
-        /// 1, never a whitespace byte, which old servers (before 22.6) would skip as the
-        /// gap between `FORMAT RowBinary` and the data (ClickHouse issue 37420).
+        /// One flattened hourly record: a row of `transaction_metrics`, one field per
+        /// column of [`COLUMNS`].
         #[derive(Clone, Debug, Default, PartialEq, Serialize)]
         pub struct MetricRow {
             $( pub $name: rust_type!($kind), )*
@@ -163,13 +135,11 @@ macro_rules! columns {
             None
         }
 
-        impl MetricRow {
-            /// Appends this row to `out` in ClickHouse's RowBinary format, in column order
-            /// (the insert's format: no names, no types, Nullable as a 0/1 byte first).
-            pub fn encode(&self, out: &mut Vec<u8>) {
-                $( Encode::encode(&self.$name, out); )*
-            }
-        }
+        /// One getter per column, in the order of [`COLUMNS`]: the encoder reads a row
+        /// through these.
+        pub static GETTERS: &[for<'r> fn(&'r MetricRow) -> FieldRef<'r>] = &[
+            $( |row| AsField::as_field(&row.$name), )*
+        ];
 
         /// Sets column `idx` of a row from a JSON value; used by the flattener.
         pub(crate) type Setter = for<'a> fn(&mut MetricRow, crate::flatten::Value<'a>) -> Result<(), String>;
@@ -264,14 +234,43 @@ columns! {
     percentile_99: Float = "percentile99",
 }
 
-/// The column list of an insert, in row order: `(no_data_found, transaction_name, …)`.
-pub fn insert_columns() -> String {
-    let names: Vec<&str> = COLUMNS.iter().map(|c| c.name).collect();
-    format!("({})", names.join(", "))
+/// Number of record columns.
+pub const COLUMN_COUNT: usize = COLUMNS.len();
+
+/// Index of `timestamp` in [`COLUMNS`], found when compiling.
+pub const TIMESTAMP_COLUMN: usize = const_index("timestamp");
+
+const fn const_index(name: &str) -> usize {
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        let (a, b) = (COLUMNS[i].name.as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    panic!("no such column")
 }
 
-/// The column added by the table on insert.
+/// The column the table fills on insert (informational).
 pub const INGESTION_TIME: &str = "ingestion_time";
+/// The column holding the Kafka time (ms) of the message a row came from: the version a
+/// merge keeps the newest of.
+pub const RECORD_VERSION: &str = "record_version";
+/// The column holding a hash of the row's content, so that a re-load can skip hours
+/// stored with the same content.
+pub const RECORD_HASH: &str = "record_hash";
+
+/// A column's index in [`COLUMNS`] by name.
+pub fn column_index(name: &str) -> Option<usize> {
+    COLUMNS.iter().position(|c| c.name == name)
+}
 
 /// Indexes of the identifier columns, which may come from the transaction object.
 pub fn id_columns() -> impl Iterator<Item = usize> {
@@ -332,51 +331,5 @@ mod tests {
         }
         assert_eq!(column_for_json("transaction_name"), None);
         assert_eq!(column_for_json("transactionSeries"), None);
-    }
-
-    #[test]
-    fn rows_encode_as_clickhouse_rowbinary() {
-        let row = MetricRow {
-            no_data_found: Some(false),
-            transaction_name: "GET /a".into(),
-            timestamp: Timestamp::Millis(1_767_205_800_000),
-            total_count: Some(-12),
-            success_rate: Some(99.5),
-            timeliness_health: Some("OK".into()),
-            eb_breached: Some(true),
-            ..MetricRow::default()
-        };
-        let mut out = Vec::new();
-        row.encode(&mut out);
-        // Column by column, as the format defines it: Nullable is a 0 (value follows) or
-        // 1 (NULL) byte; String is a LEB128 length and the bytes; numbers little-endian.
-        let mut want: Vec<u8> = vec![0, 0]; // no_data_found: Some(false)
-        want.extend([6]);
-        want.extend(b"GET /a");
-        want.extend([0, 0, 0, 0]); // transaction_id, application_id, application_name, alias: ""
-        want.extend(1_767_205_800_000i64.to_le_bytes());
-        for c in &COLUMNS[7..] {
-            match c.name {
-                "total_count" => {
-                    want.push(0);
-                    want.extend((-12i64).to_le_bytes());
-                }
-                "success_rate" => {
-                    want.push(0);
-                    want.extend(99.5f64.to_le_bytes());
-                }
-                "timeliness_health" => want.extend([0, 2, b'O', b'K']),
-                "eb_breached" => want.extend([0, 1]),
-                _ => want.push(1),
-            }
-        }
-        assert_eq!(out, want);
-
-        let mut long = Vec::new();
-        "x".repeat(300).encode(&mut long);
-        assert_eq!(&long[..2], &[0xAC, 0x02], "300 as LEB128");
-        let mut secs = Vec::new();
-        Timestamp::Seconds(1_767_205_800).encode(&mut secs);
-        assert_eq!(secs, 1_767_205_800u32.to_le_bytes());
     }
 }

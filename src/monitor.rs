@@ -1,11 +1,11 @@
 //! The pipeline run live for a front end: the consumer as a long-lived background task
-//! (pausable, restartable for a replay), reloads (fetch then publish) on demand, a lag
-//! sampler, ClickHouse row counts refreshed after flushes, and one ad-hoc query at a time.
-//! Front ends send [`Command`]s and receive [`MonitorEvent`]s on a bounded channel that
-//! never blocks the pipeline: when the front end falls behind, events are dropped and
-//! counted.
+//! (pausable, restartable for a replay or a skip), reloads (fetch then publish) on
+//! demand, the one lag sampler, ClickHouse counts (rows stored and distinct records)
+//! refreshed after flushes, reconciliation, and one ad-hoc query at a time. Front ends
+//! send [`Command`]s and receive [`MonitorEvent`]s on a bounded channel that never blocks
+//! the pipeline: when the front end falls behind, events are dropped and counted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,15 +13,17 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::api::ApiClient;
+use crate::api::{Accounting, ApiClient, ApiError};
 use crate::auth::{http_client, TokenSource};
-use crate::config::Settings;
-use crate::consume::{self, ConsumeError, ConsumeOptions};
+use crate::clickhouse::{Ch, QueryResult, Stored};
+use crate::config::{Settings, Source};
+use crate::consume::{self, ConsumeOptions, Verdict};
 use crate::events::{Event, Events};
-use crate::kafka::{self, PartitionLag, ReplayFrom, ReplayPart};
+pub use crate::kafka::lag::LagRow;
+use crate::kafka::{replay, Kafka, ReplayFrom, ReplayPart};
 use crate::ops::Ops;
 use crate::produce;
-use crate::sink::{QueryResult, Sink};
+use crate::retry::backoff;
 
 /// What a front end asks for.
 #[derive(Clone, Debug)]
@@ -32,6 +34,9 @@ pub enum Command {
     PlanReplay(ReplayFrom),
     /// Stop the consumer, move the group to the plan's offsets, start it again.
     Replay(Vec<ReplayPart>),
+    /// Stop the consumer, record the message as a dead letter and move the group past
+    /// it, start the consumer again.
+    Skip { partition: i32, offset: i64 },
     /// Pause (true) or resume (false) the consumer.
     Pause(bool),
     /// Run an ad-hoc query; a new one cancels the one running.
@@ -64,6 +69,15 @@ impl Stage {
             Stage::ClickHouse => "ClickHouse",
         }
     }
+
+    fn ops_name(self) -> &'static str {
+        match self {
+            Stage::Keycloak => "keycloak",
+            Stage::Api => "api",
+            Stage::Kafka => "kafka",
+            Stage::ClickHouse => "clickhouse",
+        }
+    }
 }
 
 /// How a stage is doing.
@@ -75,14 +89,6 @@ pub enum StageState {
     Down,
 }
 
-/// One partition's lag with its age: how old the oldest uncommitted message is.
-#[derive(Clone, Debug, PartialEq)]
-pub struct LagRow {
-    pub lag: PartitionLag,
-    /// Age of the oldest message not yet committed; None when unknown or no lag.
-    pub oldest_age: Option<Duration>,
-}
-
 /// What a front end is told.
 #[derive(Clone, Debug)]
 pub enum MonitorEvent {
@@ -91,11 +97,13 @@ pub enum MonitorEvent {
         state: StageState,
         error: Option<String>,
     },
+    /// Where the series come from: the simulator's URL when it is the simulator.
+    Source { simulator: Option<String> },
     /// When the access token expires (None: no token yet).
     TokenExpiry(Option<Instant>),
-    /// A fetch finished: records per transaction the API served.
+    /// A fetch finished: per transaction, records served and set aside.
     Fetched {
-        per_transaction: Vec<(String, u64)>,
+        per_transaction: Vec<(String, Accounting)>,
         took: Duration,
     },
     /// A publish finished: messages per transaction delivered.
@@ -111,17 +119,19 @@ pub enum MonitorEvent {
     Pipeline(Event),
     /// The consumer task is running (true) or stopped (false).
     ConsumerRunning(bool),
-    /// Lag per partition, sampled now.
-    Lag(Vec<LagRow>),
-    /// Rows per transaction in ClickHouse (exact).
-    Counts(BTreeMap<String, u64>),
+    /// Lag per partition, sampled now; an error when the sample failed.
+    Lag(Result<Vec<LagRow>, String>),
+    /// Rows stored and distinct records per transaction, as a plain query sees them.
+    Counts(BTreeMap<String, Stored>),
     /// A replay's plan, for the front end to confirm.
     ReplayPlan(Result<Vec<ReplayPart>, String>),
-    /// A replay was applied.
+    /// A replay was applied (messages to re-read), or refused.
     Replayed(Result<i64, String>),
+    /// A skip was applied, or refused.
+    Skipped(Result<(i32, i64), String>),
     /// A reconciliation finished.
     Checked(Result<crate::check::Report, String>),
-    /// A query finished, failed or was cancelled.
+    /// A query finished, failed (the server's code and message first) or was cancelled.
     QueryDone {
         id: u64,
         result: Result<QueryResult, String>,
@@ -170,17 +180,14 @@ impl Out {
 
     fn stage(&self, stage: Stage, state: StageState, error: Option<String>) {
         if let Some(ops) = &self.ops {
-            let name = match stage {
-                Stage::Keycloak => "keycloak",
-                Stage::Api => "api",
-                Stage::Kafka => "kafka",
-                Stage::ClickHouse => "clickhouse",
-            };
             match state {
-                StageState::Ok => ops.connected(name),
-                StageState::Retrying(_) | StageState::Down => ops.error(name),
+                StageState::Ok => ops.connected(stage.ops_name()),
+                StageState::Retrying(_) | StageState::Down => ops.error(stage.ops_name()),
                 StageState::Unknown => {}
             }
+        }
+        if let Some(e) = &error {
+            tracing::warn!("{}: {e}", stage.name());
         }
         self.send(MonitorEvent::Stage {
             stage,
@@ -197,9 +204,13 @@ pub struct MonitorOptions {
     pub allow_writes: bool,
     /// Where to report for /health and /metrics.
     pub ops: Option<Arc<Ops>>,
+    /// The simulator's URL when the series come from it.
+    pub simulator: Option<String>,
 }
 
-/// Starts the live pipeline. Events arrive on the returned receiver.
+/// Starts the live pipeline. `settings` must name the API and Keycloak to use (the
+/// front end starts the simulator and points the settings at it when that is the
+/// source). Events arrive on the returned receiver.
 pub fn start(settings: Settings, opts: MonitorOptions) -> (Monitor, mpsc::Receiver<MonitorEvent>) {
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
@@ -225,25 +236,37 @@ struct ConsumerTask {
     task: JoinHandle<()>,
 }
 
+/// The API client, or why there is none.
+fn api_client(settings: &Settings) -> Result<Arc<ApiClient>, String> {
+    let Source::Api {
+        api_url,
+        keycloak_url,
+    } = settings.source()
+    else {
+        return Err("no API or Keycloak URL to fetch from".into());
+    };
+    let http = http_client(settings).map_err(|e| e.to_string())?;
+    let tokens = Arc::new(TokenSource::new(http.clone(), settings, &keycloak_url));
+    Ok(Arc::new(ApiClient::new(http, tokens, settings, &api_url)))
+}
+
 async fn control(
     settings: Settings,
     opts: MonitorOptions,
     mut commands: mpsc::Receiver<Command>,
     out: Out,
 ) {
-    let http = match http_client(&settings) {
-        Ok(h) => h,
+    out.send(MonitorEvent::Source {
+        simulator: opts.simulator.clone(),
+    });
+    let api = match api_client(&settings) {
+        Ok(a) => Some(a),
         Err(e) => {
-            out.stage(
-                Stage::Api,
-                StageState::Down,
-                Some(format!("HTTP client: {e}")),
-            );
-            return;
+            out.stage(Stage::Api, StageState::Down, Some(e));
+            None
         }
     };
-    let tokens = Arc::new(TokenSource::new(http.clone(), &settings));
-    let api = Arc::new(ApiClient::new(http, Arc::clone(&tokens), &settings));
+    let kafka = Kafka::new(&settings);
     let (pause_tx, pause_rx) = watch::channel(false);
     let (counts_dirty_tx, counts_dirty_rx) = watch::channel(true);
     let (stop_all_tx, stop_all) = watch::channel(false);
@@ -254,7 +277,9 @@ async fn control(
         consumer_events.clone(),
         out.clone(),
     ));
-    let lag_task = tokio::spawn(sample_lag(settings.clone(), out.clone(), stop_all.clone()));
+    let (samples, sampler) =
+        crate::kafka::lag::spawn_sampler(kafka.clone(), Duration::from_secs(1), true, stop_all.clone());
+    let lag_task = tokio::spawn(forward_lag(samples, out.clone()));
     let counts_task = tokio::spawn(refresh_counts(
         settings.clone(),
         out.clone(),
@@ -262,8 +287,8 @@ async fn control(
         stop_all.clone(),
     ));
     let mut reload: Option<JoinHandle<()>> = None;
-    let mut query: Option<(String, JoinHandle<()>)> = None;
-    let mut query_sink: Option<Sink> = None;
+    let mut query: Option<(u64, String, JoinHandle<()>)> = None;
+    let mut query_ch: Option<Ch> = None;
 
     while let Some(cmd) = commands.recv().await {
         match cmd {
@@ -271,18 +296,22 @@ async fn control(
                 if reload.as_ref().is_some_and(|t| !t.is_finished()) {
                     continue;
                 }
+                let Some(api) = api.clone() else {
+                    out.stage(Stage::Api, StageState::Down, Some("no API to fetch from".into()));
+                    continue;
+                };
                 reload = Some(tokio::spawn(run_reload(
-                    settings.clone(),
-                    Arc::clone(&api),
-                    Arc::clone(&tokens),
+                    kafka.clone(),
+                    api,
                     out.clone(),
+                    stop_all.clone(),
                 )));
             }
             Command::PlanReplay(from) => {
-                let s = settings.clone();
+                let k = kafka.clone();
                 let out2 = out.clone();
                 tokio::spawn(async move {
-                    let plan = tokio::task::spawn_blocking(move || kafka::replay_plan(&s, from))
+                    let plan = tokio::task::spawn_blocking(move || replay::plan(&k, from))
                         .await
                         .map_err(|e| e.to_string())
                         .and_then(|r| r.map_err(|e| e.to_string()));
@@ -293,9 +322,9 @@ async fn control(
                 if let Some(c) = consumer.take() {
                     stop_consumer(c).await;
                 }
-                let s = settings.clone();
+                let k = kafka.clone();
                 let messages: i64 = plan.iter().map(ReplayPart::messages).sum();
-                let applied = tokio::task::spawn_blocking(move || kafka::apply_replay(&s, &plan))
+                let applied = tokio::task::spawn_blocking(move || replay::apply(&k, &plan))
                     .await
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
@@ -307,57 +336,78 @@ async fn control(
                     out.clone(),
                 ));
             }
+            Command::Skip { partition, offset } => {
+                if let Some(c) = consumer.take() {
+                    stop_consumer(c).await;
+                }
+                let result = async {
+                    let ch = Ch::connect(&settings).await.map_err(|e| e.to_string())?;
+                    let loader = crate::clickhouse::Loader::prepare(ch, &settings.clickhouse_user)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    crate::redrive::skip(&settings, &loader, partition, offset)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                out.send(MonitorEvent::Skipped(result.map(|s| (s.partition, s.offset))));
+                consumer = Some(spawn_consumer(
+                    &settings,
+                    pause_rx.clone(),
+                    consumer_events.clone(),
+                    out.clone(),
+                ));
+            }
             Command::Pause(p) => {
                 let _ = pause_tx.send(p);
             }
             Command::Query { id, sql } => {
-                if let Some((qid, task)) = query.take() {
+                if let Some((_, qid, task)) = query.take() {
                     task.abort();
-                    if let Some(sink) = &query_sink {
-                        let _ = sink.kill_query(&qid).await;
+                    if let Some(ch) = &query_ch {
+                        let _ = ch.kill_query(&qid).await;
                     }
                 }
-                if query_sink.is_none() {
-                    query_sink = Sink::connect(&settings).await.ok();
+                if query_ch.is_none() {
+                    match Ch::connect(&settings).await {
+                        Ok(ch) => query_ch = Some(ch),
+                        Err(e) => {
+                            tracing::warn!("query: {e}");
+                            out.send(MonitorEvent::QueryDone {
+                                id,
+                                result: Err(e.short()),
+                                took: Duration::ZERO,
+                            });
+                            continue;
+                        }
+                    }
                 }
-                let Some(sink) = query_sink.clone() else {
-                    out.send(MonitorEvent::QueryDone {
-                        id,
-                        result: Err("ClickHouse is not reachable".into()),
-                        took: Duration::ZERO,
-                    });
-                    continue;
-                };
+                let Some(ch) = query_ch.clone() else { continue };
                 let qid = format!("wmtop-{}-{id}", std::process::id());
                 let out2 = out.clone();
-                let readonly = !opts.allow_writes;
+                let allow_writes = opts.allow_writes;
                 let qid2 = qid.clone();
                 let task = tokio::spawn(async move {
                     let started = Instant::now();
-                    let result = sink
-                        .query_table(&sql, readonly, &qid2)
-                        .await
-                        .map_err(|e| e.to_string());
+                    let result = ch.query_table(&sql, allow_writes, &qid2).await.map_err(|e| {
+                        tracing::warn!("query failed: {e}");
+                        e.short()
+                    });
                     out2.send(MonitorEvent::QueryDone {
                         id,
                         result,
                         took: started.elapsed(),
                     });
                 });
-                query = Some((qid, task));
+                query = Some((id, qid, task));
             }
             Command::CancelQuery => {
-                if let Some((qid, task)) = query.take() {
+                if let Some((id, qid, task)) = query.take() {
                     if !task.is_finished() {
                         task.abort();
-                        if let Some(sink) = &query_sink {
-                            let _ = sink.kill_query(&qid).await;
+                        if let Some(ch) = &query_ch {
+                            let _ = ch.kill_query(&qid).await;
                         }
-                        let id = qid
-                            .rsplit('-')
-                            .next()
-                            .and_then(|s| s.parse().ok())
-                            .unwrap_or(0);
                         out.send(MonitorEvent::QueryDone {
                             id,
                             result: Err("cancelled".into()),
@@ -381,12 +431,13 @@ async fn control(
     if let Some(t) = reload.take() {
         t.abort();
     }
-    if let Some((_, t)) = query.take() {
+    if let Some((_, _, t)) = query.take() {
         t.abort();
     }
     if let Some(c) = consumer.take() {
         stop_consumer(c).await;
     }
+    let _ = sampler.await;
     let _ = lag_task.await;
     let _ = counts_task.await;
 }
@@ -396,7 +447,7 @@ async fn stop_consumer(c: ConsumerTask) {
     let _ = c.task.await;
 }
 
-/// Consumer events go to the front end and mark the counts as stale.
+/// Consumer events go to the front end and /metrics, and mark the counts as stale.
 fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Events {
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     tokio::spawn(async move {
@@ -408,6 +459,9 @@ fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Event
                 Event::Flushed { .. } => {
                     out.stage(Stage::ClickHouse, StageState::Ok, None);
                     out.stage(Stage::Kafka, StageState::Ok, None);
+                    let _ = counts_dirty.send(true);
+                }
+                Event::Settled(_) => {
                     let _ = counts_dirty.send(true);
                 }
                 Event::InsertRetry { attempt, error } => {
@@ -425,6 +479,7 @@ fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Event
     Events::new(tx)
 }
 
+/// The consumer, run again after it ends with an error (the error shown on its stage).
 fn spawn_consumer(
     settings: &Settings,
     pause: watch::Receiver<bool>,
@@ -437,38 +492,37 @@ fn spawn_consumer(
         let mut attempt = 0u32;
         out.send(MonitorEvent::ConsumerRunning(true));
         while !*stop.borrow() {
-            let sink = match Sink::connect(&settings).await {
-                Ok(s) => {
-                    out.stage(Stage::ClickHouse, StageState::Ok, None);
-                    s
-                }
-                Err(e) => {
-                    attempt += 1;
-                    out.stage(
-                        Stage::ClickHouse,
-                        StageState::Retrying(attempt),
-                        Some(e.to_string()),
-                    );
-                    backoff(attempt, &mut stop).await;
-                    continue;
-                }
-            };
             let opts = ConsumeOptions {
                 until_idle: None,
-                max_insert_attempts: None,
                 pause: Some(pause.clone()),
             };
-            match consume::run(&settings, sink, opts, stop.clone(), events.clone()).await {
-                Ok(_) => break,
-                Err(e) => {
-                    attempt += 1;
-                    let stage = match e {
-                        ConsumeError::Kafka(_) => Stage::Kafka,
-                        _ => Stage::ClickHouse,
-                    };
-                    out.stage(stage, StageState::Retrying(attempt), Some(e.to_string()));
-                    backoff(attempt, &mut stop).await;
+            let summary = consume::run(&settings, opts, stop.clone(), events.clone()).await;
+            if matches!(summary.verdict, Verdict::Done | Verdict::Interrupted) {
+                break;
+            }
+            attempt += 1;
+            let stage = match summary.waited_for.as_ref().map(|w| w.what) {
+                Some("clickhouse") => Stage::ClickHouse,
+                Some(_) => Stage::Kafka,
+                None if summary
+                    .error
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("ClickHouse")) =>
+                {
+                    Stage::ClickHouse
                 }
+                None => Stage::Kafka,
+            };
+            let state = if summary.verdict == Verdict::Failed {
+                StageState::Down
+            } else {
+                StageState::Retrying(attempt)
+            };
+            out.stage(stage, state, summary.error.clone());
+            let wait = backoff(attempt, Duration::from_secs(1));
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|v| *v) => {}
             }
         }
         out.send(MonitorEvent::ConsumerRunning(false));
@@ -479,34 +533,33 @@ fn spawn_consumer(
     }
 }
 
-async fn backoff(attempt: u32, stop: &mut watch::Receiver<bool>) {
-    let wait = crate::retry::backoff(attempt, Duration::from_millis(250));
-    tokio::select! {
-        _ = tokio::time::sleep(wait) => {}
-        _ = stop.wait_for(|v| *v) => {}
-    }
-}
-
-async fn run_reload(settings: Settings, api: Arc<ApiClient>, tokens: Arc<TokenSource>, out: Out) {
+async fn run_reload(kafka: Kafka, api: Arc<ApiClient>, out: Out, stop: watch::Receiver<bool>) {
     out.send(MonitorEvent::Reloading(true));
-    let report = api.fetch(Some(&settings.last_fetch_path())).await;
+    let save = kafka.settings().last_fetch_path();
+    let report = api
+        .fetch(Some(&save), &stop, |e, attempt, _| {
+            let stage = match e {
+                ApiError::Auth(_) => Stage::Keycloak,
+                _ => Stage::Api,
+            };
+            out.stage(stage, StageState::Retrying(attempt), Some(e.to_string()));
+        })
+        .await;
     out.send(MonitorEvent::TokenExpiry(
-        tokens.expires_in().await.map(|d| Instant::now() + d),
+        api.token_expires_in().await.map(|d| Instant::now() + d),
     ));
     let report = match report {
         Ok(r) => {
             out.stage(Stage::Keycloak, StageState::Ok, None);
-            let state = if r.attempts > 1 {
-                StageState::Retrying(r.attempts - 1)
-            } else {
-                StageState::Ok
-            };
-            out.stage(Stage::Api, state, None);
+            out.stage(Stage::Api, StageState::Ok, None);
             r
         }
         Err(e) => {
-            let stage = match e {
-                crate::api::ApiError::Auth(_) => Stage::Keycloak,
+            let stage = match &e {
+                ApiError::Auth(_) => Stage::Keycloak,
+                ApiError::GaveUp { last, .. } if matches!(**last, ApiError::Auth(_)) => {
+                    Stage::Keycloak
+                }
                 _ => Stage::Api,
             };
             out.stage(stage, StageState::Down, Some(e.to_string()));
@@ -514,16 +567,19 @@ async fn run_reload(settings: Settings, api: Arc<ApiClient>, tokens: Arc<TokenSo
             return;
         }
     };
+    let answer = report.answer;
+    let accounting = {
+        let a = answer.clone();
+        tokio::task::spawn_blocking(move || a.accounting())
+            .await
+            .unwrap_or_default()
+    };
     out.send(MonitorEvent::Fetched {
-        per_transaction: report
-            .answer
-            .records_per_transaction()
-            .into_iter()
-            .collect(),
+        per_transaction: accounting.into_iter().collect(),
         took: report.took,
     });
     let started = Instant::now();
-    match produce::publish(&settings, &report.answer).await {
+    match produce::publish(&kafka, &answer).await {
         Ok(p) => {
             out.stage(Stage::Kafka, StageState::Ok, None);
             out.send(published(&p, started.elapsed()));
@@ -550,103 +606,34 @@ fn published(p: &produce::PublishReport, took: Duration) -> MonitorEvent {
     }
 }
 
-/// Samples lag every second on a blocking thread; finds the age of the oldest
-/// uncommitted message by peeking at it (cached per offset).
-async fn sample_lag(settings: Settings, out: Out, mut stop: watch::Receiver<bool>) {
-    let (tx, mut rx) = mpsc::channel::<Result<Vec<LagRow>, String>>(1);
-    let stop_flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = Arc::clone(&stop_flag);
-    let worker = tokio::task::spawn_blocking(move || {
-        let mut ages: HashMap<(i32, i64), i64> = HashMap::new();
-        let mut clients = None;
-        while !flag.load(Ordering::Relaxed) {
-            let sampled = (|| {
-                if clients.is_none() {
-                    let c: rdkafka::consumer::BaseConsumer = kafka::consumer_config(&settings)
-                        .create()
-                        .map_err(|e| e.to_string())?;
-                    let p = kafka::peek_consumer(&settings).map_err(|e| e.to_string())?;
-                    clients = Some((c, p));
+/// The lag sampler's samples, to the front end and /metrics.
+async fn forward_lag(mut samples: watch::Receiver<Option<crate::kafka::lag::LagSample>>, out: Out) {
+    while samples.changed().await.is_ok() {
+        let Some(sample) = samples.borrow_and_update().clone() else {
+            continue;
+        };
+        match &sample.rows {
+            Ok(rows) => {
+                if let Some(ops) = &out.ops {
+                    ops.set_lag(&rows.iter().map(|r| r.lag.clone()).collect::<Vec<_>>());
                 }
-                let Some((c, peek)) = clients.as_ref() else {
-                    return Err("no Kafka client".to_string());
-                };
-                let lags = kafka::lag(c, &settings).map_err(|e| e.to_string())?;
-                let now_ms = jiff::Timestamp::now().as_millisecond();
-                Ok(lags
-                    .into_iter()
-                    .map(|l| {
-                        let oldest_age = match (l.lag, l.committed.unwrap_or(l.low).max(l.low)) {
-                            (Some(n), from) if n > 0 => {
-                                let ts = match ages.get(&(l.partition, from)) {
-                                    Some(ts) => Some(*ts),
-                                    None => {
-                                        let ts = kafka::message_time(
-                                            peek,
-                                            &settings.topic,
-                                            l.partition,
-                                            from,
-                                        );
-                                        if let Some(ts) = ts {
-                                            ages.insert((l.partition, from), ts);
-                                        }
-                                        ts
-                                    }
-                                };
-                                ts.map(|ts| {
-                                    Duration::from_millis(u64::try_from(now_ms - ts).unwrap_or(0))
-                                })
-                            }
-                            _ => None,
-                        };
-                        LagRow { lag: l, oldest_age }
-                    })
-                    .collect())
-            })();
-            if sampled.is_err() {
-                clients = None;
+                out.stage(Stage::Kafka, StageState::Ok, None);
             }
-            if tx.blocking_send(sampled).is_err() {
-                break;
-            }
-            if ages.len() > 10_000 {
-                ages.clear();
-            }
-            std::thread::sleep(Duration::from_secs(1));
+            Err(e) => out.stage(Stage::Kafka, StageState::Down, Some(e.clone())),
         }
-    });
-    loop {
-        tokio::select! {
-            _ = stop.wait_for(|v| *v) => break,
-            got = rx.recv() => match got {
-                Some(Ok(rows)) => {
-                    if let Some(ops) = &out.ops {
-                        ops.set_lag(&rows.iter().map(|r| r.lag.clone()).collect::<Vec<_>>());
-                    }
-                    out.stage(Stage::Kafka, StageState::Ok, None);
-                    out.send(MonitorEvent::Lag(rows));
-                }
-                Some(Err(e)) => {
-                    out.stage(Stage::Kafka, StageState::Down, Some(e));
-                    out.send(MonitorEvent::Lag(Vec::new()));
-                }
-                None => break,
-            }
-        }
+        out.send(MonitorEvent::Lag(sample.rows));
     }
-    stop_flag.store(true, Ordering::Relaxed);
-    drop(rx);
-    let _ = worker.await;
 }
 
-/// Re-reads rows per transaction after flushes, at most every 2 s.
+/// Re-reads rows stored and distinct records per transaction after flushes, at most
+/// every 2 s.
 async fn refresh_counts(
     settings: Settings,
     out: Out,
     mut dirty: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut sink: Option<Sink> = None;
+    let mut ch: Option<Ch> = None;
     // Count once at start, then after flushes.
     dirty.mark_changed();
     loop {
@@ -654,15 +641,18 @@ async fn refresh_counts(
             _ = stop.wait_for(|v| *v) => break,
             changed = dirty.changed() => if changed.is_err() { break },
         }
-        if sink.is_none() {
-            sink = Sink::connect(&settings).await.ok();
+        if ch.is_none() {
+            match Ch::connect(&settings).await {
+                Ok(c) => ch = Some(c),
+                Err(e) => out.stage(Stage::ClickHouse, StageState::Down, Some(e.to_string())),
+            }
         }
-        if let Some(s) = &sink {
-            match s.rows_per_transaction().await {
-                Ok(c) => out.send(MonitorEvent::Counts(c)),
+        if let Some(c) = &ch {
+            match c.stored_per_transaction().await {
+                Ok(counts) => out.send(MonitorEvent::Counts(counts)),
                 Err(e) => {
                     out.stage(Stage::ClickHouse, StageState::Down, Some(e.to_string()));
-                    sink = None;
+                    ch = None;
                 }
             }
         }

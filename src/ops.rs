@@ -27,6 +27,7 @@ struct State {
     clickhouse_connected: bool,
     messages: u64,
     rows: u64,
+    unchanged: u64,
     batches: u64,
     dead_letters: u64,
     errors: BTreeMap<&'static str, u64>,
@@ -71,6 +72,7 @@ impl Ops {
         match e {
             Event::Flushed {
                 rows,
+                unchanged,
                 messages,
                 dead_letters,
                 took,
@@ -79,6 +81,7 @@ impl Ops {
                 s.kafka_connected = true;
                 s.clickhouse_connected = true;
                 s.rows += *rows as u64;
+                s.unchanged += *unchanged as u64;
                 s.messages += *messages as u64;
                 s.batches += 1;
                 s.dead_letters += *dead_letters as u64;
@@ -96,11 +99,17 @@ impl Ops {
                 *s.errors.entry("clickhouse").or_default() += 1;
             }
             Event::DeadLettered { .. } => *s.errors.entry("consume").or_default() += 1,
-            Event::Assigned { .. } | Event::Paused(_) | Event::SchemaDrift(_) => {}
+            Event::Stuck(_) => *s.errors.entry("kafka").or_default() += 1,
+            Event::Assigned { .. }
+            | Event::Paused(_)
+            | Event::SchemaDrift(_)
+            | Event::Unstuck { .. }
+            | Event::Settling { .. }
+            | Event::Settled(_) => {}
         }
     }
 
-    /// Records a failure of a stage (kafka, clickhouse, api, keycloak, produce).
+    /// Records a failure of a stage (kafka, clickhouse, api, keycloak).
     pub fn error(&self, stage: &'static str) {
         let mut s = self.lock();
         *s.errors.entry(stage).or_default() += 1;
@@ -143,6 +152,7 @@ impl Ops {
             "clickhouse_connected": s.clickhouse_connected,
             "events_consumed": s.messages,
             "events_inserted": s.rows,
+            "rows_unchanged": s.unchanged,
             "batches_flushed": s.batches,
             "dead_letters": s.dead_letters,
             "errors": errors,
@@ -184,6 +194,11 @@ impl Ops {
                 s.rows,
             ),
             (
+                "wmtop_rows_unchanged_total",
+                "Rows not written because their hour was stored with the same content.",
+                s.unchanged,
+            ),
+            (
                 "wmtop_batches_flushed_total",
                 "Batches inserted and committed.",
                 s.batches,
@@ -201,14 +216,7 @@ impl Ops {
             );
         }
         let _ = writeln!(out, "# HELP wmtop_errors_total Errors by pipeline stage.\n# TYPE wmtop_errors_total counter");
-        for stage in [
-            "keycloak",
-            "api",
-            "produce",
-            "kafka",
-            "consume",
-            "clickhouse",
-        ] {
+        for stage in ["keycloak", "api", "kafka", "consume", "clickhouse"] {
             let n = s.errors.get(stage).copied().unwrap_or(0);
             let _ = writeln!(out, "wmtop_errors_total{{stage=\"{stage}\"}} {n}");
         }
@@ -283,36 +291,19 @@ pub async fn serve(listener: TcpListener, ops: Arc<Ops>, mut stop: watch::Receiv
     }
 }
 
-/// Samples lag every `period` on a blocking thread and feeds it to `ops`, until `stop`.
-pub fn spawn_lag_sampler(
-    settings: crate::config::Settings,
+/// Feeds the lag sampler's samples to `ops` until the sampler stops.
+pub fn follow_lag(
     ops: Arc<Ops>,
-    period: std::time::Duration,
-    stop: watch::Receiver<bool>,
+    mut samples: watch::Receiver<Option<crate::kafka::lag::LagSample>>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::task::spawn_blocking(move || {
-        let mut client: Option<rdkafka::consumer::BaseConsumer> = None;
-        let pause = |stop: &watch::Receiver<bool>| {
-            // Sleep in short steps so a stop is seen quickly.
-            let until = std::time::Instant::now() + period;
-            while std::time::Instant::now() < until && !*stop.borrow() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
+    tokio::spawn(async move {
+        while samples.changed().await.is_ok() {
+            let sample = samples.borrow_and_update().clone();
+            match sample.map(|s| s.rows) {
+                Some(Ok(rows)) => ops.set_lag(&rows.into_iter().map(|r| r.lag).collect::<Vec<_>>()),
+                Some(Err(_)) => ops.error("kafka"),
+                None => {}
             }
-        };
-        // The consumer creates the topic: sample after it had a moment to.
-        pause(&stop);
-        while !*stop.borrow() {
-            if client.is_none() {
-                client = crate::kafka::consumer_config(&settings).create().ok();
-            }
-            match client.as_ref().map(|c| crate::kafka::lag(c, &settings)) {
-                Some(Ok(lag)) => ops.set_lag(&lag),
-                _ => {
-                    ops.error("kafka");
-                    client = None;
-                }
-            }
-            pause(&stop);
         }
     })
 }
@@ -353,6 +344,8 @@ mod tests {
         let ops = Ops::new("topic_a");
         ops.observe(&Event::Flushed {
             rows: 100,
+            unchanged: 7,
+            replaced: 0,
             messages: 3,
             bytes: 1000,
             dead_letters: 1,
@@ -385,6 +378,7 @@ mod tests {
             "{m}"
         );
         assert!(m.contains("wmtop_rows_inserted_total 100\n"));
+        assert!(m.contains("wmtop_rows_unchanged_total 7\n"));
         assert!(m.contains("wmtop_flush_duration_seconds_bucket{le=\"0.025\"} 0\n"));
         assert!(m.contains("wmtop_flush_duration_seconds_bucket{le=\"0.05\"} 1\n"));
         assert!(m.contains("wmtop_flush_duration_seconds_count 1\n"));

@@ -10,8 +10,7 @@ use rdkafka::util::Timeout;
 use serde::Serialize;
 
 use crate::api::Answer;
-use crate::config::Settings;
-use crate::kafka::{self, KafkaOpError};
+use crate::kafka::{topic, Kafka, KafkaOpError};
 
 /// What a publish did.
 #[derive(Debug, Clone, Serialize)]
@@ -22,6 +21,9 @@ pub struct PublishReport {
     pub messages_failed: usize,
     pub bytes: usize,
     pub topic_created: bool,
+    /// Records the API served that flatten sets aside (a whole unusable message counts
+    /// all of its records).
+    pub set_aside: usize,
     pub publish_ms: u64,
     /// Messages delivered per transaction name.
     #[serde(skip)]
@@ -43,17 +45,17 @@ pub enum PublishError {
     },
 }
 
-/// Publishes every transaction of `answer` to the configured topic.
-pub async fn publish(settings: &Settings, answer: &Answer) -> Result<PublishReport, PublishError> {
+/// Publishes every transaction of `answer` to the configured topic (made first, where
+/// it is missing and may be created).
+pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
-    let topic_created = kafka::ensure_topic(settings).await?;
-    let producer: FutureProducer = kafka::producer_config(settings)
-        .create()
-        .map_err(|source| KafkaOpError::Kafka {
-            brokers: settings.kafka_brokers.clone(),
-            action: "create producer",
-            source,
-        })?;
+    let settings = kafka.settings();
+    let k = kafka.clone();
+    tokio::task::spawn_blocking(move || k.identify(Duration::from_secs(10)))
+        .await
+        .map_err(|e| KafkaOpError::Refused(format!("the Kafka check did not run: {e}")))??;
+    let topic_created = matches!(topic::ensure(kafka).await?, topic::TopicState::Created { .. });
+    let producer: FutureProducer<crate::kafka::KafkaContext> = kafka.producer()?;
     let mut pending = FuturesUnordered::new();
     for tx in &answer.transactions {
         let producer = &producer;
@@ -76,6 +78,7 @@ pub async fn publish(settings: &Settings, answer: &Answer) -> Result<PublishRepo
         messages_failed: 0,
         bytes: 0,
         topic_created,
+        set_aside: answer.accounting().values().map(|a| a.set_aside as usize).sum(),
         publish_ms: 0,
         per_transaction: Vec::with_capacity(answer.transactions.len()),
     };
@@ -91,7 +94,10 @@ pub async fn publish(settings: &Settings, answer: &Answer) -> Result<PublishRepo
             }
             Err(e) => {
                 report.messages_failed += 1;
-                first_error.get_or_insert(e);
+                first_error.get_or_insert_with(|| match kafka.fault() {
+                    Some(f) => f.to_string(),
+                    None => e,
+                });
             }
         }
     }

@@ -1,8 +1,12 @@
 //! The reference users' common queries (contract section 5), written once so that the
 //! query pane, the headless `query` command and the modern-engine test share them. Each
 //! is plain SQL that runs on ClickHouse 18.16 and on modern servers alike (no `WITH`
-//! subqueries, no query parameters), reads with `FINAL` so replaced rows never count
-//! twice, and takes "the last 7 days" relative to the newest data.
+//! subqueries, no query parameters), reads the table plainly (no `FINAL`: what any
+//! dashboard sees, which wmtop keeps at one row per record), and takes "the last 7
+//! days" relative to the newest data.
+
+/// How the presets read, said next to them on screen and in the README.
+pub const READS: &str = "plain reads, no FINAL: every stored row counts, as in any dashboard";
 
 /// One preset query.
 #[derive(Clone, Copy, Debug)]
@@ -17,33 +21,33 @@ pub const PRESETS: &[Preset] = &[
     Preset {
         key: "rows",
         title: "Row count by transaction",
-        template: "SELECT transaction_name, count() AS rows FROM {t} FINAL GROUP BY transaction_name ORDER BY transaction_name",
+        template: "SELECT transaction_name, count() AS rows FROM {t} GROUP BY transaction_name ORDER BY transaction_name",
     },
     Preset {
         key: "avg7d",
         title: "Average response time by transaction, last 7 days of data",
         template: "SELECT transaction_name, round(avg(avg_response_time), 2) AS avg_response_ms, sum(total_count) AS requests \
-                   FROM {t} FINAL WHERE timestamp >= (SELECT max(timestamp) FROM {t}) - INTERVAL 7 DAY \
+                   FROM {t} WHERE timestamp >= (SELECT max(timestamp) FROM {t}) - INTERVAL 7 DAY \
                    GROUP BY transaction_name ORDER BY avg_response_ms DESC",
     },
     Preset {
         key: "p95",
         title: "Hourly p95/p99 for one transaction",
         template: "SELECT toStartOfHour(timestamp) AS hour, max(percentile_95) AS p95, max(percentile_99) AS p99 \
-                   FROM {t} FINAL WHERE transaction_name = {name} GROUP BY hour ORDER BY hour",
+                   FROM {t} WHERE transaction_name = {name} GROUP BY hour ORDER BY hour",
     },
     Preset {
         key: "health",
         title: "Error-budget health overview",
         template: "SELECT eb_health, count() AS records, uniqExact(transaction_name) AS transactions, \
                    round(avg(eb_consumed_percent), 2) AS avg_eb_consumed_percent \
-                   FROM {t} FINAL GROUP BY eb_health ORDER BY records DESC",
+                   FROM {t} GROUP BY eb_health ORDER BY records DESC",
     },
     Preset {
         key: "errors",
         title: "Transactions whose average error rate is above 1%",
         template: "SELECT transaction_name, round(avg(error_rate), 3) AS avg_error_rate, sum(error_count) AS errors \
-                   FROM {t} FINAL GROUP BY transaction_name HAVING avg(error_rate) > 1 ORDER BY avg_error_rate DESC",
+                   FROM {t} GROUP BY transaction_name HAVING avg(error_rate) > 1 ORDER BY avg_error_rate DESC",
     },
 ];
 
@@ -83,7 +87,7 @@ mod tests {
     #[test]
     fn presets_fill_table_and_quote_names() {
         let sql = preset("p95").unwrap().sql("db.t", "GET /a'b");
-        assert!(sql.contains("FROM db.t FINAL"));
+        assert!(sql.contains("FROM db.t"));
         assert!(sql.contains("transaction_name = 'GET /a\\'b'"));
         assert_eq!(PRESETS.len(), 5);
         for p in PRESETS {

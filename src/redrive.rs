@@ -1,23 +1,24 @@
-//! Re-driving dead letters: after a fix (a new column, a corrected payload upstream, a
-//! new wmtop), messages that were set aside are published to the topic again, so the
+//! Dead letters by hand: re-driving them, and skipping a message the broker will not
+//! serve. Re-drive: after a fix (a new column, a corrected payload upstream, a new
+//! wmtop), messages that were set aside are published to the topic again, so the
 //! consumer takes them once more; the letters are then removed. A message still bad ends
 //! aside again, with its new offset and reason. Whole messages are re-sent from their
 //! saved payload; for a bad record the original message is read back from the topic
-//! (re-loading its good records is harmless: the table's key replaces them).
+//! (its good records are stored already and are not written again). Skip: the message
+//! is recorded as a dead letter ("not served by the broker") and the group is moved past
+//! it, so its partition is no longer blocked.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
+use crate::clickhouse::{ChError, DeadLetter, Loader, Scope};
 use crate::config::Settings;
-use crate::kafka;
-use crate::sink::{Sink, SinkError};
+use crate::kafka::{lag, reader, replay, Kafka, KafkaOpError};
 
 /// What a re-drive did.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
@@ -33,17 +34,23 @@ pub struct RedriveReport {
     pub rebuilt: usize,
     /// Letters removed after their message was delivered.
     pub removed: usize,
+    /// Letters with nothing to send (a message the broker never served): kept.
+    pub kept: usize,
 }
 
 /// Why a re-drive failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RedriveError {
     #[error(transparent)]
-    Sink(#[from] SinkError),
+    ClickHouse(#[from] ChError),
+    #[error(transparent)]
+    KafkaOp(#[from] KafkaOpError),
     #[error("Kafka: {0}")]
     Kafka(String),
     #[error("the dead-letter listing is not readable: {0}")]
     Listing(String),
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// A message to send again: its key, its saved payload (whole-message letters), and
@@ -59,7 +66,11 @@ struct Letter {
     message_key: String,
     /// Hex, so that bytes that are not UTF-8 survive the JSON listing.
     payload: String,
+    reason: String,
 }
+
+/// The reason recorded for a message the broker does not serve.
+pub const NOT_SERVED: &str = "not served by the broker";
 
 fn unhex(hex: &str) -> Result<Vec<u8>, RedriveError> {
     let bytes = hex.as_bytes();
@@ -78,26 +89,22 @@ fn unhex(hex: &str) -> Result<Vec<u8>, RedriveError> {
 }
 
 /// Publishes the dead letters of this topic again and removes them.
-pub async fn redrive(settings: &Settings, sink: &Sink) -> Result<RedriveReport, RedriveError> {
-    let letters_table = format!("{}_dead_letters", sink.qualified());
+pub async fn redrive(settings: &Settings, loader: &Loader) -> Result<RedriveReport, RedriveError> {
+    let letters_table = loader.ch.dead_letters_table();
     let sql = format!(
-        "SELECT scope, kafka_partition, toString(kafka_offset) AS kafka_offset, message_key, hex(payload) AS payload \
-         FROM {letters_table} FINAL \
-         WHERE topic = {} ORDER BY kafka_partition, kafka_offset, record_index",
+        "SELECT scope, kafka_partition, toString(kafka_offset) AS kafka_offset, message_key, hex(any(payload)) AS payload, any(reason) AS reason \
+         FROM {letters_table} \
+         WHERE topic = {} GROUP BY scope, kafka_partition, kafka_offset, message_key, record_index \
+         ORDER BY kafka_partition, kafka_offset, record_index",
         crate::queries::quote(&settings.topic)
     );
-    let text = sink.query_text(&sql, "JSONEachRow", true).await?;
-    let mut letters = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        letters.push(
-            serde_json::from_str::<Letter>(line)
-                .map_err(|e| RedriveError::Listing(e.to_string()))?,
-        );
-    }
+    let all: Vec<Letter> = loader.ch.json_rows(&sql).await?;
     let mut report = RedriveReport {
-        letters: letters.len(),
+        letters: all.len(),
         ..RedriveReport::default()
     };
+    let letters: Vec<Letter> = all.into_iter().filter(|l| l.reason != NOT_SERVED).collect();
+    report.kept = report.letters - letters.len();
     // One message per (partition, offset): a message with several bad records goes once.
     let mut messages: BTreeMap<(i32, i64), Pending> = BTreeMap::new();
     for l in letters {
@@ -120,13 +127,12 @@ pub async fn redrive(settings: &Settings, sink: &Sink) -> Result<RedriveReport, 
         .filter(|(_, v)| v.1.is_none())
         .map(|(k, _)| *k)
         .collect();
-    let s = settings.clone();
-    let originals = tokio::task::spawn_blocking(move || read_back(&s, &wanted))
+    let kafka = Kafka::new(settings);
+    let k = kafka.clone();
+    let originals = tokio::task::spawn_blocking(move || read_back(&k, &wanted))
         .await
         .map_err(|e| RedriveError::Kafka(e.to_string()))??;
-    let producer: FutureProducer = kafka::producer_config(settings)
-        .create()
-        .map_err(|e| RedriveError::Kafka(e.to_string()))?;
+    let producer = kafka.producer()?;
     let mut delivered = Vec::new();
     for ((partition, offset), (key, payload, records)) in messages {
         let body = match (payload, originals.get(&(partition, offset))) {
@@ -163,7 +169,7 @@ pub async fn redrive(settings: &Settings, sink: &Sink) -> Result<RedriveReport, 
     // Remove what was delivered (ALTER … DELETE: old and new servers alike).
     for chunk in delivered.chunks(500) {
         let list: Vec<String> = chunk.iter().map(|(p, o)| format!("({p}, {o})")).collect();
-        sink.execute(&format!(
+        loader.ch.execute(&format!(
             "ALTER TABLE {letters_table} DELETE WHERE topic = {} AND (kafka_partition, kafka_offset) IN ({})",
             crate::queries::quote(&settings.topic),
             list.join(", ")
@@ -176,36 +182,92 @@ pub async fn redrive(settings: &Settings, sink: &Sink) -> Result<RedriveReport, 
 
 /// Reads the given messages back from the topic, where they still are. Blocking.
 fn read_back(
-    settings: &Settings,
+    kafka: &Kafka,
     wanted: &[(i32, i64)],
 ) -> Result<BTreeMap<(i32, i64), Vec<u8>>, RedriveError> {
     let mut found = BTreeMap::new();
     if wanted.is_empty() {
         return Ok(found);
     }
-    let consumer =
-        kafka::peek_consumer(settings).map_err(|e| RedriveError::Kafka(e.to_string()))?;
+    kafka.identify(Duration::from_secs(10))?;
+    let client = kafka.reader()?;
     for (partition, offset) in wanted {
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&settings.topic, *partition, Offset::Offset(*offset))
+        let m = reader::read_one(kafka, &client, *partition, *offset, Duration::from_secs(5))
             .map_err(|e| RedriveError::Kafka(e.to_string()))?;
-        consumer
-            .assign(&tpl)
-            .map_err(|e| RedriveError::Kafka(e.to_string()))?;
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while std::time::Instant::now() < deadline {
-            match consumer.poll(Duration::from_millis(200)) {
-                Some(Ok(m)) if m.partition() == *partition && m.offset() == *offset => {
-                    found.insert(
-                        (*partition, *offset),
-                        m.payload().unwrap_or_default().to_vec(),
-                    );
-                    break;
-                }
-                Some(Ok(m)) if m.partition() == *partition && m.offset() > *offset => break,
-                _ => {}
-            }
+        if let Some(m) = m {
+            found.insert((*partition, *offset), m.payload().unwrap_or_default().to_vec());
         }
     }
     Ok(found)
+}
+
+/// What a skip did.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Skipped {
+    pub partition: i32,
+    pub offset: i64,
+    /// The group's committed offset on that partition now.
+    pub committed: i64,
+    pub reason: &'static str,
+}
+
+/// Records the message at `partition:offset` as a dead letter ("not served by the
+/// broker") and moves the group past it. The group must stand at that offset (else it
+/// would jump over messages it has not read) and have no live member.
+pub async fn skip(
+    settings: &Settings,
+    loader: &Loader,
+    partition: i32,
+    offset: i64,
+) -> Result<Skipped, RedriveError> {
+    let kafka = Kafka::new(settings);
+    let k = kafka.clone();
+    let parts = tokio::task::spawn_blocking(move || {
+        k.identify(Duration::from_secs(10))?;
+        let client = k.offsets()?;
+        lag::read(&k, &client)
+    })
+    .await
+    .map_err(|e| RedriveError::Kafka(e.to_string()))??;
+    let Some(p) = parts.iter().find(|p| p.partition == partition) else {
+        return Err(RedriveError::Refused(format!(
+            "topic {} has no partition {partition}",
+            settings.topic
+        )));
+    };
+    if p.position() != offset || offset >= p.high {
+        return Err(RedriveError::Refused(format!(
+            "group {} stands at offset {} of partition {partition} (high watermark {}), not at {offset}: \
+             skipping from there would jump over messages it has not read",
+            settings.group,
+            p.position(),
+            p.high
+        )));
+    }
+    let letter = DeadLetter {
+        scope: Scope::Message,
+        topic: settings.topic.clone(),
+        kafka_partition: partition,
+        kafka_offset: offset,
+        message_key: String::new(),
+        record_index: -1,
+        reason: NOT_SERVED.into(),
+        payload: Vec::new(),
+    };
+    loader.insert_dead_letters(&[letter]).await?;
+    let k = kafka.clone();
+    tokio::task::spawn_blocking(move || replay::skip(&k, partition, offset))
+        .await
+        .map_err(|e| RedriveError::Kafka(e.to_string()))??;
+    tracing::info!(
+        "partition {partition}: offset {offset} recorded as a dead letter ({NOT_SERVED}); group {} moved to {}",
+        settings.group,
+        offset + 1
+    );
+    Ok(Skipped {
+        partition,
+        offset,
+        committed: offset + 1,
+        reason: NOT_SERVED,
+    })
 }

@@ -10,10 +10,10 @@ use anyhow::{bail, Context};
 use serde_json::json;
 use wmtop::api::Answer;
 use wmtop::bench::{self, median};
+use wmtop::clickhouse::{Ch, Loader};
 use wmtop::config::Settings;
-use wmtop::kafka;
+use wmtop::kafka::{topic, Kafka};
 use wmtop::produce;
-use wmtop::sink::Sink;
 
 use super::tui::frames;
 use super::BenchArgs;
@@ -98,10 +98,10 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
         figures: Vec::new(),
         json: serde_json::Map::new(),
     };
-    let sink = Sink::connect(settings)
+    let sink = Ch::connect(settings)
         .await
         .context("ClickHouse must be up (scripts/stack up)")?;
-    let mode = sink.time_mode();
+    let plan = bench::own_plan(sink.version);
     println!(
         "wmtop bench: {} ({} cores), ClickHouse {}, Kafka at {}; medians of {runs} runs",
         cpu_model(),
@@ -123,7 +123,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
         println!("flatten + encode (no I/O, one thread):");
         for (passes, n) in [(1usize, runs), (10, runs), (100, 1)] {
             let results: Vec<bench::Throughput> = (0..n)
-                .map(|_| bench::flatten_encode(&one, passes, mode))
+                .map(|_| bench::flatten_encode(&one, passes, &plan))
                 .collect();
             let rows = results.first().map_or(0, |t| t.rows);
             let took = median(results.iter().map(|t| t.took).collect());
@@ -148,11 +148,12 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
             println!("produce (a saved fetch to every message acknowledged):");
             // Every run appends the dataset to one topic, as a reload does.
             let s = with(settings, "wmtop_bench_produce", "unused");
-            kafka::ensure_topic(&s).await?;
+            let kafka = Kafka::new(&s);
+            topic::ensure(&kafka).await?;
             let mut times = Vec::new();
             for _ in 0..runs {
                 let started = Instant::now();
-                let rep = produce::publish(&s, &one).await?;
+                let rep = produce::publish(&kafka, &one).await?;
                 times.push(started.elapsed());
                 if rep.messages_delivered != one.transactions.len() {
                     bail!("produce delivered {} of {}", rep.messages_delivered, one.transactions.len());
@@ -198,23 +199,24 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                     reads.push(read.took);
                 }
                 let read = median(reads);
-                let (encoded, rows) = bench::encode_all(answer, mode);
+                let (encoded, rows) = bench::encode_all(answer, &plan);
                 let file = std::env::temp_dir().join(format!("{}.rowbinary", fresh("rows")));
                 std::fs::write(&file, &encoded)?;
                 drop(encoded);
                 let mut inserts = Vec::new();
                 for _ in 0..n {
                     let table = fresh("ceil");
-                    let sink = Sink::connect(&with(settings, topic, &table)).await?;
+                    let s = with(settings, topic, &table);
+                    let loader = Loader::prepare(Ch::connect(&s).await?, &s.clickhouse_user).await?;
                     tables.push(table.clone());
-                    let took = match bench::client_insert(settings, a.ch_tcp_port, &table, &file) {
+                    let took = match bench::client_insert(settings, a.ch_tcp_port, &loader.plan.insert_sql, &file) {
                         Ok(t) => t,
                         Err(e) => {
                             let _ = std::fs::remove_file(&file);
                             return Err(e);
                         }
                     };
-                    let stored = count(&sink, &table).await?;
+                    let stored = loader.ch.stored_rows().await?;
                     if stored != rows {
                         bail!("clickhouse-client stored {stored} of {rows} rows");
                     }
@@ -351,17 +353,6 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-async fn count(sink: &Sink, table: &str) -> anyhow::Result<u64> {
-    let text = sink
-        .query_text(
-            &format!("SELECT count() FROM {}.{table}", sink.database),
-            "TabSeparated",
-            true,
-        )
-        .await?;
-    Ok(text.trim().parse()?)
-}
-
 /// The topic holding the `scale`x dataset for the load and ceiling runs: filled once and
 /// reused by later runs while it holds exactly the dataset (topics are never deleted:
 /// on tansu, deleting one topic deletes them all). Returns the time filling took, if it
@@ -376,7 +367,8 @@ async fn prefill(
     let mut attempt = 0;
     loop {
         let s = with(settings, &topic, "unused");
-        kafka::ensure_topic(&s).await?;
+        let kafka = Kafka::new(&s);
+        topic::ensure(&kafka).await?;
         let s2 = s.clone();
         let have = tokio::task::spawn_blocking(move || bench::topic_messages(&s2)).await??;
         if have == want {
@@ -384,7 +376,7 @@ async fn prefill(
         }
         if have == 0 {
             let started = Instant::now();
-            let rep = produce::publish(&s, answer).await?;
+            let rep = produce::publish(&kafka, answer).await?;
             if rep.messages_delivered as i64 != want {
                 bail!(
                     "filling {topic}: {} of {want} delivered",
@@ -540,7 +532,7 @@ fn cpu_model() -> String {
 }
 
 /// Drops the tables the run made (its topics stay: see [`prefill`]).
-async fn cleanup(sink: &Sink, tables: &[String]) {
+async fn cleanup(sink: &Ch, tables: &[String]) {
     for t in tables {
         for name in [t.clone(), format!("{t}_dead_letters")] {
             if let Err(e) = sink

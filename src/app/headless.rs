@@ -1,9 +1,11 @@
 //! The headless commands: each runs one part of the pipeline from the library, prints one
-//! JSON summary line on stdout and returns the exit code. Logs go to stderr.
+//! JSON summary line on stdout (also when it fails, with the reason) and returns the exit
+//! code: 0 done, 1 failed or gave up, 128 + the signal when interrupted. Logs go to
+//! stderr.
 
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,51 +16,70 @@ use tokio::sync::watch;
 use wmtop::api::{self, Answer, ApiClient};
 use wmtop::auth::{http_client, TokenSource};
 use wmtop::check;
-use wmtop::config::{CommonArgs, EpochMs, Settings};
-use wmtop::consume::{self, ConsumeOptions};
+use wmtop::clickhouse::{compat, Ch, Loader, ServerVersion};
+use wmtop::config::{EpochMs, Settings, Source};
+use wmtop::consume::{self, ConsumeOptions, ConsumeSummary, Verdict};
 use wmtop::events::Events;
-use wmtop::kafka::{self, ReplayFrom};
+use wmtop::kafka::{lag, replay, Kafka, ReplayFrom};
 use wmtop::ops::{self, Ops};
 use wmtop::produce;
 use wmtop::queries;
-use wmtop::retry;
+use wmtop::redact::mask_url;
 use wmtop::secret::Secret;
 use wmtop::sim;
-use wmtop::sink::{self, ServerVersion, Sink};
 
 use super::{
-    CheckArgs, ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs,
+    CheckArgs, ConfigArgs, ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs,
     SimArgs,
 };
 
-/// A receiver that turns true on SIGINT or SIGTERM.
-fn shutdown_on_signal() -> watch::Receiver<bool> {
-    let (tx, rx) = watch::channel(false);
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
+/// Turns true on SIGINT, SIGTERM or SIGHUP, and remembers which.
+#[derive(Clone)]
+pub struct Signals {
+    pub stop: watch::Receiver<bool>,
+    which: Arc<AtomicU8>,
+}
+
+impl Signals {
+    /// Listens for the signals from now on.
+    pub fn listen() -> Signals {
+        let (tx, rx) = watch::channel(false);
+        let which = Arc::new(AtomicU8::new(0));
+        let w = Arc::clone(&which);
+        tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => {
-                    tokio::select! {
-                        _ = ctrl_c => {}
-                        _ = term.recv() => {}
-                    }
-                }
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
+            let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+                signal(SignalKind::hangup()),
+            ) else {
+                tracing::warn!("cannot listen for signals");
+                return;
+            };
+            let (n, name) = tokio::select! {
+                _ = int.recv() => (2, "SIGINT"),
+                _ = term.recv() => (15, "SIGTERM"),
+                _ = hup.recv() => (1, "SIGHUP"),
+            };
+            tracing::info!("{name}: stopping, flushing what is held and committing");
+            w.store(n, Ordering::Relaxed);
+            let _ = tx.send(true);
+        });
+        Signals { stop: rx, which }
+    }
+
+    /// The signal that stopped the run, if one did.
+    pub fn received(&self) -> Option<u8> {
+        match self.which.load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(n),
         }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        tracing::info!("stopping: flushing what is held and committing");
-        let _ = tx.send(true);
-    });
-    rx
+    }
+
+    /// 128 + the signal number, as shells report a run a signal ended.
+    fn exit_code(&self) -> ExitCode {
+        ExitCode::from(128 + self.received().unwrap_or(2))
+    }
 }
 
 fn print_line(value: serde_json::Value) {
@@ -107,180 +128,12 @@ pub async fn sim(settings: &Settings, a: SimArgs) -> anyhow::Result<ExitCode> {
         "realm": settings.realm,
         "username": settings.username,
     }));
-    let mut stop = shutdown_on_signal();
+    let mut stop = Signals::listen().stop;
     sim::serve(listener, cfg, async move {
         let _ = stop.wait_for(|v| *v).await;
     })
     .await
     .context("simulator")?;
-    Ok(ExitCode::SUCCESS)
-}
-
-struct Fetched {
-    answer: Answer,
-    fetch_ms: u64,
-    attempts: u32,
-    saved_to: Option<String>,
-}
-
-async fn fetch(settings: &Settings, a: &ProduceArgs) -> anyhow::Result<Fetched> {
-    if let Some(path) = &a.from_file {
-        let started = Instant::now();
-        let answer = api::read_answer(path)?;
-        return Ok(Fetched {
-            answer,
-            fetch_ms: started.elapsed().as_millis() as u64,
-            attempts: 0,
-            saved_to: None,
-        });
-    }
-    let http = http_client(settings).context("HTTP client")?;
-    let tokens = Arc::new(TokenSource::new(http.clone(), settings));
-    let client = ApiClient::new(http, tokens, settings);
-    let save = a.save.clone().unwrap_or_else(|| settings.last_fetch_path());
-    let report = client.fetch(Some(&save)).await?;
-    Ok(Fetched {
-        answer: report.answer,
-        fetch_ms: report.took.as_millis() as u64,
-        attempts: report.attempts,
-        saved_to: Some(save.display().to_string()),
-    })
-}
-
-pub async fn produce(settings: &Settings, a: ProduceArgs) -> anyhow::Result<ExitCode> {
-    let fetched = fetch(settings, &a).await?;
-    let (code, report, error) = match produce::publish(settings, &fetched.answer).await {
-        Ok(r) => (ExitCode::SUCCESS, r, None),
-        Err(produce::PublishError::Undelivered { report, first, .. }) => {
-            (ExitCode::FAILURE, *report, Some(first))
-        }
-        Err(e) => return Err(e.into()),
-    };
-    print_line(json!({
-        "transactions": report.transactions,
-        "records": report.records,
-        "messages_delivered": report.messages_delivered,
-        "messages_failed": report.messages_failed,
-        "bytes": report.bytes,
-        "topic": settings.topic,
-        "topic_created": report.topic_created,
-        "fetch_ms": fetched.fetch_ms,
-        "fetch_attempts": fetched.attempts,
-        "publish_ms": report.publish_ms,
-        "saved_to": fetched.saved_to,
-        "error": error,
-    }));
-    Ok(code)
-}
-
-fn parse_replay(text: &str) -> anyhow::Result<ReplayFrom> {
-    if text.eq_ignore_ascii_case("beginning") {
-        return Ok(ReplayFrom::Beginning);
-    }
-    let EpochMs(ms) = text
-        .parse()
-        .map_err(|e| anyhow!("--replay: {e}, or \"beginning\""))?;
-    Ok(ReplayFrom::Time(ms))
-}
-
-pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
-    let started = Instant::now();
-    let stop = shutdown_on_signal();
-    let ops = Ops::new(&settings.topic);
-    ops::start(&settings.ops_addr, Arc::clone(&ops), stop.clone()).await;
-    // ClickHouse may not be up yet: wait for it rather than fail.
-    let what = format!("ClickHouse at {}", settings.clickhouse_url);
-    let Some(sink) = retry::until_ready(&what, &mut stop.clone(), || Sink::connect(settings)).await
-    else {
-        return Ok(ExitCode::SUCCESS);
-    };
-    ops.connected("clickhouse");
-    if let Some(from) = &a.replay {
-        let from = parse_replay(from)?;
-        let s = settings.clone();
-        let plan = tokio::task::spawn_blocking(move || kafka::reset_group(&s, from)).await??;
-        let messages: i64 = plan.iter().map(kafka::ReplayPart::messages).sum();
-        tracing::info!(
-            "replay: group {} re-reads {messages} messages: {plan:?}",
-            settings.group
-        );
-    }
-    let opts = ConsumeOptions {
-        until_idle: a.until_idle.map(Duration::from_secs_f64),
-        max_insert_attempts: None,
-        pause: None,
-    };
-    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-    let observer = Arc::clone(&ops);
-    tokio::spawn(async move {
-        while let Some(e) = rx.recv().await {
-            observer.observe(&e);
-        }
-    });
-    let (sampler_stop, sampler_rx) = watch::channel(false);
-    let sampler = ops::spawn_lag_sampler(
-        settings.clone(),
-        Arc::clone(&ops),
-        Duration::from_secs(5),
-        sampler_rx,
-    );
-    let startup_ms = started.elapsed().as_millis() as u64;
-    let result = consume::run(settings, sink.clone(), opts, stop, Events::new(tx)).await;
-    let _ = sampler_stop.send(true);
-    let _ = sampler.await;
-    let summary = result?;
-    let mut line = serde_json::to_value(&summary)?;
-    line["clickhouse_version"] = json!(sink.version_text);
-    line["table"] = json!(sink.qualified());
-    line["startup_ms"] = json!(startup_ms);
-    print_line(line);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn query(settings: &Settings, a: QueryArgs) -> anyhow::Result<ExitCode> {
-    let sink = Sink::connect(settings).await?;
-    let sql = match queries::preset(a.sql.trim()) {
-        Some(p) => p.sql(&sink.qualified(), &a.transaction),
-        None => a.sql.clone(),
-    };
-    let format = match a.format {
-        Format::Table => "PrettyCompactMonoBlock",
-        Format::Csv => "CSVWithNames",
-        Format::Json => "JSONEachRow",
-    };
-    let started = Instant::now();
-    let out = sink.query_text(&sql, format, !a.allow_writes).await?;
-    print!("{out}");
-    tracing::info!(took = ?started.elapsed(), "query done");
-    Ok(ExitCode::SUCCESS)
-}
-
-pub async fn dead_letters(settings: &Settings, a: DeadLettersArgs) -> anyhow::Result<ExitCode> {
-    let sink = Sink::connect(settings).await?;
-    if a.redrive {
-        let report = wmtop::redrive::redrive(settings, &sink).await?;
-        print_line(serde_json::to_value(&report)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    print!("{}", sink.dead_letters(a.limit).await?);
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn schema(settings: &Settings, a: SchemaArgs) -> anyhow::Result<ExitCode> {
-    let v = ServerVersion::parse(&a.server_version).ok_or_else(|| {
-        anyhow!(
-            "--server-version {:?}: expected MAJOR.MINOR",
-            a.server_version
-        )
-    })?;
-    println!(
-        "{};",
-        sink::metrics_ddl(&settings.database, &settings.table, v)
-    );
-    println!(
-        "{};",
-        sink::dead_letter_ddl(&settings.database, &settings.table)
-    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -298,128 +151,398 @@ fn random_password() -> Secret {
     Secret::new(format!("{a:016x}{:016x}", h2.finish()))
 }
 
-/// True when something accepts connections at the URL's host and port.
-async fn answers(url: &str) -> bool {
-    let Ok(u) = reqwest::Url::parse(url) else {
-        return false;
-    };
-    let Some(addrs) = u.socket_addrs(|| None).ok() else {
-        return false;
-    };
-    let Some(addr): Option<SocketAddr> = addrs.into_iter().next() else {
-        return false;
-    };
-    matches!(
-        tokio::time::timeout(
-            Duration::from_millis(500),
-            tokio::net::TcpStream::connect(addr)
-        )
-        .await,
-        Ok(Ok(_))
-    )
-}
-
-/// Starts the simulator in-process when the API and Keycloak are the built-in defaults
-/// and nothing answers there; returns the settings pointing at it.
+/// Starts the simulator in-process when it is the source (asked for, or no API or
+/// Keycloak URL set anywhere) and returns settings pointing at it; otherwise the
+/// settings as they are. A configured API is never replaced.
 pub async fn with_simulator(
     settings: &Settings,
-    common: &CommonArgs,
     transactions: usize,
 ) -> anyhow::Result<(Settings, Option<sim::SimHandle>)> {
-    let defaults = Settings::resolve_with(&CommonArgs::default(), &|_| None)?;
-    let configured = common.api_url.is_some()
-        || settings.api_url != defaults.api_url
-        || settings.keycloak_url != defaults.keycloak_url;
-    if configured || answers(&settings.api_url).await {
+    let Source::Simulator { asked } = settings.source() else {
         return Ok((settings.clone(), None));
-    }
+    };
     let password = random_password();
     let mut cfg = sim_config(settings, password.clone())?;
     cfg.transactions = transactions;
     let handle = sim::spawn(cfg).await.context("starting the simulator")?;
     let mut s = settings.clone();
-    s.api_url = handle.url();
-    s.keycloak_url = handle.url();
+    s.api_url = Some(handle.url());
+    s.keycloak_url = Some(handle.url());
+    s.simulator = false;
     s.password = password;
-    tracing::info!("no API configured: simulator started at {}", handle.url());
+    tracing::warn!(
+        "SIMULATOR: {} the series come from the built-in simulator at {} (simulated data)",
+        if asked {
+            "as asked,"
+        } else {
+            "no API or Keycloak URL is set (flag, environment or config file), so"
+        },
+        handle.url()
+    );
     Ok((s, Some(handle)))
 }
 
-pub async fn run_once(
-    settings: &Settings,
-    common: &CommonArgs,
-    a: RunArgs,
-) -> anyhow::Result<ExitCode> {
-    let (settings, sim) = with_simulator(settings, common, a.transactions).await?;
-    let sink = Sink::connect(&settings).await?;
-    let started = Instant::now();
-    let fetched = fetch(
-        &settings,
-        &ProduceArgs {
-            from_file: None,
-            save: None,
-        },
-    )
-    .await?;
-    let published = produce::publish(&settings, &fetched.answer).await?;
-    let consumed_at = Instant::now();
-    let opts = ConsumeOptions {
-        until_idle: Some(Duration::from_secs_f64(a.idle)),
-        max_insert_attempts: None,
-        pause: None,
+struct Fetched {
+    answer: Answer,
+    fetch_ms: u64,
+    attempts: u32,
+    saved_to: Option<String>,
+}
+
+async fn fetch(settings: &Settings, a: &ProduceArgs, stop: &watch::Receiver<bool>) -> anyhow::Result<Fetched> {
+    if let Some(path) = &a.from_file {
+        let started = Instant::now();
+        let answer = api::read_answer(path)?;
+        return Ok(Fetched {
+            answer,
+            fetch_ms: started.elapsed().as_millis() as u64,
+            attempts: 0,
+            saved_to: None,
+        });
+    }
+    let Source::Api {
+        api_url,
+        keycloak_url,
+    } = settings.source()
+    else {
+        bail!("no API to fetch from");
     };
-    let summary = consume::run(
-        &settings,
-        sink.clone(),
-        opts,
-        shutdown_on_signal(),
-        Events::default(),
-    )
-    .await?;
-    let consume_ms = consumed_at.elapsed().as_millis() as u64;
-    let in_ch = sink.rows_per_transaction().await?;
-    let expected = fetched.answer.records_per_transaction();
-    let mismatched: Vec<_> = expected
-        .iter()
-        .filter(|(name, n)| in_ch.get(*name) != Some(*n))
-        .map(|(name, n)| json!({"transaction": name, "api": n, "clickhouse": in_ch.get(name)}))
-        .collect();
-    let busy_ms = summary
-        .took_ms
-        .saturating_sub((a.idle * 1000.0) as u64)
-        .max(1);
-    print_line(json!({
-        "transactions": published.transactions,
-        "records": published.records,
-        "messages_delivered": published.messages_delivered,
-        "messages": summary.messages,
-        "rows_inserted": summary.rows_inserted,
-        "batches": summary.batches,
-        "bad_messages": summary.bad_messages,
-        "bad_records": summary.bad_records,
-        "rows_in_clickhouse": in_ch.values().sum::<u64>(),
-        "mismatched_transactions": mismatched.len(),
-        "mismatches": mismatched.iter().take(10).collect::<Vec<_>>(),
-        "fetch_ms": fetched.fetch_ms,
-        "publish_ms": published.publish_ms,
-        "consume_ms": consume_ms,
-        "load_rows_per_sec": summary.rows_inserted * 1000 / busy_ms,
-        "total_ms": started.elapsed().as_millis() as u64,
-        "clickhouse_version": sink.version_text,
-        "simulator": sim.as_ref().map(|s| s.url()),
-    }));
+    let http = http_client(settings)?;
+    let tokens = Arc::new(TokenSource::new(http.clone(), settings, &keycloak_url));
+    let client = ApiClient::new(http, tokens, settings, &api_url);
+    let save = a.save.clone().unwrap_or_else(|| settings.last_fetch_path());
+    let report = client.fetch(Some(&save), stop, |_, _, _| {}).await?;
+    Ok(Fetched {
+        answer: report.answer,
+        fetch_ms: report.took.as_millis() as u64,
+        attempts: report.attempts,
+        saved_to: Some(save.display().to_string()),
+    })
+}
+
+pub async fn produce(settings: &Settings, a: ProduceArgs) -> anyhow::Result<ExitCode> {
+    let signals = Signals::listen();
+    let (settings, sim) = if a.from_file.is_some() {
+        (settings.clone(), None)
+    } else {
+        with_simulator(settings, 122).await?
+    };
+    let simulator = sim.as_ref().map(|s| s.url());
+    let outcome = async {
+        let fetched = fetch(&settings, &a, &signals.stop).await?;
+        let kafka = Kafka::new(&settings);
+        let published = produce::publish(&kafka, &fetched.answer).await;
+        anyhow::Ok((fetched, published))
+    }
+    .await;
     if let Some(s) = sim {
         s.shutdown().await;
     }
-    Ok(if mismatched.is_empty() {
+    let (fetched, published) = match outcome {
+        Ok(ok) => ok,
+        Err(e) => {
+            print_line(json!({"error": format!("{e:#}"), "simulator": simulator}));
+            return Err(e);
+        }
+    };
+    let (code, report, error) = match published {
+        Ok(r) => (ExitCode::SUCCESS, r, None),
+        Err(produce::PublishError::Undelivered { report, first, .. }) => {
+            (ExitCode::FAILURE, *report, Some(first))
+        }
+        Err(e) => {
+            print_line(json!({"error": e.to_string(), "simulator": simulator}));
+            return Err(e.into());
+        }
+    };
+    print_line(json!({
+        "transactions": report.transactions,
+        "records": report.records,
+        "set_aside": report.set_aside,
+        "messages_delivered": report.messages_delivered,
+        "messages_failed": report.messages_failed,
+        "bytes": report.bytes,
+        "topic": settings.topic,
+        "topic_created": report.topic_created,
+        "fetch_ms": fetched.fetch_ms,
+        "fetch_attempts": fetched.attempts,
+        "publish_ms": report.publish_ms,
+        "saved_to": fetched.saved_to,
+        "simulator": simulator,
+        "error": error,
+    }));
+    Ok(code)
+}
+
+fn parse_replay(text: &str) -> anyhow::Result<ReplayFrom> {
+    if text.eq_ignore_ascii_case("beginning") {
+        return Ok(ReplayFrom::Beginning);
+    }
+    let EpochMs(ms) = text
+        .parse()
+        .map_err(|e| anyhow!("--replay: {e}, or \"beginning\""))?;
+    Ok(ReplayFrom::Time(ms))
+}
+
+/// The exit code for a consume run.
+fn exit_for(summary: &ConsumeSummary, signals: &Signals) -> ExitCode {
+    match summary.verdict {
+        Verdict::Done => ExitCode::SUCCESS,
+        Verdict::Interrupted => signals.exit_code(),
+        Verdict::GaveUp | Verdict::Failed => ExitCode::FAILURE,
+    }
+}
+
+/// Moves the group for a replay before consuming. Blocking parts on a thread.
+async fn replay_first(settings: &Settings, from: ReplayFrom) -> anyhow::Result<()> {
+    let kafka = Kafka::new(settings);
+    let plan = tokio::task::spawn_blocking(move || {
+        kafka.identify(Duration::from_secs(10))?;
+        let plan = replay::plan(&kafka, from)?;
+        replay::apply(&kafka, &plan)?;
+        anyhow::Ok(plan)
+    })
+    .await??;
+    let messages: i64 = plan.iter().map(replay::ReplayPart::messages).sum();
+    tracing::info!(
+        "replay: group {} re-reads {messages} messages: {plan:?}",
+        settings.group
+    );
+    Ok(())
+}
+
+pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let signals = Signals::listen();
+    let ops = Ops::new(&settings.topic);
+    ops::start(&settings.ops_addr, Arc::clone(&ops), signals.stop.clone()).await;
+    if let Some(from) = &a.replay {
+        if let Err(e) = replay_first(settings, parse_replay(from)?).await {
+            print_line(json!({"verdict": "failed", "error": format!("{e:#}")}));
+            return Err(e);
+        }
+    }
+    let opts = ConsumeOptions {
+        until_idle: a.until_idle.map(Duration::from_secs_f64),
+        pause: None,
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
+    let observer = Arc::clone(&ops);
+    tokio::spawn(async move {
+        while let Some(e) = rx.recv().await {
+            observer.observe(&e);
+        }
+    });
+    let (sampler_stop, sampler_rx) = watch::channel(false);
+    let (samples, sampler) = lag::spawn_sampler(
+        Kafka::new(settings),
+        Duration::from_secs(5),
+        false,
+        sampler_rx,
+    );
+    let follower = ops::follow_lag(Arc::clone(&ops), samples);
+    let startup_ms = started.elapsed().as_millis() as u64;
+    let summary = consume::run(settings, opts, signals.stop.clone(), Events::new(tx)).await;
+    let _ = sampler_stop.send(true);
+    let _ = sampler.await;
+    follower.abort();
+    let mut line = serde_json::to_value(&summary)?;
+    line["startup_ms"] = json!(startup_ms);
+    print_line(line);
+    Ok(exit_for(&summary, &signals))
+}
+
+/// A ClickHouse connection for reading, waiting for the server up to `max_wait`.
+async fn connect_for_reading(settings: &Settings) -> anyhow::Result<Ch> {
+    let (_keep, never) = watch::channel(false);
+    let url = mask_url(&settings.clickhouse_url);
+    wmtop::retry::wait_for(
+        &format!("ClickHouse at {url}"),
+        Some(settings.max_wait.0),
+        &never,
+        || Ch::connect(settings),
+    )
+    .await
+    .map_err(|e| anyhow!("{e}"))
+}
+
+pub async fn query(settings: &Settings, a: QueryArgs) -> anyhow::Result<ExitCode> {
+    let ch = connect_for_reading(settings).await?;
+    let sql = match queries::preset(a.sql.trim()) {
+        Some(p) => p.sql(&ch.qualified(), &a.transaction),
+        None => a.sql.clone(),
+    };
+    let format = match a.format {
+        Format::Table => "PrettyCompactMonoBlock",
+        Format::Csv => "CSVWithNames",
+        Format::Json => "JSONEachRow",
+    };
+    let started = Instant::now();
+    let settings_sent = if a.allow_writes {
+        &[][..]
+    } else {
+        ch.read_only_settings()
+    };
+    let out = ch.query_text_with(&sql, format, settings_sent).await?;
+    print!("{out}");
+    tracing::info!(took = ?started.elapsed(), "query done");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `P:O`, as `--skip` takes it.
+fn parse_skip(text: &str) -> anyhow::Result<(i32, i64)> {
+    let (p, o) = text
+        .split_once(':')
+        .ok_or_else(|| anyhow!("--skip {text:?}: expected PARTITION:OFFSET, as in 2:0"))?;
+    Ok((
+        p.trim().parse().with_context(|| format!("--skip {text:?}: the partition is not a number"))?,
+        o.trim().parse().with_context(|| format!("--skip {text:?}: the offset is not a number"))?,
+    ))
+}
+
+pub async fn dead_letters(settings: &Settings, a: DeadLettersArgs) -> anyhow::Result<ExitCode> {
+    let ch = connect_for_reading(settings).await?;
+    if a.redrive || a.skip.is_some() {
+        let loader = Loader::prepare(ch, &settings.clickhouse_user).await?;
+        if let Some(skip) = &a.skip {
+            let (partition, offset) = parse_skip(skip)?;
+            let skipped = wmtop::redrive::skip(settings, &loader, partition, offset).await?;
+            print_line(serde_json::to_value(&skipped)?);
+            return Ok(ExitCode::SUCCESS);
+        }
+        let report = wmtop::redrive::redrive(settings, &loader).await?;
+        print_line(serde_json::to_value(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", ch.dead_letters(a.limit).await?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema(settings: &Settings, a: SchemaArgs) -> anyhow::Result<ExitCode> {
+    let v = ServerVersion::parse(&a.server_version).ok_or_else(|| {
+        anyhow!(
+            "--server-version {:?}: expected MAJOR.MINOR",
+            a.server_version
+        )
+    })?;
+    println!(
+        "{};",
+        compat::metrics_ddl(&settings.database, &settings.table, v)
+    );
+    println!(
+        "{};",
+        compat::dead_letter_ddl(&settings.database, &settings.table)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run_once(settings: &Settings, a: RunArgs) -> anyhow::Result<ExitCode> {
+    let signals = Signals::listen();
+    let (settings, sim) = with_simulator(settings, a.transactions).await?;
+    let simulator = sim.as_ref().map(|s| s.url());
+    let started = Instant::now();
+    let result = run_steps(&settings, &a, &signals).await;
+    if let Some(s) = sim {
+        s.shutdown().await;
+    }
+    let mut line = match result {
+        Ok(line) => line,
+        Err(e) => {
+            print_line(json!({"verdict": "failed", "error": format!("{e:#}"), "simulator": simulator}));
+            return Err(e);
+        }
+    };
+    line["total_ms"] = json!(started.elapsed().as_millis() as u64);
+    line["simulator"] = json!(simulator);
+    let ok = line["verdict"] == "done" && line["mismatched_transactions"] == 0;
+    let interrupted = line["verdict"] == "interrupted";
+    print_line(line);
+    Ok(if interrupted {
+        signals.exit_code()
+    } else if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
 
+/// Fetch, publish, consume until idle, then compare rows per transaction (plain
+/// counts) with what the API served minus what was set aside.
+async fn run_steps(
+    settings: &Settings,
+    a: &RunArgs,
+    signals: &Signals,
+) -> anyhow::Result<serde_json::Value> {
+    let fetched = fetch(
+        settings,
+        &ProduceArgs {
+            from_file: None,
+            save: None,
+        },
+        &signals.stop,
+    )
+    .await?;
+    let kafka = Kafka::new(settings);
+    let published = produce::publish(&kafka, &fetched.answer).await?;
+    let consumed_at = Instant::now();
+    let opts = ConsumeOptions {
+        until_idle: Some(Duration::from_secs_f64(a.idle)),
+        pause: None,
+    };
+    let summary = consume::run(settings, opts, signals.stop.clone(), Events::default()).await;
+    let consume_ms = consumed_at.elapsed().as_millis() as u64;
+    let mut line = serde_json::to_value(&summary)?;
+    let expected = fetched.answer.accounting();
+    let stored = if summary.verdict == Verdict::Done {
+        connect_for_reading(settings)
+            .await?
+            .stored_per_transaction()
+            .await?
+    } else {
+        Default::default()
+    };
+    let mismatched: Vec<_> = expected
+        .iter()
+        .filter(|(name, acc)| {
+            let s = stored.get(*name).copied().unwrap_or_default();
+            s.rows != acc.loadable() || s.distinct != acc.loadable()
+        })
+        .map(|(name, acc)| {
+            let s = stored.get(name).copied().unwrap_or_default();
+            json!({"transaction": name, "api": acc.served, "set_aside": acc.set_aside, "stored": s.rows, "distinct": s.distinct})
+        })
+        .collect();
+    let busy_ms = summary
+        .took_ms
+        .saturating_sub((a.idle * 1000.0) as u64)
+        .max(1);
+    line["transactions"] = json!(published.transactions);
+    line["records"] = json!(published.records);
+    line["set_aside"] = json!(published.set_aside);
+    line["messages_delivered"] = json!(published.messages_delivered);
+    line["rows_stored"] = json!(stored.values().map(|s| s.rows).sum::<u64>());
+    line["mismatched_transactions"] = json!(mismatched.len());
+    line["mismatches"] = json!(mismatched.iter().take(10).collect::<Vec<_>>());
+    line["fetch_ms"] = json!(fetched.fetch_ms);
+    line["publish_ms"] = json!(published.publish_ms);
+    line["consume_ms"] = json!(consume_ms);
+    line["load_rows_per_sec"] = json!(summary.rows_inserted * 1000 / busy_ms);
+    Ok(line)
+}
+
 pub async fn check(settings: &Settings, a: CheckArgs) -> anyhow::Result<ExitCode> {
-    let report = check::reconcile(settings).await?;
+    let report = match check::reconcile(settings).await {
+        Ok(r) => r,
+        Err(e) => {
+            if a.json {
+                let waited = e.waited_for().map(|(what, partition, offset)| {
+                    json!({"what": what, "partition": partition, "offset": offset})
+                });
+                print_line(json!({"ok": false, "error": e.to_string(), "waited_for": waited}));
+            }
+            return Err(e.into());
+        }
+    };
     let ok = report.ok();
     let report = report.capped(check::LISTED);
     if a.json {
@@ -434,4 +557,79 @@ pub async fn check(settings: &Settings, a: CheckArgs) -> anyhow::Result<ExitCode
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Prints the settings in force; a secret shows only as set or not.
+pub fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
+    let set = |v: bool| if v { "(set)" } else { "(not set)" };
+    let source = match settings.source() {
+        Source::Api { .. } => "api".to_string(),
+        Source::Simulator { asked: true } => "simulator (asked for)".into(),
+        Source::Simulator { asked: false } => "simulator (no API or Keycloak URL set)".into(),
+    };
+    let options: serde_json::Map<String, serde_json::Value> = settings
+        .kafka_options
+        .iter()
+        .map(|(k, v)| {
+            let shown = if wmtop::config::is_secret_key(k) { "***" } else { v };
+            (k.to_string(), json!(shown))
+        })
+        .collect();
+    let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    let value = json!({
+        "config_file": path(&settings.config_file),
+        "source": source,
+        "api_url": settings.api_url.as_deref().map(mask_url),
+        "keycloak_url": settings.keycloak_url.as_deref().map(mask_url),
+        "realm": settings.realm,
+        "client_id": settings.client_id,
+        "username": settings.username,
+        "password": set(!settings.password.is_empty()),
+        "client_secret": set(settings.client_secret.is_some()),
+        "ca_file": path(&settings.ca_file),
+        "application_id": settings.application_id,
+        "start_time": settings.start_time.0,
+        "end_time": settings.end_time.0,
+        "index": settings.index,
+        "kafka_brokers": settings.kafka_brokers,
+        "kafka_security_protocol": settings.kafka_security_protocol.as_str(),
+        "kafka_sasl_mechanism": settings.kafka_sasl_mechanism.map(|m| m.as_str()),
+        "kafka_sasl_username": settings.kafka_sasl_username,
+        "kafka_sasl_password": set(settings.kafka_sasl_password.is_some()),
+        "kafka_ca_file": path(&settings.kafka_ca_file),
+        "kafka_cert_file": path(&settings.kafka_cert_file),
+        "kafka_key_file": path(&settings.kafka_key_file),
+        "kafka_options": options,
+        "topic": settings.topic,
+        "create_topic": settings.create_topic,
+        "partitions": settings.partitions,
+        "replication_factor": settings.replication_factor,
+        "group": settings.group,
+        "clickhouse_url": mask_url(&settings.clickhouse_url),
+        "clickhouse_user": settings.clickhouse_user,
+        "clickhouse_password": set(!settings.clickhouse_password.is_empty()),
+        "clickhouse_ca_file": path(&settings.clickhouse_ca_file),
+        "database": settings.database,
+        "table": settings.table,
+        "batch_rows": settings.batch_rows,
+        "batch_interval_ms": settings.batch_interval.0.as_millis() as u64,
+        "request_timeout_ms": settings.request_timeout.0.as_millis() as u64,
+        "max_wait_ms": settings.max_wait.0.as_millis() as u64,
+        "ops_addr": settings.ops_addr,
+        "data_dir": settings.data_dir.display().to_string(),
+        "insecure": settings.insecure,
+    });
+    if a.json {
+        print_line(value);
+    } else if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let shown = match v {
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Null => "-".into(),
+                other => other.to_string(),
+            };
+            println!("{k:<24} {shown}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

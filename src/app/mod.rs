@@ -55,12 +55,15 @@ pub enum Command {
     DeadLetters(DeadLettersArgs),
     /// Print the table DDL wmtop uses for a ClickHouse version.
     Schema(SchemaArgs),
-    /// The whole pipeline once, headless: the simulator in-process unless an API is
-    /// configured, then produce, then consume until idle, then check rows per transaction.
+    /// The whole pipeline once, headless: produce, then consume until idle, then compare
+    /// rows per transaction (the simulator in-process only when it is the source).
     Run(RunArgs),
     /// Compare what the API served (the saved fetch), the topic and ClickHouse, per
-    /// transaction and hour; exit 1 on any gap or duplicate.
+    /// transaction and hour, with plain counts; exit 1 on any gap or stored copy.
     Check(CheckArgs),
+    /// Print the settings in force (flags over environment over file over defaults),
+    /// secrets shown only as set or not.
+    Config(ConfigArgs),
     /// Benchmark wmtop against the local stack (scripts/stack up) and print the figures
     /// next to their targets: flatten + encode, produce, the servers' own ceiling, load
     /// end to end at 1x and 10x, frame draw time, and the idle monitor's CPU and RSS.
@@ -126,11 +129,12 @@ pub struct ProduceArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ConsumeArgs {
-    /// Exit after this many seconds with no new message (default: run until stopped).
+    /// Exit after this many seconds with no new message, once everything is read,
+    /// landed and settled (default: run until stopped). --max-wait bounds every wait.
     #[arg(long, value_name = "SECS")]
     pub until_idle: Option<f64>,
-    /// Re-read the topic: "beginning", or a time (epoch ms or RFC 3339). Rows already in
-    /// ClickHouse are replaced, not doubled.
+    /// Re-read the topic: "beginning", or a time (epoch ms or RFC 3339), matched
+    /// against the messages' Kafka times. Hours already stored are not stored again.
     #[arg(long, value_name = "FROM")]
     pub replay: Option<String>,
 }
@@ -164,8 +168,13 @@ pub struct DeadLettersArgs {
     pub limit: usize,
     /// Publish the set-aside messages to the topic again (after a fix) and remove them
     /// from the list; prints a JSON summary.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "skip")]
     pub redrive: bool,
+    /// A message the broker will not serve, as PARTITION:OFFSET: record it as a dead
+    /// letter ("not served by the broker") and move the group past it. Stop the group's
+    /// consumers first.
+    #[arg(long, value_name = "PARTITION:OFFSET")]
+    pub skip: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -180,9 +189,16 @@ pub struct RunArgs {
     /// Seconds without a new message before the load counts as done.
     #[arg(long, default_value_t = 3.0)]
     pub idle: f64,
-    /// Transactions the in-process simulator serves.
+    /// Transactions the in-process simulator serves (when it is the source).
     #[arg(long, default_value_t = 122)]
     pub transactions: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    /// Print as one JSON line.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -244,8 +260,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Query(a)) => headless::query(&settings, a).await,
         Some(Command::DeadLetters(a)) => headless::dead_letters(&settings, a).await,
         Some(Command::Schema(a)) => headless::schema(&settings, a),
-        Some(Command::Run(a)) => headless::run_once(&settings, &cli.common, a).await,
+        Some(Command::Run(a)) => headless::run_once(&settings, a).await,
         Some(Command::Check(a)) => headless::check(&settings, a).await,
+        Some(Command::Config(a)) => headless::config(&settings, a),
         Some(Command::Bench(a)) => bench::run(&settings, a).await,
         None => {
             let no_color =
@@ -256,7 +273,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ascii: cli.screen.ascii,
                 allow_writes: cli.screen.allow_writes,
             };
-            tui::run(&settings, &cli.common, opts).await
+            tui::run(&settings, opts).await
         }
     }
 }

@@ -7,13 +7,12 @@
 
 use std::borrow::Cow;
 
-use super::{finish_record, id_slot, timestamp_text, Flattened, TimeMode, Value, TIMESTAMP_COLUMN};
-use crate::fields::{column_for_json, MetricRow, COLUMNS, SETTERS};
+use super::{finish_record, id_slot, timestamp_text, Flattened, Value, TIMESTAMP_COLUMN};
+use crate::fields::{column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS};
 
 /// Outcome of the fast path: None means "use the serde path".
 pub(super) fn flatten(
     text: &str,
-    mode: TimeMode,
     each: &mut dyn FnMut(&mut MetricRow),
 ) -> Option<Flattened> {
     let mut s = Scanner {
@@ -25,7 +24,7 @@ pub(super) fn flatten(
     let mut pending: Vec<(MetricRow, Option<String>)> = Vec::new();
     let mut seen_series = false;
     let mut out = Flattened::default();
-    let mut hint = [u8::MAX; 81];
+    let mut hint = [u8::MAX; COLUMN_COUNT + 1];
     s.ws();
     s.eat(b'{')?;
     s.ws();
@@ -78,7 +77,7 @@ pub(super) fn flatten(
     }
     out.records = pending.len();
     for (row, timestamp) in &mut pending {
-        finish_record(row, timestamp.as_deref(), &ids, mode).ok()?;
+        finish_record(row, timestamp.as_deref(), &ids).ok()?;
     }
     out.transaction_name = ids[0].take();
     out.good = pending.len();
@@ -230,14 +229,14 @@ impl<'a> Scanner<'a> {
         row: &mut MetricRow,
         timestamp: &mut Option<String>,
         out: &mut Flattened,
-        hint: &mut [u8; 81],
+        hint: &mut [u8; COLUMN_COUNT + 1],
     ) -> Option<()> {
         self.eat(b'{')?;
         self.ws();
         if self.eat_if(b'}') {
             return Some(());
         }
-        let mut prev = 80usize;
+        let mut prev = COLUMN_COUNT;
         loop {
             self.ws();
             let key = self.string()?;

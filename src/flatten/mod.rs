@@ -16,15 +16,6 @@ mod fast;
 
 use crate::fields::{column_for_json, id_columns, MetricRow, Timestamp, COLUMNS, SETTERS};
 
-/// How the table stores a record's time (chosen from the server's version).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeMode {
-    /// `DateTime64(3)`: epoch milliseconds.
-    Millis,
-    /// `DateTime`: epoch seconds (ClickHouse before 20.1).
-    Seconds,
-}
-
 /// A JSON value as found in a record, borrowed from the payload where possible.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value<'a> {
@@ -238,7 +229,7 @@ impl Convert for Timestamp {
     fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
         let mut ms = None;
         Convert::convert(value, &mut ms)?;
-        *slot = Timestamp::Millis(ms.ok_or("no time given")?);
+        *slot = Timestamp(ms.ok_or("no time given")?);
         Ok(())
     }
 }
@@ -284,7 +275,7 @@ pub enum MessageError {
 }
 
 /// Index of `timestamp` in [`COLUMNS`].
-const TIMESTAMP_COLUMN: usize = 6;
+const TIMESTAMP_COLUMN: usize = crate::fields::TIMESTAMP_COLUMN;
 
 /// Earliest and latest epoch milliseconds accepted as a record's hour (2000 to 2100):
 /// outside that a value is in the wrong unit or garbage, not a time.
@@ -426,7 +417,6 @@ fn parse_time_str(text: &str, timezone: Option<&str>) -> Option<i64> {
 fn resolve_time(
     row: &mut MetricRow,
     timestamp: Option<&str>,
-    mode: TimeMode,
 ) -> Result<(), String> {
     let ms = timestamp
         .and_then(epoch_ms)
@@ -447,21 +437,15 @@ fn resolve_time(
             shown(row.timestamp_str.clone()),
         ));
     };
-    row.timestamp = match mode {
-        TimeMode::Millis => Timestamp::Millis(ms),
-        // MIN_MS..MAX_MS keeps seconds within u32.
-        TimeMode::Seconds => {
-            Timestamp::Seconds(u32::try_from(ms / 1000).map_err(|e| e.to_string())?)
-        }
-    };
+    row.timestamp = Timestamp(ms);
     Ok(())
 }
 
 /// Flattens one message. A message error means nothing in it could be used; otherwise
 /// every record is either a row or a [`BadRecord`] with its reason.
-pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, MessageError> {
+pub fn flatten_message(payload: &[u8]) -> Result<Flattened, MessageError> {
     let mut rows = Vec::new();
-    let mut out = flatten_each(payload, mode, |row| rows.push(std::mem::take(row)))?;
+    let mut out = flatten_each(payload, |row| rows.push(std::mem::take(row)))?;
     out.rows = rows;
     Ok(out)
 }
@@ -470,21 +454,19 @@ pub fn flatten_message(payload: &[u8], mode: TimeMode) -> Result<Flattened, Mess
 /// made instead of collecting them (the consumer encodes rows straight into its insert).
 pub fn flatten_each(
     payload: &[u8],
-    mode: TimeMode,
     mut each: impl FnMut(&mut MetricRow),
 ) -> Result<Flattened, MessageError> {
     let text = std::str::from_utf8(payload)
         .map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
-    if let Some(done) = fast::flatten(text, mode, &mut each) {
+    if let Some(done) = fast::flatten(text, &mut each) {
         return Ok(done);
     }
-    flatten_serde(text, mode, each)
+    flatten_serde(text, each)
 }
 
 /// The reference path: serde_json over the whole message, then over each record.
 fn flatten_serde(
     text: &str,
-    mode: TimeMode,
     mut each: impl FnMut(&mut MetricRow),
 ) -> Result<Flattened, MessageError> {
     let trimmed = text.trim_start();
@@ -516,7 +498,6 @@ fn flatten_serde(
         match flatten_record(
             raw.get(),
             &env.ids,
-            mode,
             &mut out.unknown_fields,
             &mut out.present_columns,
         ) {
@@ -537,7 +518,6 @@ fn flatten_serde(
 fn flatten_record(
     raw: &str,
     ids: &[Option<String>; 5],
-    mode: TimeMode,
     unknown: &mut BTreeSet<String>,
     present: &mut u128,
 ) -> Result<MetricRow, String> {
@@ -552,7 +532,7 @@ fn flatten_record(
     }
     .deserialize(&mut de)
     .map_err(|e| e.to_string())?;
-    finish_record(&mut row, timestamp.as_deref(), ids, mode)?;
+    finish_record(&mut row, timestamp.as_deref(), ids)?;
     Ok(row)
 }
 
@@ -561,7 +541,6 @@ fn finish_record(
     row: &mut MetricRow,
     timestamp: Option<&str>,
     ids: &[Option<String>; 5],
-    mode: TimeMode,
 ) -> Result<(), String> {
     // Identifiers: a record's own value wins; otherwise the transaction's.
     let slots: [&mut String; 5] = [
@@ -581,7 +560,7 @@ fn finish_record(
     if row.transaction_name.is_empty() {
         return Err("no transactionName on the record or its transaction".into());
     }
-    resolve_time(row, timestamp, mode)
+    resolve_time(row, timestamp)
 }
 
 #[cfg(test)]
@@ -594,7 +573,7 @@ mod tests {
         let msg = format!(
             r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{record}]}}"#
         );
-        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).map_err(|e| e.to_string())?;
+        let f = flatten_message(msg.as_bytes()).map_err(|e| e.to_string())?;
         match (f.rows.into_iter().next(), f.bad_records.into_iter().next()) {
             (Some(row), None) => Ok(row),
             (None, Some(bad)) => Err(bad.reason),
@@ -607,7 +586,7 @@ mod tests {
         let row = one(&format!(r#"{{"timestamp":{T0},"totalCount":10}}"#)).unwrap();
         assert_eq!(row.transaction_name, "GET /a");
         assert_eq!(row.application_id, "31854");
-        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.timestamp, Timestamp(T0));
         assert_eq!(row.total_count, Some(10));
     }
 
@@ -639,7 +618,7 @@ mod tests {
             r#"{{"timestamp":"{T0}","totalCount":"1234","errorRate":" 0.125 ","percentile95":"88.5","ebBreached":"true","ebLeftCount":"-3"}}"#
         ))
         .unwrap();
-        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.timestamp, Timestamp(T0));
         assert_eq!(row.total_count, Some(1234));
         assert_eq!(row.error_rate, Some(0.125));
         assert_eq!(row.percentile_95, Some(88.5));
@@ -670,20 +649,20 @@ mod tests {
     #[test]
     fn time_falls_back_from_timestamp_to_key_to_timestamp_str() {
         let row = one(&format!(r#"{{"key":{T0}}}"#)).unwrap();
-        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.timestamp, Timestamp(T0));
         assert_eq!(row.key, Some(T0));
         // 2026-01-01 00:00 in Kolkata is 2025-12-31 18:30 UTC = T0.
         let row =
             one(r#"{"timestampStr":"2026-01-01 00:00:00","timezone":"Asia/Kolkata"}"#).unwrap();
-        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.timestamp, Timestamp(T0));
         let row = one(r#"{"timestampStr":"2025-12-31T18:30:00Z"}"#).unwrap();
-        assert_eq!(row.timestamp, Timestamp::Millis(T0));
+        assert_eq!(row.timestamp, Timestamp(T0));
         let row = one(&format!(
             r#"{{"timestamp":"garbage","key":{}}}"#,
             T0 + 3_600_000
         ))
         .unwrap();
-        assert_eq!(row.timestamp, Timestamp::Millis(T0 + 3_600_000));
+        assert_eq!(row.timestamp, Timestamp(T0 + 3_600_000));
     }
 
     #[test]
@@ -691,7 +670,7 @@ mod tests {
         let msg = format!(
             r#"{{"transactionName":"GET /a","transactionSeries":[{{"totalCount":1}},{{"timestamp":{T0}}},{{"timestamp":1767205800,"timestampStr":"yesterday"}}]}}"#
         );
-        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
+        let f = flatten_message(msg.as_bytes()).unwrap();
         assert_eq!(f.records, 3);
         assert_eq!(f.rows.len(), 1);
         assert_eq!(f.bad_records.len(), 2);
@@ -713,18 +692,8 @@ mod tests {
     }
 
     #[test]
-    fn old_servers_get_seconds() {
-        let msg = format!(
-            r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{}}}]}}"#,
-            T0 + 999
-        );
-        let f = flatten_message(msg.as_bytes(), TimeMode::Seconds).unwrap();
-        assert_eq!(f.rows[0].timestamp, Timestamp::Seconds((T0 / 1000) as u32));
-    }
-
-    #[test]
     fn message_errors_say_what_is_wrong() {
-        let err = |b: &[u8]| flatten_message(b, TimeMode::Millis).unwrap_err();
+        let err = |b: &[u8]| flatten_message(b).unwrap_err();
         assert!(matches!(err(b"not json"), MessageError::NotJson(_)));
         assert!(matches!(
             err(b"{\"transactionName\":\"x\""),
@@ -753,7 +722,7 @@ mod tests {
         let msg = format!(
             r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"totalCount":1}},{{"key":{T0},"errorRate":null}}]}}"#
         );
-        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
+        let f = flatten_message(msg.as_bytes()).unwrap();
         let sent: Vec<&str> = COLUMNS
             .iter()
             .enumerate()
@@ -768,7 +737,7 @@ mod tests {
         let msg = format!(
             r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"brandNewField":1}}]}}"#
         );
-        let f = flatten_message(msg.as_bytes(), TimeMode::Millis).unwrap();
+        let f = flatten_message(msg.as_bytes()).unwrap();
         assert_eq!(f.rows.len(), 1);
         assert_eq!(
             f.unknown_fields.into_iter().collect::<Vec<_>>(),
@@ -779,11 +748,11 @@ mod tests {
     /// The fast path, where it answers, agrees with the serde path row for row.
     fn same_on_both_paths(text: &str) -> bool {
         let mut fast_rows = Vec::new();
-        let fast = fast::flatten(text, TimeMode::Millis, &mut |r| {
+        let fast = fast::flatten(text, &mut |r| {
             fast_rows.push(std::mem::take(r))
         });
         let mut slow_rows = Vec::new();
-        let slow = flatten_serde(text, TimeMode::Millis, |r| {
+        let slow = flatten_serde(text, |r| {
             slow_rows.push(std::mem::take(r))
         });
         let Some(fast) = fast else {

@@ -11,7 +11,8 @@ use ratatui::{Terminal, TerminalOptions, Viewport};
 use wmtop::events::Event;
 use wmtop::kafka::PartitionLag;
 use wmtop::monitor::{LagRow, MonitorEvent, Stage, StageState};
-use wmtop::sink::QueryResult;
+use wmtop::api::Accounting;
+use wmtop::clickhouse::{QueryResult, Stored};
 
 use super::state::App;
 use super::ui::{self, Theme};
@@ -61,7 +62,10 @@ fn fill(app: &mut App) {
     app.on_event(MonitorEvent::ConsumerRunning(true));
     let per: Vec<(String, u64)> = (0..122).map(|i| (name(i), 218 + (i as u64 % 70))).collect();
     app.on_event(MonitorEvent::Fetched {
-        per_transaction: per.clone(),
+        per_transaction: per
+            .iter()
+            .map(|(n, r)| (n.clone(), Accounting { served: *r, set_aside: 0 }))
+            .collect(),
         took: Duration::from_millis(600),
     });
     app.on_event(MonitorEvent::Published {
@@ -73,7 +77,11 @@ fn fill(app: &mut App) {
     app.on_event(MonitorEvent::Pipeline(Event::Assigned {
         partitions: vec![0, 1, 2, 3],
     }));
-    app.on_event(MonitorEvent::Counts(per.iter().cloned().collect()));
+    app.on_event(MonitorEvent::Counts(
+        per.iter()
+            .map(|(n, r)| (n.clone(), Stored { rows: *r, distinct: *r }))
+            .collect(),
+    ));
     app.query.result = Some(QueryResult {
         columns: [
             "transaction_name",
@@ -85,15 +93,18 @@ fn fill(app: &mut App) {
         ]
         .map(String::from)
         .to_vec(),
+        types: ["String", "UInt64", "Float64", "Float64", "UInt64", "String"]
+            .map(String::from)
+            .to_vec(),
         rows: (0..60)
             .map(|i| {
                 vec![
-                    name(i),
-                    (218 + i % 70).to_string(),
-                    format!("{:.3}", i as f64 / 7.0),
-                    format!("{:.1}", 120.0 + i as f64),
-                    (i % 5).to_string(),
-                    ["HEALTHY", "WARNING", "CRITICAL"][i % 3].to_string(),
+                    serde_json::json!(name(i)),
+                    serde_json::json!(218 + i % 70),
+                    serde_json::json!((i as f64 / 7.0 * 1000.0).round() / 1000.0),
+                    serde_json::json!(120.0 + i as f64),
+                    serde_json::json!(i % 5),
+                    serde_json::json!(["HEALTHY", "WARNING", "CRITICAL"][i % 3]),
                 ]
             })
             .collect(),
@@ -109,6 +120,8 @@ fn step(app: &mut App, i: usize) {
     let tx = name(i % 122);
     app.on_event(MonitorEvent::Pipeline(Event::Flushed {
         rows: 5_000 + i % 300,
+        unchanged: 0,
+        replaced: 0,
         messages: 20,
         bytes: 10_000_000,
         dead_letters: 0,
@@ -117,8 +130,7 @@ fn step(app: &mut App, i: usize) {
         offsets: vec![(0, i as i64, i as i64 + 5), (1, i as i64, i as i64 + 5)],
         per_transaction: vec![(tx, 288)],
     }));
-    app.on_event(MonitorEvent::Lag(
-        (0..4)
+    app.on_event(MonitorEvent::Lag(Ok((0..4)
             .map(|p| LagRow {
                 lag: PartitionLag {
                     partition: p,
@@ -129,7 +141,6 @@ fn step(app: &mut App, i: usize) {
                 },
                 oldest_age: Some(Duration::from_secs((i % 90) as u64)),
             })
-            .collect(),
-    ));
+            .collect())));
     app.tick();
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use crossterm::event::{self, Event as TermEvent, KeyEventKind};
 use tokio::sync::mpsc;
-use wmtop::config::{CommonArgs, Settings};
+use wmtop::config::Settings;
 use wmtop::monitor::{self, MonitorOptions};
 
 use state::App;
@@ -60,18 +60,14 @@ fn spawn_input() -> mpsc::Receiver<TermEvent> {
 }
 
 /// Runs the TUI until the user quits.
-pub async fn run(
-    settings: &Settings,
-    common: &CommonArgs,
-    opts: TuiOptions,
-) -> anyhow::Result<ExitCode> {
+pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<ExitCode> {
     if !std::io::stdout().is_terminal() {
         anyhow::bail!(
             "the monitor needs a terminal; for scripts use the headless commands (wmtop --help)"
         );
     }
     let log_path = settings.data_dir.join("wmtop.log");
-    let (settings, sim) = super::headless::with_simulator(settings, common, 122).await?;
+    let (settings, sim) = super::headless::with_simulator(settings, 122).await?;
     let table = format!("{}.{}", settings.database, settings.table);
     let mut app = App::new(
         table,
@@ -92,6 +88,7 @@ pub async fn run(
         MonitorOptions {
             allow_writes: opts.allow_writes,
             ops: Some(ops),
+            simulator: sim.as_ref().map(|s| s.url()),
         },
     );
     let mut terminal = ratatui::init();

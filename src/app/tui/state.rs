@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tui_input::Input;
-use wmtop::events::Event;
+use wmtop::api::Accounting;
+use wmtop::clickhouse::{QueryResult, Stored};
+use wmtop::events::{Event, Stuck};
 use wmtop::kafka::{ReplayFrom, ReplayPart};
 use wmtop::monitor::{Command, LagRow, MonitorEvent, Stage, StageState};
-use wmtop::sink::QueryResult;
 
 use super::keymap::{Action, Mode};
 
@@ -44,7 +45,10 @@ impl Pane {
 #[derive(Clone, Debug, PartialEq)]
 pub struct FlushRow {
     pub at: jiff::Timestamp,
+    /// Rows written.
     pub rows: usize,
+    /// Rows already stored with the same content (not written).
+    pub unchanged: usize,
     pub bytes: usize,
     pub took: Duration,
     pub offsets: Vec<(i32, i64, i64)>,
@@ -55,10 +59,14 @@ pub struct FlushRow {
 /// One transaction's figures.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxRow {
-    pub api_records: Option<u64>,
+    /// Records the last fetch served, and how many of them are set aside.
+    pub api: Option<Accounting>,
+    /// Messages published this run.
     pub produced: u64,
-    pub inserted: u64,
-    pub in_clickhouse: Option<u64>,
+    /// Records the last load took in (written, or already stored the same).
+    pub loaded: u64,
+    /// Rows stored and distinct records, as a plain query counts them.
+    pub stored: Option<Stored>,
 }
 
 /// A transaction's verdict.
@@ -66,13 +74,16 @@ pub struct TxRow {
 pub enum TxStatus {
     Unknown,
     Loading,
-    Ok,
-    Missing,
-    Extra,
+    /// Stored as served; `n` records set aside (each with its reason).
+    Ok(u64),
+    /// Records served (and loadable) that are not stored.
+    Missing(u64),
+    /// Distinct records stored beyond what the API served.
+    Extra(u64),
     /// The last reconciliation found hours missing.
     Gaps(u64),
-    /// The last reconciliation found hours stored twice.
-    Duplicates(u64),
+    /// Rows stored beyond one per record: what a plain query counts twice.
+    Dups(u64),
 }
 
 impl TxStatus {
@@ -80,12 +91,21 @@ impl TxStatus {
         match self {
             TxStatus::Unknown => "-".into(),
             TxStatus::Loading => "loading".into(),
-            TxStatus::Ok => "ok".into(),
-            TxStatus::Missing => "MISSING".into(),
-            TxStatus::Extra => "EXTRA".into(),
+            TxStatus::Ok(0) => "ok".into(),
+            TxStatus::Ok(n) => format!("ok, {n} set aside"),
+            TxStatus::Missing(n) => format!("MISSING {n}"),
+            TxStatus::Extra(n) => format!("EXTRA {n}"),
             TxStatus::Gaps(n) => format!("GAPS {n}"),
-            TxStatus::Duplicates(n) => format!("DUPS {n}"),
+            TxStatus::Dups(n) => format!("DUPS {n}"),
         }
+    }
+
+    /// Something a user must look at.
+    pub fn is_problem(self) -> bool {
+        matches!(
+            self,
+            TxStatus::Missing(_) | TxStatus::Extra(_) | TxStatus::Gaps(_) | TxStatus::Dups(_)
+        )
     }
 }
 
@@ -95,18 +115,20 @@ pub enum TxColumn {
     Name,
     Api,
     Produced,
-    Inserted,
-    InClickHouse,
+    Loaded,
+    Stored,
+    Distinct,
     Status,
 }
 
 impl TxColumn {
-    pub const ALL: [TxColumn; 6] = [
+    pub const ALL: [TxColumn; 7] = [
         TxColumn::Name,
         TxColumn::Api,
         TxColumn::Produced,
-        TxColumn::Inserted,
-        TxColumn::InClickHouse,
+        TxColumn::Loaded,
+        TxColumn::Stored,
+        TxColumn::Distinct,
         TxColumn::Status,
     ];
 
@@ -115,8 +137,9 @@ impl TxColumn {
             TxColumn::Name => "Transaction",
             TxColumn::Api => "API",
             TxColumn::Produced => "Msgs",
-            TxColumn::Inserted => "Inserted",
-            TxColumn::InClickHouse => "In CH",
+            TxColumn::Loaded => "Last load",
+            TxColumn::Stored => "Stored",
+            TxColumn::Distinct => "Distinct",
             TxColumn::Status => "Status",
         }
     }
@@ -154,6 +177,16 @@ pub struct App {
     pub lag: Vec<LagRow>,
     /// When the lag was last sampled; None: never, or the last sample failed.
     pub lag_at: Option<Instant>,
+    /// Why the last lag sample failed.
+    pub lag_error: Option<String>,
+    /// Messages the broker does not serve, per partition.
+    pub stuck: BTreeMap<i32, Stuck>,
+    /// The load is merging copies away (months), or None.
+    pub merging: Option<Vec<u32>>,
+    /// When the last load was settled (every partition read, copies merged).
+    pub settled_at: Option<jiff::Timestamp>,
+    /// The simulator's URL when the series come from it.
+    pub simulator: Option<String>,
     pub lag_history: VecDeque<u64>,
     pub assigned: Vec<i32>,
     pub flushes: VecDeque<FlushRow>,
@@ -227,6 +260,11 @@ impl App {
             reloading: false,
             lag: Vec::new(),
             lag_at: None,
+            lag_error: None,
+            stuck: BTreeMap::new(),
+            merging: None,
+            settled_at: None,
+            simulator: None,
             lag_history: VecDeque::with_capacity(HISTORY),
             assigned: Vec::new(),
             flushes: VecDeque::new(),
@@ -283,24 +321,32 @@ impl App {
             .sum()
     }
 
-    /// A transaction's verdict: rows in ClickHouse against records the API served.
+    /// A transaction's verdict from plain counts: stored rows and distinct records
+    /// against the records the API served minus those set aside.
     pub fn status(&self, tx: &TxRow) -> TxStatus {
-        let (Some(api), Some(ch)) = (tx.api_records, tx.in_clickhouse) else {
-            return if tx.api_records.is_some() {
+        let (Some(api), Some(stored)) = (tx.api, tx.stored) else {
+            return if tx.api.is_some() {
                 TxStatus::Loading
             } else {
                 TxStatus::Unknown
             };
         };
-        if api == ch {
-            return TxStatus::Ok;
+        let busy = self.reloading
+            || self.merging.is_some()
+            || self.total_lag().is_none_or(|l| l > 0)
+            || self.flushed_recently();
+        if stored.copies() > 0 && !busy {
+            return TxStatus::Dups(stored.copies());
         }
-        let busy =
-            self.reloading || self.total_lag().is_none_or(|l| l > 0) || self.flushed_recently();
-        match (ch < api, busy) {
-            (_, true) if ch < api => TxStatus::Loading,
-            (true, _) => TxStatus::Missing,
-            (false, _) => TxStatus::Extra,
+        let want = api.loadable();
+        if stored.distinct == want && stored.copies() == 0 {
+            return TxStatus::Ok(api.set_aside);
+        }
+        match (stored.distinct < want, busy) {
+            (_, true) => TxStatus::Loading,
+            (true, false) => TxStatus::Missing(want - stored.distinct),
+            (false, false) if stored.distinct > want => TxStatus::Extra(stored.distinct - want),
+            (false, false) => TxStatus::Dups(stored.copies()),
         }
     }
 
@@ -317,8 +363,8 @@ impl App {
         if let Some((at, Ok(checks))) = &self.check {
             let fresh = self.flushes.front().is_none_or(|f| f.at <= *at);
             if let Some(c) = checks.get(name).filter(|_| fresh) {
-                if c.duplicates > 0 {
-                    return TxStatus::Duplicates(c.duplicates);
+                if c.copies > 0 {
+                    return TxStatus::Dups(c.copies);
                 }
                 if c.gaps > 0 {
                     return TxStatus::Gaps(c.gaps);
@@ -340,10 +386,15 @@ impl App {
         rows.sort_by(|a, b| {
             let ord = match col {
                 TxColumn::Name => a.0.cmp(b.0),
-                TxColumn::Api => a.1.api_records.cmp(&b.1.api_records),
+                TxColumn::Api => a.1.api.map(|x| x.served).cmp(&b.1.api.map(|x| x.served)),
                 TxColumn::Produced => a.1.produced.cmp(&b.1.produced),
-                TxColumn::Inserted => a.1.inserted.cmp(&b.1.inserted),
-                TxColumn::InClickHouse => a.1.in_clickhouse.cmp(&b.1.in_clickhouse),
+                TxColumn::Loaded => a.1.loaded.cmp(&b.1.loaded),
+                TxColumn::Stored => a.1.stored.map(|x| x.rows).cmp(&b.1.stored.map(|x| x.rows)),
+                TxColumn::Distinct => a
+                    .1
+                    .stored
+                    .map(|x| x.distinct)
+                    .cmp(&b.1.stored.map(|x| x.distinct)),
                 TxColumn::Status => a.2.cmp(&b.2),
             }
             .then_with(|| a.0.cmp(b.0));
@@ -403,7 +454,8 @@ impl App {
         let token = match self.token_expiry {
             None => "-".to_string(),
             Some(at) if at > Instant::now() => coarse(at - Instant::now()),
-            Some(_) => "expired".to_string(),
+            // Not a fault: the next fetch logs in again.
+            Some(_) => "renews at next fetch".to_string(),
         };
         (coarse(self.started.elapsed()), token)
     }
@@ -428,13 +480,14 @@ impl App {
                 self.stages.insert(*stage, new);
                 changed
             }
-            MonitorEvent::Lag(rows) if rows.is_empty() => self.lag_at.is_some(),
-            MonitorEvent::Lag(rows) => self.lag_at.is_none() || *rows != self.lag,
+            MonitorEvent::Lag(Err(_)) => self.lag_at.is_some(),
+            MonitorEvent::Lag(Ok(rows)) => self.lag_at.is_none() || *rows != self.lag,
             _ => true,
         };
         self.dirty |= changed;
         match e {
             MonitorEvent::Stage { .. } => {}
+            MonitorEvent::Source { simulator } => self.simulator = simulator,
             MonitorEvent::TokenExpiry(at) => self.token_expiry = at,
             MonitorEvent::Reloading(on) => self.reloading = on,
             MonitorEvent::Fetched {
@@ -443,11 +496,12 @@ impl App {
             } => {
                 self.totals.fetches += 1;
                 for row in self.txs.values_mut() {
-                    row.api_records = None;
+                    row.api = None;
+                    row.loaded = 0;
                 }
                 let n = per_transaction.len();
                 for (name, records) in per_transaction {
-                    self.txs.entry(name).or_default().api_records = Some(records);
+                    self.txs.entry(name).or_default().api = Some(records);
                 }
                 self.say(format!(
                     "fetched {n} transactions in {:.1} s",
@@ -477,22 +531,30 @@ impl App {
             }
             MonitorEvent::Pipeline(ev) => self.on_pipeline(ev),
             MonitorEvent::ConsumerRunning(on) => self.consumer_running = on,
-            MonitorEvent::Lag(rows) => {
-                if rows.is_empty() {
-                    self.lag_at = None;
-                } else {
-                    self.lag = rows;
-                    self.lag_at = Some(Instant::now());
-                }
+            MonitorEvent::Lag(Err(e)) => {
+                self.lag_at = None;
+                self.lag_error = Some(e);
+            }
+            MonitorEvent::Lag(Ok(rows)) => {
+                self.lag = rows;
+                self.lag_at = Some(Instant::now());
+                self.lag_error = None;
             }
             MonitorEvent::Counts(counts) => {
                 for row in self.txs.values_mut() {
-                    row.in_clickhouse = Some(0);
+                    row.stored = Some(Stored::default());
                 }
                 for (name, n) in counts {
-                    self.txs.entry(name).or_default().in_clickhouse = Some(n);
+                    self.txs.entry(name).or_default().stored = Some(n);
                 }
             }
+            MonitorEvent::Skipped(r) => match r {
+                Ok((p, o)) => {
+                    self.stuck.remove(&p);
+                    self.say(format!("skipped partition {p} offset {o}: recorded as a dead letter, group moved past it"));
+                }
+                Err(e) => self.say(format!("skip refused: {e}")),
+            },
             MonitorEvent::ReplayPlan(plan) => {
                 if self.mode == Mode::Confirm {
                     self.replay_plan = Some(plan);
@@ -507,9 +569,9 @@ impl App {
                 match report {
                     Ok(r) => {
                         self.say(format!(
-                            "verify: {} gaps, {} duplicates, {} extra rows over {} transactions{}",
+                            "verify: {} gaps, {} stored copies, {} extra rows over {} transactions{}",
                             r.totals.gaps,
-                            r.totals.duplicates,
+                            r.totals.copies,
                             r.totals.extras,
                             r.transactions.len(),
                             if r.ok() { " - ok" } else { "" }
@@ -549,6 +611,8 @@ impl App {
         match ev {
             Event::Flushed {
                 rows,
+                unchanged,
+                replaced: _,
                 messages: _,
                 bytes,
                 dead_letters,
@@ -565,11 +629,12 @@ impl App {
                 self.totals.dead_letters += dead_letters as u64;
                 self.rows_this_second += rows as u64;
                 for (name, n) in per_transaction {
-                    self.txs.entry(name).or_default().inserted += n;
+                    self.txs.entry(name).or_default().loaded += n;
                 }
                 self.flushes.push_front(FlushRow {
                     at: jiff::Timestamp::now(),
                     rows,
+                    unchanged,
                     bytes,
                     took,
                     offsets,
@@ -600,6 +665,27 @@ impl App {
             }
             Event::Assigned { partitions } => self.assigned = partitions,
             Event::Paused(p) => self.paused = p,
+            Event::Stuck(s) => {
+                self.say(format!(
+                    "partition {} is blocked: the broker does not serve offset {}",
+                    s.partition, s.offset
+                ));
+                self.stuck.insert(s.partition, s);
+            }
+            Event::Unstuck { partition } => {
+                self.stuck.remove(&partition);
+            }
+            Event::Settling { months } => self.merging = Some(months),
+            Event::Settled(settled) => {
+                self.merging = None;
+                self.settled_at = Some(jiff::Timestamp::now());
+                if settled.copies_left > 0 {
+                    self.say(format!(
+                        "{} stored copies are left (the table does not merge them away)",
+                        settled.copies_left
+                    ));
+                }
+            }
         }
     }
 
@@ -824,9 +910,9 @@ impl App {
             if json { "json" } else { "csv" }
         ));
         let body = if json {
-            result.to_json()
+            result.to_json_lines()
         } else {
-            result.to_csv()
+            result.to_csv(false)
         };
         let written =
             std::fs::create_dir_all(&self.export_dir).and_then(|()| std::fs::write(&path, body));
@@ -853,6 +939,17 @@ mod tests {
     use super::*;
     use wmtop::kafka::PartitionLag;
 
+    fn served(n: u64) -> Accounting {
+        Accounting {
+            served: n,
+            set_aside: 0,
+        }
+    }
+
+    fn stored(n: u64) -> Stored {
+        Stored { rows: n, distinct: n }
+    }
+
     fn app() -> App {
         let dir = std::env::temp_dir().join(format!(
             "wmtop-state-{}-{:?}",
@@ -878,6 +975,8 @@ mod tests {
     fn flushed(rows: usize, per: &[(&str, u64)]) -> MonitorEvent {
         MonitorEvent::Pipeline(Event::Flushed {
             rows,
+            unchanged: 0,
+            replaced: 0,
             messages: 1,
             bytes: rows * 1000,
             dead_letters: 0,
@@ -893,7 +992,7 @@ mod tests {
         let mut a = app();
         assert_eq!(a.on_action(Action::Reload).len(), 1);
         a.on_event(MonitorEvent::Fetched {
-            per_transaction: vec![("GET /a".into(), 3), ("GET /b".into(), 2)],
+            per_transaction: vec![("GET /a".into(), served(3)), ("GET /b".into(), served(2))],
             took: Duration::from_millis(10),
         });
         a.on_event(MonitorEvent::Published {
@@ -902,31 +1001,31 @@ mod tests {
             failed: 0,
             took: Duration::from_millis(5),
         });
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(2))]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(2))])));
         let rows = a.visible_txs();
         assert_eq!(rows[0].2, TxStatus::Loading);
         a.on_event(flushed(5, &[("GET /a", 3), ("GET /b", 2)]));
         a.on_event(MonitorEvent::Reloading(false));
         a.on_event(MonitorEvent::Counts(
-            [("GET /a".to_string(), 3), ("GET /b".to_string(), 1)].into(),
+            [("GET /a".to_string(), stored(3)), ("GET /b".to_string(), stored(1))].into(),
         ));
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(0))])));
         let rows = a.visible_txs();
         assert_eq!(
             rows[0].1,
             &TxRow {
-                api_records: Some(3),
+                api: Some(served(3)),
                 produced: 1,
-                inserted: 3,
-                in_clickhouse: Some(3)
+                loaded: 3,
+                stored: Some(stored(3))
             }
         );
-        assert_eq!(rows[0].2, TxStatus::Ok);
+        assert_eq!(rows[0].2, TxStatus::Ok(0));
         // GET /b: fewer rows in ClickHouse than the API served; just flushed, so loading ...
         assert_eq!(rows[1].2, TxStatus::Loading);
         // ... and once things are quiet, a mismatch.
         a.flushes[0].at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(10);
-        assert_eq!(a.visible_txs()[1].2, TxStatus::Missing);
+        assert_eq!(a.visible_txs()[1].2, TxStatus::Missing(1));
         assert_eq!(a.totals.rows, 5);
         assert_eq!(a.totals.batches, 1);
     }
@@ -939,15 +1038,15 @@ mod tests {
             state: StageState::Ok,
             error: None,
         };
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(0))])));
         a.on_event(ok());
         a.tick();
         a.dirty = false;
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(0))])));
         a.on_event(ok());
         a.tick();
         assert!(!a.dirty, "nothing shown changed");
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(3))]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(3))])));
         assert!(a.dirty);
         a.dirty = false;
         a.on_event(MonitorEvent::Stage {
@@ -966,14 +1065,14 @@ mod tests {
             [Command::Check]
         ));
         a.on_event(MonitorEvent::Fetched {
-            per_transaction: vec![("GET /a".into(), 3)],
+            per_transaction: vec![("GET /a".into(), served(3))],
             took: Duration::ZERO,
         });
         a.on_event(flushed(3, &[("GET /a", 3)]));
-        a.on_event(MonitorEvent::Counts([("GET /a".to_string(), 3)].into()));
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(0))]));
+        a.on_event(MonitorEvent::Counts([("GET /a".to_string(), stored(3))].into()));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(0))])));
         a.flushes[0].at = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(10);
-        assert_eq!(a.visible_txs()[0].2, TxStatus::Ok);
+        assert_eq!(a.visible_txs()[0].2, TxStatus::Ok(0));
         let report = wmtop::check::Report {
             transactions: vec![wmtop::check::TransactionCheck {
                 name: "GET /a".into(),
@@ -995,15 +1094,15 @@ mod tests {
     fn lag_is_unknown_until_sampled_and_after_a_failed_sample() {
         let mut a = app();
         assert_eq!(a.total_lag(), None);
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(4)), lag(1, Some(1))]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(4)), lag(1, Some(1))])));
         assert_eq!(a.total_lag(), Some(5));
-        a.on_event(MonitorEvent::Lag(vec![lag(0, Some(4)), lag(1, None)]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(4)), lag(1, None)])));
         assert_eq!(
             a.total_lag(),
             None,
             "one unknown partition makes the total unknown"
         );
-        a.on_event(MonitorEvent::Lag(vec![]));
+        a.on_event(MonitorEvent::Lag(Ok(vec![])));
         assert_eq!(
             a.total_lag(),
             None,
@@ -1016,9 +1115,9 @@ mod tests {
         let mut a = app();
         a.on_event(MonitorEvent::Fetched {
             per_transaction: vec![
-                ("GET /a".into(), 3),
-                ("POST /b".into(), 9),
-                ("GET /c".into(), 1),
+                ("GET /a".into(), served(3)),
+                ("POST /b".into(), served(9)),
+                ("GET /c".into(), served(1)),
             ],
             took: Duration::ZERO,
         });
@@ -1099,7 +1198,8 @@ mod tests {
         assert!(a.query.running.is_some());
         let r = QueryResult {
             columns: vec!["1".into()],
-            rows: vec![vec!["1".into()]],
+            types: vec!["UInt8".into()],
+            rows: vec![vec![serde_json::json!(1)]],
         };
         a.on_event(MonitorEvent::QueryDone {
             id: 1,
@@ -1118,7 +1218,7 @@ mod tests {
         assert_eq!(b.query.history, vec!["SELECT 1".to_string()]);
         // Presets fill the editor with the selected transaction.
         a.on_event(MonitorEvent::Fetched {
-            per_transaction: vec![("GET /z".into(), 1)],
+            per_transaction: vec![("GET /z".into(), served(1))],
             took: Duration::ZERO,
         });
         a.focus = Pane::Transactions;
@@ -1133,7 +1233,8 @@ mod tests {
         let mut a = app();
         a.query.result = Some(QueryResult {
             columns: vec!["a".into()],
-            rows: vec![vec!["x".into()], vec!["y".into()]],
+            types: vec!["String".into()],
+            rows: vec![vec![serde_json::json!("x")], vec![serde_json::json!("y")]],
         });
         a.on_action(Action::ExportCsv);
         let msg = a.message.clone().unwrap().0;

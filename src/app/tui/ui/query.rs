@@ -104,7 +104,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
             .rows
             .iter()
             .take(200)
-            .map(|row| row.get(c).map_or(0, |s| s.chars().count()))
+            .map(|row| row.get(c).map_or(0, |v| cell_text(v).chars().count()))
             .max()
             .unwrap_or(0)
             .max(r.columns[c].chars().count())
@@ -121,7 +121,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let rows = r.rows[start..end].iter().enumerate().map(|(i, row)| {
         let cells = widths
             .iter()
-            .map(|(c, _)| row.get(*c).cloned().unwrap_or_default());
+            .map(|(c, _)| row.get(*c).map(cell_text).unwrap_or_default());
         let r = Row::new(cells);
         if start + i == q.row && app.focus == Pane::Query {
             r.style(theme.selected())
@@ -131,4 +131,13 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     });
     let constraints: Vec<Constraint> = widths.iter().map(|(_, w)| Constraint::Length(*w)).collect();
     f.render_widget(Table::new(rows, constraints).header(header), table_area);
+}
+
+/// A cell as the screen shows it: strings bare, NULL as `NULL`.
+fn cell_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "NULL".into(),
+        other => other.to_string(),
+    }
 }

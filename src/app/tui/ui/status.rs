@@ -32,6 +32,9 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
             errors.push(format!("{}: {e}", stage.name()));
         }
     }
+    if let Some(url) = &app.simulator {
+        stages.push(Span::styled(format!("SIMULATOR {url}  "), theme.warn()));
+    }
     let (uptime, token) = app.clock();
     stages.push(Span::raw(format!("token {token}  ")));
     let consumer = match (app.consumer_running, app.paused) {
@@ -42,6 +45,15 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     stages.push(consumer);
     if app.reloading {
         stages.push(Span::styled("  reloading...", theme.warn()));
+    }
+    if app.merging.is_some() {
+        stages.push(Span::styled("  merging...", theme.warn()));
+    }
+    for s in app.stuck.values() {
+        errors.push(format!(
+            "partition {} blocked at offset {} (not served by the broker; skip it: wmtop dead-letters --skip {}:{})",
+            s.partition, s.offset, s.partition, s.offset
+        ));
     }
     if app.insecure {
         stages.push(Span::styled(

@@ -9,7 +9,8 @@ use ratatui::Terminal;
 use wmtop::events::Event;
 use wmtop::kafka::{PartitionLag, ReplayPart};
 use wmtop::monitor::{LagRow, MonitorEvent, Stage, StageState};
-use wmtop::sink::QueryResult;
+use wmtop::api::Accounting;
+use wmtop::clickhouse::{QueryResult, Stored};
 
 use super::{draw, Theme};
 use crate::app::tui::keymap::{Action, Mode};
@@ -43,9 +44,9 @@ fn fixed_app() -> App {
     a.on_event(MonitorEvent::ConsumerRunning(true));
     a.on_event(MonitorEvent::Fetched {
         per_transaction: vec![
-            ("GET /api/orders".into(), 288),
-            ("POST /api/payments".into(), 120),
-            ("DELETE /api/cart".into(), 7),
+            ("GET /api/orders".into(), Accounting { served: 288, set_aside: 0 }),
+            ("POST /api/payments".into(), Accounting { served: 120, set_aside: 0 }),
+            ("DELETE /api/cart".into(), Accounting { served: 8, set_aside: 1 }),
         ],
         took: Duration::from_millis(400),
     });
@@ -72,17 +73,19 @@ fn fixed_app() -> App {
         },
         oldest_age: age.map(Duration::from_secs),
     };
-    a.on_event(MonitorEvent::Lag(vec![
+    a.on_event(MonitorEvent::Lag(Ok(vec![
         lag(0, 40, 41, Some(75)),
         lag(1, 36, 36, None),
         lag(2, 45, 45, None),
-    ]));
+    ])));
     for (rows, per) in [
         (288usize, vec![("GET /api/orders".to_string(), 288u64)]),
         (7, vec![("DELETE /api/cart".into(), 7)]),
     ] {
         a.on_event(MonitorEvent::Pipeline(Event::Flushed {
             rows,
+            unchanged: 0,
+            replaced: 0,
             messages: 1,
             bytes: rows * 2100,
             dead_letters: 0,
@@ -97,8 +100,8 @@ fn fixed_app() -> App {
     }
     a.on_event(MonitorEvent::Counts(
         [
-            ("GET /api/orders".to_string(), 288),
-            ("DELETE /api/cart".to_string(), 7),
+            ("GET /api/orders".to_string(), Stored { rows: 288, distinct: 288 }),
+            ("DELETE /api/cart".to_string(), Stored { rows: 7, distinct: 7 }),
         ]
         .into(),
     ));
@@ -110,9 +113,10 @@ fn fixed_app() -> App {
             "rows".into(),
             "avg_error_rate".into(),
         ],
+        types: vec!["String".into(), "UInt64".into(), "Float64".into()],
         rows: vec![
-            vec!["GET /api/orders".into(), "288".into(), "0.412".into()],
-            vec!["DELETE /api/cart".into(), "7".into(), "2.031".into()],
+            vec!["GET /api/orders".into(), 288.into(), 0.412.into()],
+            vec!["DELETE /api/cart".into(), 7.into(), 2.031.into()],
         ],
     });
     a.query.took = Some(Duration::from_millis(12));
@@ -236,7 +240,7 @@ fn insecure_mode_is_on_screen() {
 #[test]
 fn unknown_lag_is_said_not_shown_as_a_number() {
     let mut a = fixed_app();
-    a.on_event(MonitorEvent::Lag(vec![]));
+    a.on_event(MonitorEvent::Lag(Err("broker down".into())));
     a.focus = Pane::Lag;
     let text = render(&a, 80, 24, PLAIN);
     assert!(text.contains("total unknown"), "{text}");

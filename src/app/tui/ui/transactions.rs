@@ -1,6 +1,7 @@
-//! The transactions pane: per transaction the records the API served, messages
-//! produced, rows inserted by this run, rows in ClickHouse, and a verdict; sortable,
-//! filterable by name. Only the visible rows are built.
+//! The transactions pane: per transaction the records the API served (and set aside),
+//! messages produced, records the last load took in, rows stored and distinct records
+//! as a plain query counts them, and a verdict (`DUPS n` where a plain count sees
+//! copies); sortable, filterable by name. Only the visible rows are built.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
@@ -13,21 +14,15 @@ use crate::app::tui::state::{App, Pane, TxColumn, TxStatus};
 
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let txs = app.visible_txs();
-    let mismatched = txs
-        .iter()
-        .filter(|r| {
-            matches!(
-                r.2,
-                TxStatus::Missing | TxStatus::Extra | TxStatus::Gaps(_) | TxStatus::Duplicates(_)
-            )
-        })
-        .count();
+    let mismatched = txs.iter().filter(|r| r.2.is_problem()).count();
+    let dups = txs.iter().filter(|r| matches!(r.2, TxStatus::Dups(_))).count();
     let title = format!(
-        "{} - {} shown of {}, {} mismatched",
+        "{} - {} shown of {}, {} mismatched, {} with DUPS",
         Pane::Transactions.title(),
         txs.len(),
         app.txs.len(),
-        mismatched
+        mismatched,
+        dups
     );
     let block = theme.block(title, app.focus == Pane::Transactions);
     let inner = block.inner(area);
@@ -64,19 +59,17 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         .enumerate()
         .map(|(i, (name, t, status))| {
             let style = match status {
-                TxStatus::Ok => theme.ok(),
+                TxStatus::Ok(_) => theme.ok(),
                 TxStatus::Loading | TxStatus::Unknown => theme.dim(),
-                TxStatus::Missing
-                | TxStatus::Extra
-                | TxStatus::Gaps(_)
-                | TxStatus::Duplicates(_) => theme.bad(),
+                _ => theme.bad(),
             };
             let row = Row::new([
                 (*name).clone(),
-                opt(t.api_records),
+                opt(t.api.map(|a| a.served)),
                 t.produced.to_string(),
-                t.inserted.to_string(),
-                opt(t.in_clickhouse),
+                t.loaded.to_string(),
+                opt(t.stored.map(|s| s.rows)),
+                opt(t.stored.map(|s| s.distinct)),
                 status.label(),
             ])
             .style(style);
@@ -93,6 +86,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         Constraint::Length(9),
         Constraint::Length(7),
         Constraint::Length(8),
+        Constraint::Length(10),
     ];
     if txs.is_empty() {
         let text = if app.txs.is_empty() {

@@ -1,0 +1,283 @@
+//! Layering, validation and the file's errors.
+use super::*;
+use std::io::Write;
+
+fn temp_file(text: &str) -> PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "wmtop-config-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("wmtop.toml");
+    let mut f = std::fs::File::create(&path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    path
+}
+
+#[test]
+fn flags_win_over_env_over_file_over_defaults() {
+    let path = temp_file("topic = \"from_file\"\ngroup = \"file_group\"\ntable = \"file_table\"\npassword = \"pw-file\"\n");
+    let args = CommonArgs {
+        config: Some(path),
+        topic: Some("from_flag".into()),
+        ..CommonArgs::default()
+    };
+    let env = |k: &str| (k == "WMTOP_PASSWORD").then(|| "pw-env".to_string());
+    let s = Settings::resolve_with(&args, &env).unwrap();
+    assert_eq!(s.topic, "from_flag");
+    assert_eq!(s.group, "file_group");
+    assert_eq!(s.table, "file_table");
+    assert_eq!(s.database, "watermelon");
+    assert_eq!(s.password.expose(), "pw-env");
+    let s = Settings::resolve_with(&args, &|_| None).unwrap();
+    assert_eq!(s.password.expose(), "pw-file");
+}
+
+#[test]
+fn unknown_file_keys_and_bad_values_are_explained() {
+    let path = temp_file("topik = \"x\"\n");
+    let args = CommonArgs {
+        config: Some(path),
+        ..CommonArgs::default()
+    };
+    let err = Settings::resolve_with(&args, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("topik") && err.contains("wmtop.toml"), "{err}");
+
+    let args = CommonArgs {
+        batch_rows: Some(0),
+        ..CommonArgs::default()
+    };
+    let err = Settings::resolve_with(&args, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(err, "setting batch_rows: must be at least 1");
+    let args = CommonArgs {
+        table: Some("x; DROP".into()),
+        ..CommonArgs::default()
+    };
+    assert!(Settings::resolve_with(&args, &|_| None)
+        .unwrap_err()
+        .to_string()
+        .contains("setting table"));
+}
+
+#[test]
+fn a_readable_file_with_a_secret_earns_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let path = temp_file("password = \"s3cret-value\"\n# readable\n");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let args = CommonArgs {
+        config: Some(path.clone()),
+        ..CommonArgs::default()
+    };
+    let s = Settings::resolve_with(&args, &|_| None).unwrap();
+    assert_eq!(s.warnings.len(), 1);
+    assert!(s.warnings[0].contains("chmod 600"));
+    assert!(!s.warnings[0].contains("s3cret-value"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert!(Settings::resolve_with(&args, &|_| None)
+        .unwrap()
+        .warnings
+        .is_empty());
+}
+
+#[test]
+fn spans_and_times_parse() {
+    assert_eq!(
+        "250ms".parse::<Span>().unwrap().0,
+        Duration::from_millis(250)
+    );
+    assert_eq!("5".parse::<Span>().unwrap().0, Duration::from_secs(5));
+    assert_eq!("2m".parse::<Span>().unwrap().0, Duration::from_secs(120));
+    assert!("5 parsecs".parse::<Span>().is_err());
+    assert_eq!(
+        "1767205800000".parse::<EpochMs>().unwrap(),
+        EpochMs(1_767_205_800_000)
+    );
+    assert!("yesterday".parse::<EpochMs>().is_err());
+}
+
+fn file_args(text: &str) -> CommonArgs {
+    CommonArgs {
+        config: Some(temp_file(text)),
+        ..CommonArgs::default()
+    }
+}
+
+fn error_of(args: &CommonArgs) -> String {
+    Settings::resolve_with(args, &|_| None)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn every_flag_reads_its_own_env_var() {
+    use clap::CommandFactory;
+    #[derive(clap::Parser)]
+    struct T {
+        #[command(flatten)]
+        common: CommonArgs,
+    }
+    let cmd = T::command();
+    let mut checked = 0;
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches!(id, "kafka_option" | "help") {
+            continue;
+        }
+        let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+        assert_eq!(
+            env,
+            Some(format!("WMTOP_{}", id.to_ascii_uppercase())),
+            "flag --{id}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 30, "only {checked} flags seen");
+}
+
+#[test]
+fn secrets_in_a_bad_file_are_never_shown() {
+    for (text, line, key) in [
+        ("topic = \"t\"\npassword = \"hunter2-abc\n", 2, "password"),
+        ("password = 12345678\n", 1, "password"),
+        ("kafka_sasl_password = [\"hunter2-abc\"]\n", 1, "kafka_sasl_password"),
+        ("[kafka_options]\n\"sasl.oauthbearer.client.secret\" = [\"hunter2-abc\"]\n", 2, "sasl.oauthbearer.client.secret"),
+        ("client_secret = \"hunter2-abc\" extra\n", 1, "client_secret"),
+    ] {
+        let err = error_of(&file_args(text));
+        assert!(!err.contains("hunter2") && !err.contains("12345678"), "{err}");
+        assert!(err.contains(&format!("line {line}")), "{err}");
+        assert!(err.contains(key) || err.contains("not valid TOML"), "{err}");
+        assert!(err.contains("wmtop.toml"), "{err}");
+        assert!(err.lines().count() <= 2, "{err}");
+    }
+}
+
+#[test]
+fn an_unknown_key_is_named_with_a_suggestion_and_without_its_value() {
+    let err = error_of(&file_args("topic = \"a\"\npasword = \"hunter2-abc\"\n"));
+    assert!(err.contains("line 2") && err.contains("\"pasword\""), "{err}");
+    assert!(err.contains("did you mean \"password\""), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    assert!(err.lines().count() == 1, "{err}");
+    let err = error_of(&file_args("topik = \"x\"\n"));
+    assert!(err.contains("did you mean \"topic\""), "{err}");
+    // Non-secret values may be shown.
+    let err = error_of(&file_args("batch_rows = \"many\"\n"));
+    assert!(err.contains("key \"batch_rows\"") && err.contains("line 1"), "{err}");
+}
+
+#[test]
+fn kafka_options_come_from_x_and_the_file_and_refuse_secrets_on_the_command_line() {
+    let mut args = file_args("[kafka_options]\n\"ssl.key.password\" = \"k3y-pass\"\n\"fetch.wait.max.ms\" = 100\n");
+    args.kafka_option = vec!["fetch.wait.max.ms=250".into(), "client.rack=r1".into()];
+    let s = Settings::resolve_with(&args, &|_| None).unwrap();
+    assert_eq!(s.kafka_options.get("fetch.wait.max.ms"), Some("250"));
+    assert_eq!(s.kafka_options.get("client.rack"), Some("r1"));
+    assert_eq!(s.kafka_options.get("ssl.key.password"), Some("k3y-pass"));
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("k3y-pass"), "{debug}");
+    assert!(debug.contains("client.rack"), "{debug}");
+
+    for (x, expect) in [
+        ("ssl.key.password=k3y-pass", "config file's [kafka_options]"),
+        ("sasl.oauthbearer.client.secret=k3y-pass", "config file's [kafka_options]"),
+        ("group.id=other", "--group"),
+        ("enable.auto.commit=true", "commits only after ClickHouse"),
+        ("bootstrap.servers=h:1", "--kafka-brokers"),
+        ("linger.ms", "expected KEY=VALUE"),
+    ] {
+        let args = CommonArgs {
+            kafka_option: vec![x.into()],
+            ..CommonArgs::default()
+        };
+        let err = error_of(&args);
+        assert!(err.contains(expect), "{x}: {err}");
+        assert!(!err.contains("k3y-pass"), "{err}");
+    }
+}
+
+#[test]
+fn the_simulator_runs_only_when_asked_or_when_nothing_is_configured() {
+    let d = Settings::defaults();
+    assert_eq!(d.source(), Source::Simulator { asked: false });
+    let args = CommonArgs {
+        api_url: Some("http://api:1".into()),
+        keycloak_url: Some("http://kc:1".into()),
+        ..CommonArgs::default()
+    };
+    let s = Settings::resolve_with(&args, &|_| None).unwrap();
+    assert_eq!(
+        s.source(),
+        Source::Api {
+            api_url: "http://api:1".into(),
+            keycloak_url: "http://kc:1".into()
+        }
+    );
+    // From the file alone, too.
+    let s = Settings::resolve_with(
+        &file_args("api_url = \"http://api:1\"\nkeycloak_url = \"http://kc:1\"\n"),
+        &|_| None,
+    )
+    .unwrap();
+    assert!(matches!(s.source(), Source::Api { .. }));
+    // One without the other is an error, not a default.
+    let err = error_of(&file_args("api_url = \"http://api:1\"\n"));
+    assert!(err.contains("keycloak_url") && err.contains("set both"), "{err}");
+    let err = error_of(&file_args(
+        "simulator = true\napi_url = \"http://a:1\"\nkeycloak_url = \"http://k:1\"\n",
+    ));
+    assert!(err.contains("choose one"), "{err}");
+    let s = Settings::resolve_with(&file_args("simulator = true\n"), &|_| None).unwrap();
+    assert_eq!(s.source(), Source::Simulator { asked: true });
+}
+
+#[test]
+fn kafka_security_settings_are_checked_together() {
+    let ca = temp_file("-----BEGIN CERTIFICATE-----\n");
+    let base = || CommonArgs {
+        kafka_security_protocol: Some(SecurityProtocol::SaslSsl),
+        kafka_sasl_mechanism: Some(SaslMechanism::ScramSha512),
+        kafka_sasl_username: Some("u".into()),
+        kafka_ca_file: Some(ca.clone()),
+        ..CommonArgs::default()
+    };
+    let env = |k: &str| (k == "WMTOP_KAFKA_SASL_PASSWORD").then(|| "pw-1".to_string());
+    let s = Settings::resolve_with(&base(), &env).unwrap();
+    assert_eq!(s.kafka_sasl_password.as_ref().map(Secret::expose), Some("pw-1"));
+    let err = error_of(&base());
+    assert!(err.contains("kafka_sasl_password") && err.contains("WMTOP_KAFKA_SASL_PASSWORD"), "{err}");
+    let mut a = base();
+    a.kafka_sasl_mechanism = None;
+    assert!(Settings::resolve_with(&a, &env).unwrap_err().to_string().contains("kafka_sasl_mechanism"));
+    let mut a = base();
+    a.kafka_security_protocol = Some(SecurityProtocol::Plaintext);
+    let err = Settings::resolve_with(&a, &env).unwrap_err().to_string();
+    assert!(err.contains("use SASL_SSL"), "{err}");
+    let mut a = base();
+    a.kafka_cert_file = Some(ca.clone());
+    let err = Settings::resolve_with(&a, &env).unwrap_err().to_string();
+    assert!(err.contains("kafka_key_file"), "{err}");
+    let mut a = base();
+    a.kafka_ca_file = Some("/nonexistent/ca.pem".into());
+    let err = Settings::resolve_with(&a, &env).unwrap_err().to_string();
+    assert!(err.contains("/nonexistent/ca.pem"), "{err}");
+    assert!("sasl_ssl".parse::<SecurityProtocol>().is_ok());
+    assert!("GSSAPI".parse::<SaslMechanism>().unwrap_err().contains("not built"));
+}
+
+#[test]
+fn urls_with_credentials_are_masked_in_errors() {
+    let args = CommonArgs {
+        clickhouse_url: Some("ftp://alice:pa55word@h:1".into()),
+        ..CommonArgs::default()
+    };
+    let err = error_of(&args);
+    assert!(err.contains("alice:***@h:1") && !err.contains("pa55word"), "{err}");
+}

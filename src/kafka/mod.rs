@@ -1,0 +1,173 @@
+//! Kafka: one handle ([`Kafka`]) that knows the settings, the broker's workarounds and
+//! the errors retrying cannot fix, and makes every client from the one configuration
+//! builder ([`config`]); the topic ([`topic`]), lag ([`lag`]), the one partition reader
+//! ([`reader`]) and replays and skips ([`replay`]).
+
+pub mod config;
+pub mod context;
+pub mod lag;
+pub mod quirks;
+pub mod reader;
+pub mod replay;
+pub mod topic;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::AdminClient;
+use rdkafka::consumer::{BaseConsumer, Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+
+pub use config::{client_config, Role, MAX_MESSAGE_BYTES};
+pub use context::{Fault, KafkaContext};
+pub use lag::PartitionLag;
+pub use quirks::Quirks;
+pub use replay::{ReplayFrom, ReplayPart};
+
+use crate::config::Settings;
+
+/// A consumer for reading offsets and partitions directly.
+pub type Reader = BaseConsumer<KafkaContext>;
+/// The group consumer.
+pub type GroupConsumer = StreamConsumer<KafkaContext>;
+/// The producer.
+pub type Producer = FutureProducer<KafkaContext>;
+
+/// Why a Kafka operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaOpError {
+    #[error("Kafka at {brokers}: {action}: {source}")]
+    Kafka {
+        brokers: String,
+        action: &'static str,
+        source: KafkaError,
+    },
+    #[error("Kafka at {1}: {0}")]
+    Fault(Fault, String),
+    #[error("topic {topic} does not exist{hint}")]
+    NoTopic { topic: String, hint: &'static str },
+    #[error("{0}")]
+    Refused(String),
+}
+
+impl KafkaOpError {
+    /// Retrying cannot help: a refused login, a bad certificate, a missing topic that
+    /// may not be created, a missing permission.
+    pub fn permanent(&self) -> bool {
+        matches!(
+            self,
+            KafkaOpError::Fault(..) | KafkaOpError::Refused(_) | KafkaOpError::NoTopic { .. }
+        )
+    }
+}
+
+/// Makes Kafka clients for one run: all from [`client_config`], all with one context.
+#[derive(Clone)]
+pub struct Kafka {
+    settings: Arc<Settings>,
+    context: KafkaContext,
+    quirks: Arc<Mutex<Quirks>>,
+}
+
+impl Kafka {
+    /// No I/O yet: the broker is asked what it is by [`Kafka::identify`].
+    pub fn new(settings: &Settings) -> Kafka {
+        Kafka {
+            settings: Arc::new(settings.clone()),
+            context: KafkaContext::default(),
+            quirks: Arc::new(Mutex::new(Quirks::none())),
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The workarounds in force.
+    pub fn quirks(&self) -> Quirks {
+        self.quirks.lock().map(|q| *q).unwrap_or_default()
+    }
+
+    /// The error retrying cannot fix, if one was seen.
+    pub fn fault(&self) -> Option<Fault> {
+        self.context.fault()
+    }
+
+    /// The error for a failed action: the permanent fault behind it when there is one.
+    pub fn error(&self, action: &'static str, source: KafkaError) -> KafkaOpError {
+        match self.fault() {
+            Some(f) => KafkaOpError::Fault(f, self.settings.kafka_brokers.clone()),
+            None => KafkaOpError::Kafka {
+                brokers: self.settings.kafka_brokers.clone(),
+                action,
+                source,
+            },
+        }
+    }
+
+    /// A closure for `map_err`.
+    pub fn op(&self, action: &'static str) -> impl FnOnce(KafkaError) -> KafkaOpError + '_ {
+        move |e| self.error(action, e)
+    }
+
+    /// The properties for a client of this role.
+    pub fn config(&self, role: Role) -> rdkafka::ClientConfig {
+        client_config(&self.settings, role, self.quirks())
+    }
+
+    /// Asks the broker for its cluster id and turns on the local broker's workarounds
+    /// if it is that broker. Blocking. Fails (permanently where the context saw a
+    /// refused login or a bad certificate) when the brokers cannot be reached.
+    pub fn identify(&self, timeout: Duration) -> Result<Quirks, KafkaOpError> {
+        let admin: Reader = self.create(Role::Offsets, "create client")?;
+        let md = admin.fetch_metadata(None, timeout)
+            .map_err(self.op("read cluster metadata"))?;
+        drop(md);
+        let id = admin.client().fetch_cluster_id(timeout);
+        let q = Quirks::from_cluster_id(id.as_deref());
+        if q.is_local_broker() {
+            tracing::info!(
+                "Kafka at {}: the local broker (cluster id {:?}): its workarounds are on",
+                self.settings.kafka_brokers,
+                id.unwrap_or_default()
+            );
+        }
+        if let Ok(mut slot) = self.quirks.lock() {
+            *slot = q;
+        }
+        Ok(q)
+    }
+
+    fn create<C: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(
+        &self,
+        role: Role,
+        action: &'static str,
+    ) -> Result<C, KafkaOpError> {
+        self.config(role)
+            .create_with_context(self.context.clone())
+            .map_err(self.op(action))
+    }
+
+    pub fn producer(&self) -> Result<Producer, KafkaOpError> {
+        self.create(Role::Producer, "create producer")
+    }
+
+    pub fn group_consumer(&self) -> Result<GroupConsumer, KafkaOpError> {
+        self.create(Role::Group, "create consumer")
+    }
+
+    /// A consumer that reads partitions directly and never joins the group.
+    pub fn reader(&self) -> Result<Reader, KafkaOpError> {
+        self.create(Role::Reader, "create reader")
+    }
+
+    /// A client with the group's id that reads its committed offsets (never joins).
+    pub fn offsets(&self) -> Result<Reader, KafkaOpError> {
+        self.create(Role::Offsets, "create offsets client")
+    }
+
+    pub fn admin(&self) -> Result<AdminClient<KafkaContext>, KafkaOpError> {
+        self.create(Role::Admin, "create admin client")
+    }
+}
