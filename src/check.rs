@@ -141,11 +141,13 @@ impl TransactionCheck {
     /// The verdict in words: `ok`, `ok, 1 set aside`, `2 gaps`, `3 copies` …
     pub fn verdict(&self) -> String {
         let mut parts = Vec::new();
+        let plural =
+            |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         if self.gaps > 0 {
-            parts.push(format!("{} gaps", self.gaps));
+            parts.push(plural(self.gaps, "gap", "gaps"));
         }
         if self.copies > 0 {
-            parts.push(format!("{} copies", self.copies));
+            parts.push(plural(self.copies, "copy", "copies"));
         }
         if parts.is_empty() {
             return match self.set_aside {
@@ -235,7 +237,11 @@ impl fmt::Display for Report {
                 c.transaction,
                 c.hour,
                 c.rows,
-                if self.merge_pending { " (merge pending)" } else { "" }
+                if self.merge_pending {
+                    " (merge pending)"
+                } else {
+                    ""
+                }
             )?;
         }
         more(
@@ -345,12 +351,13 @@ fn read_topic(settings: &Settings) -> Result<TopicSide, CheckError> {
     let kafka = Kafka::new(settings);
     kafka.identify(Duration::from_secs(10))?;
     let mut side = TopicSide::default();
-    reader::read_all(&kafka, settings.max_wait.0, |m| side.add(m.key(), m.payload())).map_err(
-        |e| match e {
-            ReadError::Kafka(k) => CheckError::Kafka(k),
-            ReadError::Stalled(s) => CheckError::Topic(s),
-        },
-    )?;
+    reader::read_all(&kafka, settings.max_wait.0, |m| {
+        side.add(m.key(), m.payload())
+    })
+    .map_err(|e| match e {
+        ReadError::Kafka(k) => CheckError::Kafka(k),
+        ReadError::Stalled(s) => CheckError::Topic(s),
+    })?;
     Ok(side)
 }
 
@@ -429,7 +436,7 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
         t.api_records += a.served;
         t.set_aside += a.set_aside;
     }
-    for (key @ (name, ms), _) in &api.keys {
+    for key @ (name, ms) in api.keys.keys() {
         let missing_from = match (topic.keys.contains(key), ch.rows.contains_key(key)) {
             (true, true) => continue,
             (false, true) => MissingFrom::Topic,

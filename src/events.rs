@@ -30,11 +30,13 @@ pub enum Event {
     },
     /// An insert failed and will be retried.
     InsertRetry { attempt: u32, error: String },
-    /// A message or record was set aside.
+    /// A message (all of it) or one record was set aside.
     DeadLettered {
         partition: i32,
         offset: i64,
         transaction: String,
+        /// The whole message, not one record of it.
+        whole_message: bool,
         reason: String,
     },
     /// The partitions this consumer holds changed.

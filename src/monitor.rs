@@ -277,8 +277,12 @@ async fn control(
         consumer_events.clone(),
         out.clone(),
     ));
-    let (samples, sampler) =
-        crate::kafka::lag::spawn_sampler(kafka.clone(), Duration::from_secs(1), true, stop_all.clone());
+    let (samples, sampler) = crate::kafka::lag::spawn_sampler(
+        kafka.clone(),
+        Duration::from_secs(1),
+        true,
+        stop_all.clone(),
+    );
     let lag_task = tokio::spawn(forward_lag(samples, out.clone()));
     let counts_task = tokio::spawn(refresh_counts(
         settings.clone(),
@@ -297,7 +301,11 @@ async fn control(
                     continue;
                 }
                 let Some(api) = api.clone() else {
-                    out.stage(Stage::Api, StageState::Down, Some("no API to fetch from".into()));
+                    out.stage(
+                        Stage::Api,
+                        StageState::Down,
+                        Some("no API to fetch from".into()),
+                    );
                     continue;
                 };
                 reload = Some(tokio::spawn(run_reload(
@@ -350,7 +358,9 @@ async fn control(
                         .map_err(|e| e.to_string())
                 }
                 .await;
-                out.send(MonitorEvent::Skipped(result.map(|s| (s.partition, s.offset))));
+                out.send(MonitorEvent::Skipped(
+                    result.map(|s| (s.partition, s.offset)),
+                ));
                 consumer = Some(spawn_consumer(
                     &settings,
                     pause_rx.clone(),
@@ -389,10 +399,13 @@ async fn control(
                 let qid2 = qid.clone();
                 let task = tokio::spawn(async move {
                     let started = Instant::now();
-                    let result = ch.query_table(&sql, allow_writes, &qid2).await.map_err(|e| {
-                        tracing::warn!("query failed: {e}");
-                        e.short()
-                    });
+                    let result = ch
+                        .query_table(&sql, allow_writes, &qid2)
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!("query failed: {e}");
+                            e.short()
+                        });
                     out2.send(MonitorEvent::QueryDone {
                         id,
                         result,
@@ -625,8 +638,8 @@ async fn forward_lag(mut samples: watch::Receiver<Option<crate::kafka::lag::LagS
     }
 }
 
-/// Re-reads rows stored and distinct records per transaction after flushes, at most
-/// every 2 s.
+/// Re-reads rows stored and distinct records per transaction after flushes (at most
+/// every 2 s) and every 15 s anyway, so rows written by anyone else show too.
 async fn refresh_counts(
     settings: Settings,
     out: Out,
@@ -640,6 +653,7 @@ async fn refresh_counts(
         tokio::select! {
             _ = stop.wait_for(|v| *v) => break,
             changed = dirty.changed() => if changed.is_err() { break },
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
         }
         if ch.is_none() {
             match Ch::connect(&settings).await {

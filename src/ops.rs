@@ -28,6 +28,8 @@ struct State {
     messages: u64,
     rows: u64,
     unchanged: u64,
+    set_aside_records: u64,
+    set_aside_messages: u64,
     batches: u64,
     dead_letters: u64,
     errors: BTreeMap<&'static str, u64>,
@@ -98,7 +100,14 @@ impl Ops {
                 s.clickhouse_connected = false;
                 *s.errors.entry("clickhouse").or_default() += 1;
             }
-            Event::DeadLettered { .. } => *s.errors.entry("consume").or_default() += 1,
+            Event::DeadLettered { whole_message, .. } => {
+                *s.errors.entry("consume").or_default() += 1;
+                if *whole_message {
+                    s.set_aside_messages += 1;
+                } else {
+                    s.set_aside_records += 1;
+                }
+            }
             Event::Stuck(_) => *s.errors.entry("kafka").or_default() += 1,
             Event::Assigned { .. }
             | Event::Paused(_)
@@ -215,6 +224,17 @@ impl Ops {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP wmtop_records_total Records the consumer took in, by outcome: loaded (stored, or already stored the same) or set aside (each with its reason).\n# TYPE wmtop_records_total counter\nwmtop_records_total{{outcome=\"loaded\"}} {}\nwmtop_records_total{{outcome=\"set_aside\"}} {}",
+            s.rows + s.unchanged,
+            s.set_aside_records
+        );
+        let _ = writeln!(
+            out,
+            "# HELP wmtop_messages_set_aside_total Messages set aside whole (not usable at all).\n# TYPE wmtop_messages_set_aside_total counter\nwmtop_messages_set_aside_total {}",
+            s.set_aside_messages
+        );
         let _ = writeln!(out, "# HELP wmtop_errors_total Errors by pipeline stage.\n# TYPE wmtop_errors_total counter");
         for stage in ["keycloak", "api", "kafka", "consume", "clickhouse"] {
             let n = s.errors.get(stage).copied().unwrap_or(0);
@@ -358,6 +378,13 @@ mod tests {
             attempt: 1,
             error: "x".into(),
         });
+        ops.observe(&Event::DeadLettered {
+            partition: 0,
+            offset: 1,
+            transaction: "t".into(),
+            whole_message: false,
+            reason: "no usable time".into(),
+        });
         ops.set_lag(&[PartitionLag {
             partition: 2,
             committed: Some(5),
@@ -369,7 +396,7 @@ mod tests {
         assert_eq!(h["events_consumed"], 3);
         assert_eq!(h["events_inserted"], 100);
         assert_eq!(h["batches_flushed"], 1);
-        assert_eq!(h["errors"], 1);
+        assert_eq!(h["errors"], 2);
         assert_eq!(h["clickhouse_connected"], false);
         assert_eq!(h["status"], "degraded");
         let m = ops.metrics_text();
@@ -379,6 +406,14 @@ mod tests {
         );
         assert!(m.contains("wmtop_rows_inserted_total 100\n"));
         assert!(m.contains("wmtop_rows_unchanged_total 7\n"));
+        assert!(
+            m.contains("wmtop_records_total{outcome=\"loaded\"} 107\n"),
+            "{m}"
+        );
+        assert!(
+            m.contains("wmtop_records_total{outcome=\"set_aside\"} 1\n"),
+            "{m}"
+        );
         assert!(m.contains("wmtop_flush_duration_seconds_bucket{le=\"0.025\"} 0\n"));
         assert!(m.contains("wmtop_flush_duration_seconds_bucket{le=\"0.05\"} 1\n"));
         assert!(m.contains("wmtop_flush_duration_seconds_count 1\n"));

@@ -50,11 +50,7 @@ pub enum PublishError {
 pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, PublishError> {
     let started = Instant::now();
     let settings = kafka.settings();
-    let k = kafka.clone();
-    tokio::task::spawn_blocking(move || k.identify(Duration::from_secs(10)))
-        .await
-        .map_err(|e| KafkaOpError::Refused(format!("the Kafka check did not run: {e}")))??;
-    let topic_created = matches!(topic::ensure(kafka).await?, topic::TopicState::Created { .. });
+    let topic_created = matches!(kafka.ready().await?, topic::TopicState::Created { .. });
     let producer: FutureProducer<crate::kafka::KafkaContext> = kafka.producer()?;
     let mut pending = FuturesUnordered::new();
     for tx in &answer.transactions {
@@ -78,7 +74,11 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
         messages_failed: 0,
         bytes: 0,
         topic_created,
-        set_aside: answer.accounting().values().map(|a| a.set_aside as usize).sum(),
+        set_aside: answer
+            .accounting()
+            .values()
+            .map(|a| a.set_aside as usize)
+            .sum(),
         publish_ms: 0,
         per_transaction: Vec::with_capacity(answer.transactions.len()),
     };

@@ -129,9 +129,12 @@ pub async fn redrive(settings: &Settings, loader: &Loader) -> Result<RedriveRepo
         .collect();
     let kafka = Kafka::new(settings);
     let k = kafka.clone();
-    let originals = tokio::task::spawn_blocking(move || read_back(&k, &wanted))
-        .await
-        .map_err(|e| RedriveError::Kafka(e.to_string()))??;
+    let originals = tokio::task::spawn_blocking(move || {
+        k.identify(Duration::from_secs(10))?;
+        read_back(&k, &wanted)
+    })
+    .await
+    .map_err(|e| RedriveError::Kafka(e.to_string()))??;
     let producer = kafka.producer()?;
     let mut delivered = Vec::new();
     for ((partition, offset), (key, payload, records)) in messages {
@@ -189,13 +192,15 @@ fn read_back(
     if wanted.is_empty() {
         return Ok(found);
     }
-    kafka.identify(Duration::from_secs(10))?;
     let client = kafka.reader()?;
     for (partition, offset) in wanted {
         let m = reader::read_one(kafka, &client, *partition, *offset, Duration::from_secs(5))
             .map_err(|e| RedriveError::Kafka(e.to_string()))?;
         if let Some(m) = m {
-            found.insert((*partition, *offset), m.payload().unwrap_or_default().to_vec());
+            found.insert(
+                (*partition, *offset),
+                m.payload().unwrap_or_default().to_vec(),
+            );
         }
     }
     Ok(found)

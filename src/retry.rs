@@ -149,7 +149,13 @@ mod tests {
         let got = wait_for("thing", None, &rx, || {
             n += 1;
             let ok = n >= 3;
-            async move { if ok { Ok(n) } else { Err(E(true)) } }
+            async move {
+                if ok {
+                    Ok(n)
+                } else {
+                    Err(E(true))
+                }
+            }
         })
         .await;
         assert_eq!(got.ok(), Some(3));
@@ -166,13 +172,17 @@ mod tests {
         assert!(started.elapsed() < Duration::from_millis(200));
 
         let started = Instant::now();
-        let got: Result<(), _> = wait_for("thing", Some(Duration::from_millis(700)), &rx, || async {
-            Err(E(true))
-        })
-        .await;
+        let got: Result<(), _> =
+            wait_for("thing", Some(Duration::from_millis(700)), &rx, || async {
+                Err(E(true))
+            })
+            .await;
         let waited = started.elapsed();
         assert!(matches!(got, Err(WaitError::GaveUp { .. })), "{got:?}");
-        assert!(waited >= Duration::from_millis(700) && waited < Duration::from_millis(1500), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(700) && waited < Duration::from_millis(1500),
+            "{waited:?}"
+        );
 
         let (tx, rx) = watch::channel(false);
         let _ = tx.send(true);

@@ -173,8 +173,14 @@ pub fn classify(err: &(dyn StdError + 'static)) -> Option<ConnectFailure> {
             return Some(from_rustls(r));
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            if let Some(r) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                return Some(from_rustls(r));
+            // An io::Error's source() skips the error it wraps: look inside it.
+            if let Some(inner) = io.get_ref() {
+                if let Some(r) = inner.downcast_ref::<rustls::Error>() {
+                    return Some(from_rustls(r));
+                }
+                if let Some(f) = classify(inner).filter(ConnectFailure::permanent) {
+                    return Some(f);
+                }
             }
             let kind = match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => Some(ConnectFailure::Refused),
@@ -187,7 +193,8 @@ pub fn classify(err: &(dyn StdError + 'static)) -> Option<ConnectFailure> {
         if found.is_none() && text.contains("failed to lookup address") {
             found = Some(ConnectFailure::UnknownHost);
         }
-        if found.is_none() && (text.contains("timed out") || text.contains("deadline has elapsed")) {
+        if found.is_none() && (text.contains("timed out") || text.contains("deadline has elapsed"))
+        {
             found = Some(ConnectFailure::TimedOut);
         }
         cur = e.source();
@@ -224,6 +231,12 @@ mod tests {
             CertificateError::UnknownIssuer,
         ));
         assert_eq!(classify(&unknown), Some(ConnectFailure::UnknownCa));
+        // As hyper-rustls hands it over: an io::Error inside an io::Error.
+        let nested = std::io::Error::other(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer),
+        ));
+        assert_eq!(classify(&nested), Some(ConnectFailure::UnknownCa));
         let name = rustls::Error::InvalidCertificate(CertificateError::NotValidForName);
         assert_eq!(classify(&name), Some(ConnectFailure::NameMismatch));
         let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
@@ -244,7 +257,10 @@ mod tests {
         let err = client_config(Some(&path), "ca_file", false)
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("ca_file ") && err.contains("no PEM certificate"), "{err}");
+        assert!(
+            err.starts_with("ca_file ") && err.contains("no PEM certificate"),
+            "{err}"
+        );
         assert!(client_config(None, "ca_file", true).is_ok());
     }
 }

@@ -1,7 +1,9 @@
-//! Reconciliation against the real stack: a clean load reconciles; a row deleted from
-//! ClickHouse is a gap there; transactions never published are gaps on the topic and in
-//! ClickHouse; rows the API did not serve are extras and do not fail the check. The
-//! library's report and `wmtop check` (exit code, JSON, summary) are both checked.
+//! Reconciliation against the real stack, with plain counts: a clean load reconciles; a
+//! row deleted from ClickHouse is a gap there; a copy inserted by hand is named by
+//! transaction and hour and fails the check; a set-aside record is "ok, 1 set aside";
+//! transactions never published are gaps on the topic and in ClickHouse; rows the API
+//! did not serve are extras and do not fail the check. The library's report and `wmtop
+//! check` (exit code, JSON, summary) are both checked.
 
 mod common;
 
@@ -10,13 +12,12 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use wmtop::api::Answer;
-use wmtop::check::{self, Extra, Gap, MissingFrom};
+use wmtop::check::{self, Copies, Extra, Gap, MissingFrom};
+use wmtop::clickhouse::{Loader, Rows};
 use wmtop::config::Settings;
 use wmtop::flatten::flatten_message;
-use wmtop::produce::publish;
 use wmtop::queries::quote;
 use wmtop::sim::{self, SimHandle, SimTransaction};
-use wmtop::sink::Sink;
 
 const T0: i64 = 1_767_205_800_000;
 const HOUR: i64 = 3_600_000;
@@ -39,7 +40,7 @@ async fn load(
         transactions: answer.transactions[..publish_first].to_vec(),
         bytes: answer.bytes,
     };
-    let report = publish(&s, &subset).await.expect("publish");
+    let report = publish(&s, &subset).await;
     assert_eq!(report.messages_delivered, publish_first);
     consume_until_idle(&s, Duration::from_secs(2)).await;
     (sim, s, data)
@@ -80,9 +81,9 @@ async fn a_clean_load_reconciles_on_all_three_sides() {
     let r = check::reconcile(&s).await.expect("reconcile");
     assert!(r.ok());
     assert_eq!(r.gaps, vec![]);
-    assert_eq!(r.duplicates, vec![]);
+    assert_eq!(r.copies, vec![]);
     assert_eq!(r.extras, vec![]);
-    assert_eq!(r.unmerged_copies, 0);
+    assert!(r.merge_pending, "wmtop's table merges copies away");
     assert_eq!(r.transactions.len(), 10);
     for tx in &data {
         let got = r
@@ -94,15 +95,16 @@ async fn a_clean_load_reconciles_on_all_three_sides() {
         assert_eq!(
             (
                 got.api_records,
-                got.api_unusable,
+                got.set_aside,
                 got.topic_messages,
                 got.topic_records,
-                got.clickhouse_rows,
+                got.stored_rows,
+                got.distinct_records,
                 got.gaps,
-                got.duplicates,
+                got.copies,
                 got.extras
             ),
-            (n, 0, 1, n, n, 0, 0, 0),
+            (n, 0, 1, n, n, n, 0, 0, 0),
             "{}",
             tx.name
         );
@@ -114,7 +116,7 @@ async fn a_clean_load_reconciles_on_all_three_sides() {
             t.api_records,
             t.topic_messages,
             t.topic_records,
-            t.clickhouse_rows
+            t.stored_rows
         ),
         (10, records, 10, records, records)
     );
@@ -123,8 +125,8 @@ async fn a_clean_load_reconciles_on_all_three_sides() {
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(json["ok"], true);
     assert_eq!(json["totals"]["gaps"], 0);
-    assert_eq!(json["totals"]["duplicates"], 0);
-    assert_eq!(json["totals"]["clickhouse_rows"], records);
+    assert_eq!(json["totals"]["copies"], 0);
+    assert_eq!(json["totals"]["stored_rows"], records);
     assert_eq!(json["transactions"].as_array().unwrap().len(), 10);
 
     let out = wmtop_check(&s, false);
@@ -143,7 +145,7 @@ async fn a_row_deleted_from_clickhouse_is_a_gap_there() {
     let hour = jiff::Timestamp::from_millisecond(hour_ms)
         .unwrap()
         .to_string();
-    let sink = Sink::connect(&s).await.unwrap();
+    let sink = ch(&s).await;
     let row = format!(
         "transaction_name = {} AND timestamp = toDateTime({}, 'UTC')",
         quote(&tx.name),
@@ -162,7 +164,6 @@ async fn a_row_deleted_from_clickhouse_is_a_gap_there() {
             .query_text(
                 &format!("SELECT count() FROM {} WHERE {row}", sink.qualified()),
                 "TabSeparated",
-                true,
             )
             .await
             .unwrap();
@@ -187,7 +188,7 @@ async fn a_row_deleted_from_clickhouse_is_a_gap_there() {
             missing_from: MissingFrom::Clickhouse,
         }]
     );
-    assert_eq!(r.duplicates, vec![]);
+    assert_eq!(r.copies, vec![]);
     assert_eq!(r.extras, vec![]);
     let got = r.transactions.iter().find(|t| t.name == tx.name).unwrap();
     let n = tx.records.len() as u64;
@@ -195,7 +196,7 @@ async fn a_row_deleted_from_clickhouse_is_a_gap_there() {
         (
             got.api_records,
             got.topic_records,
-            got.clickhouse_rows,
+            got.stored_rows,
             got.gaps
         ),
         (n, n, n - 1, 1)
@@ -245,7 +246,7 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
     expected.sort_by(|a, b| (&a.transaction, a.hour_ms).cmp(&(&b.transaction, b.hour_ms)));
     assert_eq!(r.gaps, expected);
     assert_eq!(r.totals.gaps, unpublished.len() as u64);
-    assert_eq!(r.duplicates, vec![]);
+    assert_eq!(r.copies, vec![]);
     for tx in &data {
         let got = r.transactions.iter().find(|t| t.name == tx.name).unwrap();
         let n = tx.records.len() as u64;
@@ -260,7 +261,7 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
                 got.api_records,
                 got.topic_messages,
                 got.topic_records,
-                got.clickhouse_rows,
+                got.stored_rows,
                 got.gaps
             ),
             want,
@@ -283,7 +284,9 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
     let (sim, s, data) = load("check_extra", 3, 12, 3).await;
-    let sink = Sink::connect(&s).await.unwrap();
+    let loader = Loader::prepare(ch(&s).await, &s.clickhouse_user)
+        .await
+        .unwrap();
     let before = T0 - 10 * HOUR;
     let after = T0 + 100 * HOUR;
     let tiny = format!(
@@ -293,20 +296,20 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         r#"{{"transactionName":{},"applicationId":31854,"transactionSeries":[{{"timestamp":{after},"totalCount":7}}]}}"#,
         serde_json::to_string(&data[0].name).unwrap()
     );
-    let mut encoded = Vec::new();
+    let mut rows = Rows::default();
     for msg in [&tiny, &outside] {
-        let f = flatten_message(msg.as_bytes(), sink.time_mode()).unwrap();
+        let f = flatten_message(msg.as_bytes()).unwrap();
         assert!(f.bad_records.is_empty());
         for row in &f.rows {
-            row.encode(&mut encoded);
+            rows.push(&loader.plan, row, 1);
         }
     }
-    sink.insert_encoded(encoded.into()).await.unwrap();
+    assert_eq!(loader.insert(&rows).await.unwrap().rows, 2);
 
     let r = check::reconcile(&s).await.expect("reconcile");
     assert!(r.ok(), "extras alone do not fail: {r}");
     assert_eq!(r.gaps, vec![]);
-    assert_eq!(r.duplicates, vec![]);
+    assert_eq!(r.copies, vec![]);
     let mut expected = vec![
         Extra {
             transaction: "GET /extra".into(),
@@ -333,7 +336,7 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         (
             extra.api_records,
             extra.topic_records,
-            extra.clickhouse_rows,
+            extra.stored_rows,
             extra.extras
         ),
         (0, 0, 1, 1)
@@ -345,7 +348,7 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         .unwrap();
     let n = data[0].records.len() as u64;
     assert_eq!(
-        (first.api_records, first.clickhouse_rows, first.extras),
+        (first.api_records, first.stored_rows, first.extras),
         (n, n + 1, 1)
     );
 
@@ -377,4 +380,117 @@ async fn without_a_saved_fetch_it_says_to_produce_first() {
     let out = wmtop_check(&s, false);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("wmtop produce"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_inserted_by_hand_is_named_by_transaction_and_hour_and_fails_the_check() {
+    let (sim, s, data) = load("check_copy", 3, 12, 3).await;
+    let tx = &data[2];
+    let hour_ms = tx.records[3].timestamp;
+    let sink = ch(&s).await;
+    // The same row once more, as a second insert of the hour would leave it.
+    sink.execute(&format!(
+        "INSERT INTO {t} SELECT * FROM {t} WHERE transaction_name = {} AND timestamp = toDateTime({}, 'UTC')",
+        quote(&tx.name),
+        hour_ms / 1000,
+        t = sink.qualified()
+    ))
+    .await
+    .unwrap();
+    let stored = sink.stored_per_transaction().await.unwrap();
+    let n = tx.records.len() as u64;
+    assert_eq!(
+        (stored[&tx.name].rows, stored[&tx.name].distinct),
+        (n + 1, n)
+    );
+
+    let r = check::reconcile(&s).await.expect("reconcile");
+    assert!(!r.ok());
+    let hour = jiff::Timestamp::from_millisecond(hour_ms)
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        r.copies,
+        vec![Copies {
+            transaction: tx.name.clone(),
+            hour: hour.clone(),
+            hour_ms,
+            rows: 2
+        }]
+    );
+    assert_eq!(
+        (r.totals.copies, r.totals.hours_with_copies, r.totals.gaps),
+        (1, 1, 0)
+    );
+    let got = r.transactions.iter().find(|t| t.name == tx.name).unwrap();
+    assert_eq!(
+        (got.stored_rows, got.distinct_records, got.copies),
+        (n + 1, n, 1)
+    );
+    assert_eq!(got.verdict(), "1 copy");
+
+    let (code, json) = check_json(&s);
+    assert_eq!(code, Some(1), "{json}");
+    assert_eq!(json["copies"][0]["transaction"], tx.name.as_str());
+    assert_eq!(json["copies"][0]["hour"], hour.as_str());
+    assert_eq!(json["merge_pending"], true);
+    let out = wmtop_check(&s, false);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "copies: {} at {hour} is stored 2 times (merge pending)",
+            tx.name
+        )),
+        "{text}"
+    );
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_aside_record_is_ok_and_counted_the_same_in_every_summary() {
+    let mut cfg = sim_config(3, 12);
+    cfg.faults.unusable_records = 1;
+    let data = sim::dataset(&cfg);
+    let sim = start_sim(cfg).await;
+    let s = settings("check_aside", Some(&sim.url()));
+    let answer = fetch(&s).await;
+    let accounting = answer.accounting();
+    let first = &data[0];
+    let n = first.records.len() as u64;
+    assert_eq!(
+        (
+            accounting[&first.name].served,
+            accounting[&first.name].set_aside
+        ),
+        (n + 1, 1)
+    );
+    let report = publish(&s, &answer).await;
+    assert_eq!(report.set_aside, 1);
+    let summary = consume_until_idle(&s, Duration::from_secs(2)).await;
+    assert_eq!(summary.bad_records, 1);
+    assert_eq!(summary.records, answer.records() as u64);
+    assert_eq!(
+        summary.rows_inserted + summary.bad_records,
+        answer.records() as u64
+    );
+    assert_exact(&s, &expected_rows(&answer)).await;
+
+    let r = check::reconcile(&s).await.expect("reconcile");
+    assert!(r.ok(), "{r}");
+    let got = r
+        .transactions
+        .iter()
+        .find(|t| t.name == first.name)
+        .unwrap();
+    assert_eq!(
+        (got.api_records, got.set_aside, got.stored_rows, got.gaps),
+        (n + 1, 1, n, 0)
+    );
+    assert_eq!(got.verdict(), "ok, 1 set aside");
+    assert_eq!(r.totals.set_aside, 1);
+    let (code, json) = check_json(&s);
+    assert_eq!(code, Some(0), "{json}");
+    assert_eq!(json["totals"]["set_aside"], 1);
+    sim.shutdown().await;
 }

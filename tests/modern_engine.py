@@ -1,9 +1,9 @@
 """Runs SQL on a modern ClickHouse engine (chdb, ClickHouse 26.x in-process).
 
-Reads a JSON object from stdin: {"statements": [sql, ...], "queries": {name: sql}}.
-Runs the statements in order in one session, then each query in JSONEachRow, and
-prints {"version": ..., "results": {name: [row, ...]}} on stdout. Any failure is an
-exception naming the statement, and a non-zero exit.
+Reads a JSON object from stdin: {"steps": [{"run": sql} | {"query": name, "sql": sql}]}.
+Runs the steps in order in one session (queries in JSONEachRow) and prints
+{"version": ..., "results": {name: [row, ...]}} on stdout. Any failure is an exception
+naming the step, and a non-zero exit.
 """
 import json
 import sys
@@ -14,21 +14,22 @@ from chdb import session
 
 def main() -> None:
     spec = json.load(sys.stdin)
+    results = {}
     with tempfile.TemporaryDirectory() as d:
         s = session.Session(d)
         version = str(s.query("SELECT version()", "CSV")).strip().strip('"')
-        for sql in spec["statements"]:
+        for step in spec["steps"]:
+            sql = step.get("run") or step["sql"]
             try:
-                s.query(sql)
-            except Exception as e:  # noqa: BLE001 - report which statement failed
-                raise SystemExit(f"statement failed: {sql[:200]}: {e}")
-        results = {}
-        for name, sql in spec["queries"].items():
-            try:
-                out = str(s.query(sql, "JSONEachRow"))
-            except Exception as e:  # noqa: BLE001
-                raise SystemExit(f"query {name} failed: {sql[:200]}: {e}")
-            results[name] = [json.loads(line) for line in out.splitlines() if line.strip()]
+                if "run" in step:
+                    s.query(sql)
+                else:
+                    out = str(s.query(sql, "JSONEachRow"))
+                    results[step["query"]] = [
+                        json.loads(line) for line in out.splitlines() if line.strip()
+                    ]
+            except Exception as e:  # noqa: BLE001 - report which step failed
+                raise SystemExit(f"step failed: {sql[:300]}: {e}")
         s.close()
     json.dump({"version": version, "results": results}, sys.stdout)
 

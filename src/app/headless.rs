@@ -29,8 +29,8 @@ use wmtop::secret::Secret;
 use wmtop::sim;
 
 use super::{
-    CheckArgs, ConfigArgs, ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs, SchemaArgs,
-    SimArgs,
+    CheckArgs, ConfigArgs, ConsumeArgs, DeadLettersArgs, Format, ProduceArgs, QueryArgs, RunArgs,
+    SchemaArgs, SimArgs,
 };
 
 /// Turns true on SIGINT, SIGTERM or SIGHUP, and remembers which.
@@ -189,7 +189,11 @@ struct Fetched {
     saved_to: Option<String>,
 }
 
-async fn fetch(settings: &Settings, a: &ProduceArgs, stop: &watch::Receiver<bool>) -> anyhow::Result<Fetched> {
+async fn fetch(
+    settings: &Settings,
+    a: &ProduceArgs,
+    stop: &watch::Receiver<bool>,
+) -> anyhow::Result<Fetched> {
     if let Some(path) = &a.from_file {
         let started = Instant::now();
         let answer = api::read_answer(path)?;
@@ -395,24 +399,39 @@ fn parse_skip(text: &str) -> anyhow::Result<(i32, i64)> {
         .split_once(':')
         .ok_or_else(|| anyhow!("--skip {text:?}: expected PARTITION:OFFSET, as in 2:0"))?;
     Ok((
-        p.trim().parse().with_context(|| format!("--skip {text:?}: the partition is not a number"))?,
-        o.trim().parse().with_context(|| format!("--skip {text:?}: the offset is not a number"))?,
+        p.trim()
+            .parse()
+            .with_context(|| format!("--skip {text:?}: the partition is not a number"))?,
+        o.trim()
+            .parse()
+            .with_context(|| format!("--skip {text:?}: the offset is not a number"))?,
     ))
 }
 
 pub async fn dead_letters(settings: &Settings, a: DeadLettersArgs) -> anyhow::Result<ExitCode> {
     let ch = connect_for_reading(settings).await?;
     if a.redrive || a.skip.is_some() {
-        let loader = Loader::prepare(ch, &settings.clickhouse_user).await?;
-        if let Some(skip) = &a.skip {
-            let (partition, offset) = parse_skip(skip)?;
-            let skipped = wmtop::redrive::skip(settings, &loader, partition, offset).await?;
-            print_line(serde_json::to_value(&skipped)?);
-            return Ok(ExitCode::SUCCESS);
+        let done = async {
+            let loader = Loader::prepare(ch, &settings.clickhouse_user).await?;
+            if let Some(skip) = &a.skip {
+                let (partition, offset) = parse_skip(skip)?;
+                let skipped = wmtop::redrive::skip(settings, &loader, partition, offset).await?;
+                return Ok(serde_json::to_value(&skipped)?);
+            }
+            let report = wmtop::redrive::redrive(settings, &loader).await?;
+            anyhow::Ok(serde_json::to_value(&report)?)
         }
-        let report = wmtop::redrive::redrive(settings, &loader).await?;
-        print_line(serde_json::to_value(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        .await;
+        return match done {
+            Ok(line) => {
+                print_line(line);
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e) => {
+                print_line(json!({"error": format!("{e:#}")}));
+                Err(e)
+            }
+        };
     }
     print!("{}", ch.dead_letters(a.limit).await?);
     Ok(ExitCode::SUCCESS)
@@ -448,7 +467,9 @@ pub async fn run_once(settings: &Settings, a: RunArgs) -> anyhow::Result<ExitCod
     let mut line = match result {
         Ok(line) => line,
         Err(e) => {
-            print_line(json!({"verdict": "failed", "error": format!("{e:#}"), "simulator": simulator}));
+            print_line(
+                json!({"verdict": "failed", "error": format!("{e:#}"), "simulator": simulator}),
+            );
             return Err(e);
         }
     };
@@ -571,7 +592,11 @@ pub fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
         .kafka_options
         .iter()
         .map(|(k, v)| {
-            let shown = if wmtop::config::is_secret_key(k) { "***" } else { v };
+            let shown = if wmtop::config::is_secret_key(k) {
+                "***"
+            } else {
+                v
+            };
             (k.to_string(), json!(shown))
         })
         .collect();

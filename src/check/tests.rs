@@ -27,13 +27,20 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
         ]
         .into_iter()
         .collect(),
-        accounting: [("a".to_string(), served(3, 0)), ("b".to_string(), served(3, 2))]
-            .into_iter()
-            .collect(),
+        accounting: [
+            ("a".to_string(), served(3, 0)),
+            ("b".to_string(), served(3, 2)),
+        ]
+        .into_iter()
+        .collect(),
     };
     let topic = TopicSide {
-        keys: [key("a", T0), key("a", T0 + H), key("b", T0)].into_iter().collect(),
-        messages: [("a".to_string(), 2), ("b".to_string(), 1)].into_iter().collect(),
+        keys: [key("a", T0), key("a", T0 + H), key("b", T0)]
+            .into_iter()
+            .collect(),
+        messages: [("a".to_string(), 2), ("b".to_string(), 1)]
+            .into_iter()
+            .collect(),
         unusable_messages: 0,
     };
     let ch = ClickHouseSide {
@@ -79,14 +86,29 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
     assert_eq!(r.extras[0].transaction, "c");
     let a = &r.transactions[0];
     assert_eq!(
-        (a.api_records, a.topic_messages, a.topic_records, a.stored_rows, a.gaps),
+        (
+            a.api_records,
+            a.topic_messages,
+            a.topic_records,
+            a.stored_rows,
+            a.gaps
+        ),
         (3, 2, 2, 2, 2)
     );
     let b = &r.transactions[1];
-    assert_eq!((b.stored_rows, b.distinct_records, b.copies, b.set_aside), (3, 1, 2, 2));
+    assert_eq!(
+        (b.stored_rows, b.distinct_records, b.copies, b.set_aside),
+        (3, 1, 2, 2)
+    );
     assert_eq!(b.verdict(), "2 copies");
     assert_eq!(
-        (r.totals.transactions, r.totals.gaps, r.totals.copies, r.totals.hours_with_copies, r.totals.extras),
+        (
+            r.totals.transactions,
+            r.totals.gaps,
+            r.totals.copies,
+            r.totals.hours_with_copies,
+            r.totals.extras
+        ),
         (3, 2, 2, 1, 1)
     );
     let json = serde_json::to_value(&r).unwrap();
@@ -94,11 +116,19 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
     assert_eq!(json["copies"][0]["rows"], 3);
     let text = r.to_string();
     assert!(
-        text.contains("a: 2 gaps (API 3 records, 0 set aside; topic 2; ClickHouse 2 rows, 2 distinct)"),
+        text.contains(
+            "a: 2 gaps (API 3 records, 0 set aside; topic 2; ClickHouse 2 rows, 2 distinct)"
+        ),
         "{text}"
     );
-    assert!(text.contains("copies: b at 2025-12-31T18:30:00Z is stored 3 times (merge pending)"), "{text}");
-    assert!(text.contains("gap: a at 2025-12-31T19:30:00Z missing from clickhouse"), "{text}");
+    assert!(
+        text.contains("copies: b at 2025-12-31T18:30:00Z is stored 3 times (merge pending)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gap: a at 2025-12-31T19:30:00Z missing from clickhouse"),
+        "{text}"
+    );
     assert!(text.contains("note: c at 2025-12-31T18:30:00Z"), "{text}");
     assert!(text.ends_with("NOT OK\n"), "{text}");
 }
@@ -106,7 +136,9 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
 #[test]
 fn a_set_aside_record_is_ok_and_said() {
     let api = ApiSide {
-        keys: [(key("odd", T0), 1), (key("odd", T0 + H), 1)].into_iter().collect(),
+        keys: [(key("odd", T0), 1), (key("odd", T0 + H), 1)]
+            .into_iter()
+            .collect(),
         accounting: [("odd".to_string(), served(3, 1))].into_iter().collect(),
     };
     let topic = TopicSide {
@@ -121,7 +153,9 @@ fn a_set_aside_record_is_ok_and_said() {
     let r = compare(&api, &topic, &ch);
     assert!(r.ok());
     assert_eq!(r.transactions[0].verdict(), "ok, 1 set aside");
-    assert!(r.to_string().contains("API 3 records (1 set aside, 2 to load)"));
+    assert!(r
+        .to_string()
+        .contains("API 3 records (1 set aside, 2 to load)"));
 }
 
 #[test]
@@ -145,6 +179,9 @@ fn times_are_keyed_to_whole_seconds_and_set_aside_records_counted() {
     );
     let answer = api::split_answer(bytes::Bytes::from(format!("[{msg}]"))).unwrap();
     let side = ApiSide::of(&answer);
-    assert_eq!(side.keys.into_iter().collect::<Vec<_>>(), vec![(key("a", T0), 1)]);
+    assert_eq!(
+        side.keys.into_iter().collect::<Vec<_>>(),
+        vec![(key("a", T0), 1)]
+    );
     assert_eq!(side.accounting.get("a"), Some(&served(2, 1)));
 }

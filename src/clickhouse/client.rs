@@ -99,9 +99,7 @@ fn kind_of_code(code: u32) -> ChErrorKind {
         192 | 193 | 194 | 195 | 516 => ChErrorKind::Auth,
         164 | 497 | 291 => ChErrorKind::NotAllowed,
         81 | 60 => ChErrorKind::Missing,
-        159 | 160 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 319 | 425 | 999 => {
-            ChErrorKind::Busy
-        }
+        159 | 160 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 319 | 425 | 999 => ChErrorKind::Busy,
         _ => ChErrorKind::Refused,
     }
 }
@@ -243,7 +241,11 @@ impl Ch {
                 "SELECT version(), (SELECT value FROM system.settings WHERE name = 'readonly')",
                 "TabSeparated",
             )
-            .await?;
+            .await
+            .map_err(|mut e| {
+                e.action = format!("connect as user {}", settings.clickhouse_user);
+                e
+            })?;
         let mut fields = text.trim().split('\t');
         let version_text = fields.next().unwrap_or_default().to_string();
         ch.version = ServerVersion::parse(&version_text).ok_or_else(|| ChError {
@@ -254,7 +256,10 @@ impl Ch {
             code: None,
         })?;
         ch.version_text = version_text;
-        ch.readonly = fields.next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+        ch.readonly = fields
+            .next()
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
         Ok(ch)
     }
 

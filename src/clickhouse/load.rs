@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use super::client::{lenient_i64, lenient_u64, Ch, ChError, ChErrorKind};
 use super::compat::{dead_letter_ddl, metrics_ddl};
+use super::sql;
 use super::table::{leb128, schema_error, RowPlan, TableInfo};
 use crate::fields::MetricRow;
 use crate::queries::quote;
@@ -21,6 +22,9 @@ use crate::queries::quote;
 /// A row's identity and what decides whether it is stored: `(application_id,
 /// transaction_name, time in whole seconds)`.
 pub type RecordKey = (Arc<str>, Arc<str>, i64);
+
+/// A row's application and transaction, as the batch shares them.
+type IdPair<'a> = (&'a Arc<str>, &'a Arc<str>);
 
 /// One encoded row's identity, version, hash and place in the batch's bytes.
 #[derive(Clone, Debug)]
@@ -192,9 +196,7 @@ impl Loader {
     /// is an error naming what is missing.
     pub async fn prepare(ch: Ch, user: &str) -> Result<Loader, ChError> {
         let db = ch.database.clone();
-        let grant = |what: &str, on: &str| {
-            format!("GRANT {what} ON {on} TO {user}")
-        };
+        let grant = |what: &str, on: &str| format!("GRANT {what} ON {on} TO {user}");
         if ch.readonly > 0 {
             return Err(ChError {
                 url: ch.url.clone(),
@@ -251,8 +253,8 @@ impl Loader {
             kind: ChErrorKind::Unexpected,
             code: None,
         })?;
-        let plan =
-            RowPlan::for_table(&ch.qualified(), &info, ch.version).map_err(|e| schema_error(&ch, e))?;
+        let plan = RowPlan::for_table(&ch.qualified(), &info, ch.version)
+            .map_err(|e| schema_error(&ch, e))?;
         if !plan.versioned {
             tracing::warn!(
                 "table {} has no record_version/record_hash columns: hours loaded again are written again and merged away after each load{}",
@@ -335,7 +337,10 @@ impl Loader {
             .send(bytes::Bytes::from(body))
             .await
             .map_err(|e| self.insert_error(&action, &e))?;
-        insert.end().await.map_err(|e| self.insert_error(&action, &e))
+        insert
+            .end()
+            .await
+            .map_err(|e| self.insert_error(&action, &e))
     }
 
     fn insert_error(&self, action: &str, e: &::clickhouse::error::Error) -> ChError {
@@ -368,25 +373,17 @@ impl Loader {
             h: u64,
         }
         // The batch's own identity strings, to key the answer with.
-        let ids: HashMap<(&str, &str), (&Arc<str>, &Arc<str>)> = rows
+        let ids: HashMap<(&str, &str), IdPair<'_>> = rows
             .meta
             .iter()
             .map(|m| ((m.key.0.as_ref(), m.key.1.as_ref()), (&m.key.0, &m.key.1)))
             .collect();
         let names: BTreeSet<&str> = ids.keys().map(|(_, n)| *n).collect();
-        let (lo, hi) = rows
-            .meta
-            .iter()
-            .fold((i64::MAX, i64::MIN), |(lo, hi), m| (lo.min(m.key.2), hi.max(m.key.2)));
-        let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
-        let sql = format!(
-            "SELECT application_id AS a, transaction_name AS n, toUnixTimestamp(timestamp) AS ts, \
-             max(record_version) AS v, argMax(record_hash, record_version) AS h \
-             FROM {} WHERE transaction_name IN ({}) AND toUnixTimestamp(timestamp) BETWEEN {lo} AND {hi} \
-             GROUP BY a, n, ts",
-            self.ch.qualified(),
-            list.join(", ")
-        );
+        let (lo, hi) = rows.meta.iter().fold((i64::MAX, i64::MIN), |(lo, hi), m| {
+            (lo.min(m.key.2), hi.max(m.key.2))
+        });
+        let names: Vec<&str> = names.into_iter().collect();
+        let sql = sql::stored_versions(&self.ch.qualified(), &names, lo, hi);
         let found: Vec<R> = self.ch.json_rows(&sql).await?;
         Ok(found
             .into_iter()
@@ -411,17 +408,15 @@ impl Loader {
             kafka_offset: i64,
             record_index: i32,
         }
-        let offsets: BTreeSet<String> = letters
+        let offsets: BTreeSet<(i32, i64)> = letters
             .iter()
-            .map(|l| format!("({}, {})", l.kafka_partition, l.kafka_offset))
+            .map(|l| (l.kafka_partition, l.kafka_offset))
             .collect();
-        let topics: BTreeSet<String> = letters.iter().map(|l| quote(&l.topic)).collect();
-        let sql = format!(
-            "SELECT topic, kafka_partition, kafka_offset, record_index FROM {} \
-             WHERE topic IN ({}) AND (kafka_partition, kafka_offset) IN ({})",
-            self.ch.dead_letters_table(),
-            topics.into_iter().collect::<Vec<_>>().join(", "),
-            offsets.into_iter().collect::<Vec<_>>().join(", ")
+        let topics: BTreeSet<&str> = letters.iter().map(|l| l.topic.as_str()).collect();
+        let sql = sql::kept_dead_letters(
+            &self.ch.dead_letters_table(),
+            &topics.into_iter().collect::<Vec<_>>(),
+            &offsets.into_iter().collect::<Vec<_>>(),
         );
         let kept: BTreeSet<(String, i32, i64, i32)> = self
             .ch
@@ -434,7 +429,12 @@ impl Loader {
         let mut new = 0;
         let mut seen = BTreeSet::new();
         for l in letters {
-            let key = (l.topic.clone(), l.kafka_partition, l.kafka_offset, l.record_index);
+            let key = (
+                l.topic.clone(),
+                l.kafka_partition,
+                l.kafka_offset,
+                l.record_index,
+            );
             if kept.contains(&key) || !seen.insert(key) {
                 continue;
             }
@@ -465,31 +465,38 @@ impl Loader {
         if months.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let list: Vec<String> = months.iter().map(u32::to_string).collect();
-        let sql = format!(
-            "SELECT toYYYYMM(timestamp) AS m, count() AS stored, \
-             uniqExact(application_id, transaction_name, timestamp) AS distinct \
-             FROM {} WHERE toYYYYMM(timestamp) IN ({}) GROUP BY m",
-            self.ch.qualified(),
-            list.join(", ")
-        );
+        let months: Vec<u32> = months.iter().copied().collect();
+        let sql = sql::copies_per_month(&self.ch.qualified(), &months);
         let rows: Vec<R> = self.ch.json_rows(&sql).await?;
         Ok(rows
             .into_iter()
-            .filter_map(|r| Some((u32::try_from(r.m).ok()?, r.stored.saturating_sub(r.distinct))))
+            .filter_map(|r| {
+                Some((
+                    u32::try_from(r.m).ok()?,
+                    r.stored.saturating_sub(r.distinct),
+                ))
+            })
             .collect())
     }
 
     /// After the last batch of a load has landed: merges the months that hold copies
     /// and checks again, until none is left or `deadline` passes. Copies on a table that
     /// is not a Replacing engine cannot be merged away and are reported.
-    pub async fn settle(&self, months: &BTreeSet<u32>, deadline: Duration) -> Result<Settled, ChError> {
+    pub async fn settle(
+        &self,
+        months: &BTreeSet<u32>,
+        deadline: Duration,
+    ) -> Result<Settled, ChError> {
         let started = Instant::now();
         let mut settled = Settled::default();
         let mut attempt = 0u32;
         loop {
             let copies = self.copies(months).await?;
-            let with_copies: Vec<u32> = copies.iter().filter(|(_, n)| **n > 0).map(|(m, _)| *m).collect();
+            let with_copies: Vec<u32> = copies
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(m, _)| *m)
+                .collect();
             settled.copies_left = copies.values().sum();
             if with_copies.is_empty() || !self.info.replacing() || started.elapsed() >= deadline {
                 break;
@@ -497,12 +504,12 @@ impl Loader {
             if self.info.monthly() {
                 for m in &with_copies {
                     self.ch
-                        .execute(&format!("OPTIMIZE TABLE {} PARTITION {m} FINAL", self.ch.qualified()))
+                        .execute(&sql::merge_month(&self.ch.qualified(), *m))
                         .await?;
                 }
             } else {
                 self.ch
-                    .execute(&format!("OPTIMIZE TABLE {} FINAL", self.ch.qualified()))
+                    .execute(&sql::merge_all(&self.ch.qualified()))
                     .await?;
             }
             for m in with_copies {
@@ -514,7 +521,8 @@ impl Loader {
             // A merge already running on those parts makes OPTIMIZE a no-op: look again
             // after a moment.
             if attempt > 1 {
-                tokio::time::sleep(crate::retry::backoff(attempt, Duration::from_millis(200))).await;
+                tokio::time::sleep(crate::retry::backoff(attempt, Duration::from_millis(200)))
+                    .await;
             }
         }
         settled.took_ms = started.elapsed().as_millis() as u64;

@@ -7,6 +7,7 @@ pub mod client;
 pub mod compat;
 pub mod load;
 pub mod reads;
+pub mod sql;
 pub mod table;
 
 pub use client::{Ch, ChError, ChErrorKind};

@@ -64,11 +64,7 @@ impl Ch {
             #[serde(deserialize_with = "lenient_u64")]
             distinct: u64,
         }
-        let sql = format!(
-            "SELECT transaction_name AS name, count() AS rows, uniqExact(application_id, timestamp) AS distinct \
-             FROM {} GROUP BY transaction_name",
-            self.qualified()
-        );
+        let sql = super::sql::stored_per_transaction(&self.qualified());
         Ok(self
             .missing_table_is_empty(self.json_rows::<R>(&sql).await)?
             .into_iter()
@@ -94,11 +90,7 @@ impl Ch {
             #[serde(deserialize_with = "lenient_u64")]
             rows: u64,
         }
-        let sql = format!(
-            "SELECT transaction_name AS n, toUnixTimestamp(timestamp) AS ts, count() AS rows FROM {} \
-             GROUP BY n, ts",
-            self.qualified()
-        );
+        let sql = super::sql::stored_per_record(&self.qualified());
         let mut out = BTreeMap::new();
         for r in self.missing_table_is_empty(self.json_rows::<R>(&sql).await)? {
             *out.entry((r.n, r.ts.saturating_mul(1000))).or_default() += r.rows;
@@ -109,7 +101,10 @@ impl Ch {
     /// Every row stored (a plain count).
     pub async fn stored_rows(&self) -> Result<u64, ChError> {
         let text = self
-            .query_text(&format!("SELECT count() FROM {}", self.qualified()), "TabSeparated")
+            .query_text(
+                &format!("SELECT count() FROM {}", self.qualified()),
+                "TabSeparated",
+            )
             .await;
         match self.missing_table_is_empty(text.map(|t| vec![t]))?.first() {
             None => Ok(0),
@@ -186,7 +181,9 @@ fn numeric(type_: &str) -> bool {
     let t = type_
         .trim_start_matches("LowCardinality(")
         .trim_start_matches("Nullable(");
-    ["Int", "UInt", "Float", "Decimal"].iter().any(|p| t.starts_with(p))
+    ["Int", "UInt", "Float", "Decimal"]
+        .iter()
+        .any(|p| t.starts_with(p))
 }
 
 impl QueryResult {
@@ -250,7 +247,14 @@ impl QueryResult {
             }
         }
         let mut out = String::new();
-        out.push_str(&self.columns.iter().map(|c| field(c)).collect::<Vec<_>>().join(","));
+        out.push_str(
+            &self
+                .columns
+                .iter()
+                .map(|c| field(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push('\n');
         for r in &self.rows {
             let cells: Vec<String> = r
@@ -302,7 +306,11 @@ mod tests {
         .unwrap();
         assert_eq!(r.columns, vec!["name", "n", "ok", "x"]);
         assert_eq!(r.text(1, 1), "NULL");
-        assert_eq!(r.rows[0][1], serde_json::json!(3), "a quoted UInt64 is a number again");
+        assert_eq!(
+            r.rows[0][1],
+            serde_json::json!(3),
+            "a quoted UInt64 is a number again"
+        );
         assert_eq!(
             r.to_csv(false),
             "name,n,ok,x\n\"GET /a, \"\"x\"\"\",3,1,0.5\nb,,,\n"
@@ -312,6 +320,13 @@ mod tests {
             r.to_json_lines(),
             "{\"name\":\"GET /a, \\\"x\\\"\",\"n\":3,\"ok\":1,\"x\":0.5}\n{\"name\":\"b\",\"n\":null,\"ok\":null,\"x\":null}\n"
         );
-        assert_eq!(Stored { rows: 5, distinct: 3 }.copies(), 2);
+        assert_eq!(
+            Stored {
+                rows: 5,
+                distinct: 3
+            }
+            .copies(),
+            2
+        );
     }
 }

@@ -93,21 +93,14 @@ impl TableInfo {
             engine: String,
             partition_key: String,
         }
-        let quote = crate::queries::quote;
-        let (db, table) = (quote(&ch.database), quote(&ch.table));
         let tables: Vec<Tbl> = ch
-            .json_rows(&format!(
-                "SELECT engine, partition_key FROM system.tables WHERE database = {db} AND name = {table}"
-            ))
+            .json_rows(&super::sql::table_info(&ch.database, &ch.table))
             .await?;
         let Some(t) = tables.into_iter().next() else {
             return Ok(None);
         };
         let cols: Vec<Col> = ch
-            .json_rows(&format!(
-                "SELECT name, type, default_kind, is_in_partition_key, is_in_sorting_key \
-                 FROM system.columns WHERE database = {db} AND table = {table}"
-            ))
+            .json_rows(&super::sql::table_columns(&ch.database, &ch.table))
             .await?;
         Ok(Some(TableInfo {
             columns: cols
@@ -132,16 +125,28 @@ impl TableInfo {
 /// How one value is written in RowBinary for the table's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Writer {
-    String { nullable: bool },
-    Int64 { nullable: bool },
-    Float64 { nullable: bool },
-    Float32 { nullable: bool },
+    String {
+        nullable: bool,
+    },
+    Int64 {
+        nullable: bool,
+    },
+    Float64 {
+        nullable: bool,
+    },
+    Float32 {
+        nullable: bool,
+    },
     /// `Bool` or `UInt8`: one byte.
-    Flag { nullable: bool },
+    Flag {
+        nullable: bool,
+    },
     /// `DateTime`: seconds as u32.
     DateTime,
     /// `DateTime64(p)`: ticks of 10^-p s as i64.
-    DateTime64 { precision: u32 },
+    DateTime64 {
+        precision: u32,
+    },
 }
 
 impl Writer {
@@ -194,7 +199,10 @@ impl Writer {
     fn write(self, value: FieldRef<'_>, out: &mut Vec<u8>) {
         let null = matches!(
             value,
-            FieldRef::Int(None) | FieldRef::Float(None) | FieldRef::Text(None) | FieldRef::Flag(None)
+            FieldRef::Int(None)
+                | FieldRef::Float(None)
+                | FieldRef::Text(None)
+                | FieldRef::Flag(None)
         );
         if self.nullable() {
             if null {
@@ -261,7 +269,9 @@ pub fn leb128(mut n: usize, out: &mut Vec<u8>) {
 /// Why rows cannot be written to the table as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SchemaError {
-    #[error("table {table}: column {column} has type {type_}, which wmtop cannot write {what} into")]
+    #[error(
+        "table {table}: column {column} has type {type_}, which wmtop cannot write {what} into"
+    )]
     Type {
         table: String,
         column: String,
@@ -320,10 +330,9 @@ impl RowPlan {
             })?;
             columns.push((column_index(c.name).unwrap_or_default(), w));
         }
-        let versioned = [RECORD_VERSION, RECORD_HASH].iter().all(|n| {
-            info.column(n)
-                .is_some_and(|c| c.type_.trim() == "UInt64")
-        });
+        let versioned = [RECORD_VERSION, RECORD_HASH]
+            .iter()
+            .all(|n| info.column(n).is_some_and(|c| c.type_.trim() == "UInt64"));
         for tc in &info.columns {
             let ours = column_index(&tc.name).is_some()
                 || (versioned && (tc.name == RECORD_VERSION || tc.name == RECORD_HASH));

@@ -21,15 +21,27 @@ pub const MANAGED_KAFKA_KEYS: &[(&str, &str)] = &[
         "security.protocol",
         "--kafka-security-protocol / kafka_security_protocol",
     ),
-    ("sasl.mechanism", "--kafka-sasl-mechanism / kafka_sasl_mechanism"),
-    ("sasl.mechanisms", "--kafka-sasl-mechanism / kafka_sasl_mechanism"),
-    ("sasl.username", "--kafka-sasl-username / kafka_sasl_username"),
+    (
+        "sasl.mechanism",
+        "--kafka-sasl-mechanism / kafka_sasl_mechanism",
+    ),
+    (
+        "sasl.mechanisms",
+        "--kafka-sasl-mechanism / kafka_sasl_mechanism",
+    ),
+    (
+        "sasl.username",
+        "--kafka-sasl-username / kafka_sasl_username",
+    ),
     (
         "sasl.password",
         "WMTOP_KAFKA_SASL_PASSWORD or kafka_sasl_password in the config file",
     ),
     ("ssl.ca.location", "--kafka-ca-file / kafka_ca_file"),
-    ("ssl.certificate.location", "--kafka-cert-file / kafka_cert_file"),
+    (
+        "ssl.certificate.location",
+        "--kafka-cert-file / kafka_cert_file",
+    ),
     ("ssl.key.location", "--kafka-key-file / kafka_key_file"),
     (
         "enable.auto.commit",
@@ -88,7 +100,11 @@ impl KafkaOptions {
         for item in command_line {
             let Some((key, value)) = item.split_once('=') else {
                 let key = item.trim();
-                let shown = if is_secret_key(key) { "(not shown)" } else { key };
+                let shown = if is_secret_key(key) {
+                    "(not shown)"
+                } else {
+                    key
+                };
                 return Err(bad(format!(
                     "-X {shown}: expected KEY=VALUE, as in -X fetch.wait.max.ms=100"
                 )));

@@ -586,13 +586,21 @@ impl Settings {
                 ));
             };
             if mechanism != SaslMechanism::OauthBearer {
-                if self.kafka_sasl_username.as_deref().is_none_or(|u| u.trim().is_empty()) {
+                if self
+                    .kafka_sasl_username
+                    .as_deref()
+                    .is_none_or(|u| u.trim().is_empty())
+                {
                     return Err(invalid(
                         "kafka_sasl_username",
                         format!("is needed for SASL {}", mechanism.as_str()),
                     ));
                 }
-                if self.kafka_sasl_password.as_ref().is_none_or(Secret::is_empty) {
+                if self
+                    .kafka_sasl_password
+                    .as_ref()
+                    .is_none_or(Secret::is_empty)
+                {
                     return Err(invalid(
                         "kafka_sasl_password",
                         format!(

@@ -146,12 +146,27 @@ fn secrets_in_a_bad_file_are_never_shown() {
     for (text, line, key) in [
         ("topic = \"t\"\npassword = \"hunter2-abc\n", 2, "password"),
         ("password = 12345678\n", 1, "password"),
-        ("kafka_sasl_password = [\"hunter2-abc\"]\n", 1, "kafka_sasl_password"),
-        ("[kafka_options]\n\"sasl.oauthbearer.client.secret\" = [\"hunter2-abc\"]\n", 2, "sasl.oauthbearer.client.secret"),
-        ("client_secret = \"hunter2-abc\" extra\n", 1, "client_secret"),
+        (
+            "kafka_sasl_password = [\"hunter2-abc\"]\n",
+            1,
+            "kafka_sasl_password",
+        ),
+        (
+            "[kafka_options]\n\"sasl.oauthbearer.client.secret\" = [\"hunter2-abc\"]\n",
+            2,
+            "sasl.oauthbearer.client.secret",
+        ),
+        (
+            "client_secret = \"hunter2-abc\" extra\n",
+            1,
+            "client_secret",
+        ),
     ] {
         let err = error_of(&file_args(text));
-        assert!(!err.contains("hunter2") && !err.contains("12345678"), "{err}");
+        assert!(
+            !err.contains("hunter2") && !err.contains("12345678"),
+            "{err}"
+        );
         assert!(err.contains(&format!("line {line}")), "{err}");
         assert!(err.contains(key) || err.contains("not valid TOML"), "{err}");
         assert!(err.contains("wmtop.toml"), "{err}");
@@ -162,7 +177,10 @@ fn secrets_in_a_bad_file_are_never_shown() {
 #[test]
 fn an_unknown_key_is_named_with_a_suggestion_and_without_its_value() {
     let err = error_of(&file_args("topic = \"a\"\npasword = \"hunter2-abc\"\n"));
-    assert!(err.contains("line 2") && err.contains("\"pasword\""), "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("\"pasword\""),
+        "{err}"
+    );
     assert!(err.contains("did you mean \"password\""), "{err}");
     assert!(!err.contains("hunter2"), "{err}");
     assert!(err.lines().count() == 1, "{err}");
@@ -170,12 +188,17 @@ fn an_unknown_key_is_named_with_a_suggestion_and_without_its_value() {
     assert!(err.contains("did you mean \"topic\""), "{err}");
     // Non-secret values may be shown.
     let err = error_of(&file_args("batch_rows = \"many\"\n"));
-    assert!(err.contains("key \"batch_rows\"") && err.contains("line 1"), "{err}");
+    assert!(
+        err.contains("key \"batch_rows\"") && err.contains("line 1"),
+        "{err}"
+    );
 }
 
 #[test]
 fn kafka_options_come_from_x_and_the_file_and_refuse_secrets_on_the_command_line() {
-    let mut args = file_args("[kafka_options]\n\"ssl.key.password\" = \"k3y-pass\"\n\"fetch.wait.max.ms\" = 100\n");
+    let mut args = file_args(
+        "[kafka_options]\n\"ssl.key.password\" = \"k3y-pass\"\n\"fetch.wait.max.ms\" = 100\n",
+    );
     args.kafka_option = vec!["fetch.wait.max.ms=250".into(), "client.rack=r1".into()];
     let s = Settings::resolve_with(&args, &|_| None).unwrap();
     assert_eq!(s.kafka_options.get("fetch.wait.max.ms"), Some("250"));
@@ -187,7 +210,10 @@ fn kafka_options_come_from_x_and_the_file_and_refuse_secrets_on_the_command_line
 
     for (x, expect) in [
         ("ssl.key.password=k3y-pass", "config file's [kafka_options]"),
-        ("sasl.oauthbearer.client.secret=k3y-pass", "config file's [kafka_options]"),
+        (
+            "sasl.oauthbearer.client.secret=k3y-pass",
+            "config file's [kafka_options]",
+        ),
         ("group.id=other", "--group"),
         ("enable.auto.commit=true", "commits only after ClickHouse"),
         ("bootstrap.servers=h:1", "--kafka-brokers"),
@@ -229,7 +255,10 @@ fn the_simulator_runs_only_when_asked_or_when_nothing_is_configured() {
     assert!(matches!(s.source(), Source::Api { .. }));
     // One without the other is an error, not a default.
     let err = error_of(&file_args("api_url = \"http://api:1\"\n"));
-    assert!(err.contains("keycloak_url") && err.contains("set both"), "{err}");
+    assert!(
+        err.contains("keycloak_url") && err.contains("set both"),
+        "{err}"
+    );
     let err = error_of(&file_args(
         "simulator = true\napi_url = \"http://a:1\"\nkeycloak_url = \"http://k:1\"\n",
     ));
@@ -250,12 +279,21 @@ fn kafka_security_settings_are_checked_together() {
     };
     let env = |k: &str| (k == "WMTOP_KAFKA_SASL_PASSWORD").then(|| "pw-1".to_string());
     let s = Settings::resolve_with(&base(), &env).unwrap();
-    assert_eq!(s.kafka_sasl_password.as_ref().map(Secret::expose), Some("pw-1"));
+    assert_eq!(
+        s.kafka_sasl_password.as_ref().map(Secret::expose),
+        Some("pw-1")
+    );
     let err = error_of(&base());
-    assert!(err.contains("kafka_sasl_password") && err.contains("WMTOP_KAFKA_SASL_PASSWORD"), "{err}");
+    assert!(
+        err.contains("kafka_sasl_password") && err.contains("WMTOP_KAFKA_SASL_PASSWORD"),
+        "{err}"
+    );
     let mut a = base();
     a.kafka_sasl_mechanism = None;
-    assert!(Settings::resolve_with(&a, &env).unwrap_err().to_string().contains("kafka_sasl_mechanism"));
+    assert!(Settings::resolve_with(&a, &env)
+        .unwrap_err()
+        .to_string()
+        .contains("kafka_sasl_mechanism"));
     let mut a = base();
     a.kafka_security_protocol = Some(SecurityProtocol::Plaintext);
     let err = Settings::resolve_with(&a, &env).unwrap_err().to_string();
@@ -269,7 +307,10 @@ fn kafka_security_settings_are_checked_together() {
     let err = Settings::resolve_with(&a, &env).unwrap_err().to_string();
     assert!(err.contains("/nonexistent/ca.pem"), "{err}");
     assert!("sasl_ssl".parse::<SecurityProtocol>().is_ok());
-    assert!("GSSAPI".parse::<SaslMechanism>().unwrap_err().contains("not built"));
+    assert!("GSSAPI"
+        .parse::<SaslMechanism>()
+        .unwrap_err()
+        .contains("not built"));
 }
 
 #[test]
@@ -279,5 +320,8 @@ fn urls_with_credentials_are_masked_in_errors() {
         ..CommonArgs::default()
     };
     let err = error_of(&args);
-    assert!(err.contains("alice:***@h:1") && !err.contains("pa55word"), "{err}");
+    assert!(
+        err.contains("alice:***@h:1") && !err.contains("pa55word"),
+        "{err}"
+    );
 }

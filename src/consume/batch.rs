@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use rdkafka::message::{BorrowedMessage, Message};
 
-use crate::clickhouse::{DeadLetter, Rows, Scope};
 use crate::clickhouse::table::RowPlan;
+use crate::clickhouse::{DeadLetter, Rows, Scope};
 use crate::flatten::{flatten_each, Flattened, MessageError};
 
 /// Rows and dead letters on their way to ClickHouse, with their origin.
@@ -68,7 +68,11 @@ impl Batch {
         self.bytes += payload.len();
         self.messages += 1;
         let transaction = match &outcome {
-            Ok(f) => f.transaction_name.clone().or(name).unwrap_or_else(|| key.clone()),
+            Ok(f) => f
+                .transaction_name
+                .clone()
+                .or(name)
+                .unwrap_or_else(|| key.clone()),
             Err(_) => key.clone(),
         };
         let letter = |scope, record_index, reason: String, payload: Vec<u8>| DeadLetter {
@@ -82,7 +86,9 @@ impl Batch {
             payload,
         };
         match &outcome {
-            Err(e) => self.dead.push(letter(Scope::Message, -1, e.to_string(), payload.to_vec())),
+            Err(e) => self
+                .dead
+                .push(letter(Scope::Message, -1, e.to_string(), payload.to_vec())),
             Ok(f) => {
                 for bad in &f.bad_records {
                     self.dead.push(letter(
@@ -95,6 +101,9 @@ impl Batch {
                 *self.per_transaction.entry(transaction.clone()).or_default() += f.good as u64;
             }
         }
-        Taken { transaction, outcome }
+        Taken {
+            transaction,
+            outcome,
+        }
     }
 }

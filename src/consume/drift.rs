@@ -24,7 +24,11 @@ impl DriftWatch {
     /// of at least [`DRIFT_MIN_RECORDS`] records has it in none of them after earlier
     /// messages had it.
     pub fn note(&mut self, f: &Flattened, partition: i32, offset: i64) -> Option<Drift> {
-        let added: Vec<String> = f.unknown_fields.difference(&self.unknown).cloned().collect();
+        let added: Vec<String> = f
+            .unknown_fields
+            .difference(&self.unknown)
+            .cloned()
+            .collect();
         let mut missing = Vec::new();
         if f.records >= DRIFT_MIN_RECORDS {
             let gone = self.seen_columns & !f.present_columns & !self.reported_missing;

@@ -54,8 +54,14 @@ pub fn send(
                 error: e.to_string(),
             });
         };
-        let inserted = wait_for_with(&what, Some(max_wait), &never, || loader.insert(&rows), &mut on_retry)
-            .await?;
+        let inserted = wait_for_with(
+            &what,
+            Some(max_wait),
+            &never,
+            || loader.insert(&rows),
+            &mut on_retry,
+        )
+        .await?;
         let dead_new = wait_for_with(
             &what,
             Some(max_wait),
@@ -91,7 +97,9 @@ pub fn commit(consumer: &GroupConsumer, topic: &str, batch: &Batch) -> bool {
     match consumer.commit(&tpl, CommitMode::Sync) {
         Ok(()) => true,
         Err(e) => {
-            tracing::warn!("offset commit failed (messages will be read again, not stored twice): {e}");
+            tracing::warn!(
+                "offset commit failed (messages will be read again, not stored twice): {e}"
+            );
             false
         }
     }

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use crate::clickhouse::{Ch, ChError, Loader, Settled};
 use crate::config::Settings;
 use crate::events::{Event, Events, Stuck};
-use crate::kafka::{topic, GroupConsumer, Kafka, KafkaOpError};
+use crate::kafka::{GroupConsumer, Kafka, KafkaOpError};
 use crate::redact::mask_url;
 use crate::retry::{wait_for, WaitError};
 use batch::Batch;
@@ -138,7 +138,9 @@ impl End {
                 waited_for: None,
                 error: Some(e.to_string()),
             },
-            WaitError::GaveUp { waited, last } => End::gave_up_on_kafka(brokers, waited, last.to_string()),
+            WaitError::GaveUp { waited, last } => {
+                End::gave_up_on_kafka(brokers, waited, last.to_string())
+            }
         }
     }
 
@@ -155,16 +157,16 @@ impl End {
                 waited_s: waited.as_secs(),
                 reason: reason.clone(),
             }),
-            error: Some(format!("Kafka at {brokers} did not answer for {}s: {reason}", waited.as_secs())),
+            error: Some(format!(
+                "Kafka at {brokers} did not answer for {}s: {reason}",
+                waited.as_secs()
+            )),
         }
     }
 }
 
 /// Waits for ClickHouse (creating what loading needs) and for Kafka (the topic).
-async fn start(
-    settings: &Settings,
-    stop: &watch::Receiver<bool>,
-) -> Result<(Loader, Kafka), End> {
+async fn start(settings: &Settings, stop: &watch::Receiver<bool>) -> Result<(Loader, Kafka), End> {
     let deadline = Some(settings.max_wait.0);
     let url = mask_url(&settings.clickhouse_url);
     let loader = wait_for(&format!("ClickHouse at {url}"), deadline, stop, || async {
@@ -174,19 +176,10 @@ async fn start(
     .await
     .map_err(|e| End::from_clickhouse(e, &url))?;
     let kafka = Kafka::new(settings);
-    let brokers = settings.kafka_brokers.clone();
-    wait_for(&format!("Kafka at {brokers}"), deadline, stop, || {
-        let k = kafka.clone();
-        async move {
-            let k2 = k.clone();
-            tokio::task::spawn_blocking(move || k2.identify(Duration::from_secs(10)))
-                .await
-                .map_err(|e| KafkaOpError::Refused(format!("the Kafka check did not run: {e}")))??;
-            topic::ensure(&k).await
-        }
-    })
-    .await
-    .map_err(|e| End::from_kafka(e, &brokers))?;
+    kafka
+        .ready_until(stop)
+        .await
+        .map_err(|e| End::from_kafka(e, &settings.kafka_brokers))?;
     Ok((loader, kafka))
 }
 
@@ -201,6 +194,8 @@ struct Run<'a> {
     drift: drift::DriftWatch,
     /// Months written to since the last settle.
     months: BTreeSet<u32>,
+    /// A batch landed since the last settle (the load is not reported done yet).
+    unsettled: bool,
     in_flight: Option<InFlight>,
     /// Told when the batch in flight is done, so its commit does not wait for the next.
     done: mpsc::Sender<()>,
@@ -227,13 +222,11 @@ pub async fn run(
         Err(end) => return finish(summary, end, started),
     };
     summary.clickhouse_version = loader.ch.version_text.clone();
-    let consumer = match kafka
-        .group_consumer()
-        .and_then(|c| {
-            c.subscribe(&[settings.topic.as_str()])
-                .map_err(kafka.op("subscribe"))
-                .map(|()| c)
-        }) {
+    let consumer = match kafka.group_consumer().and_then(|c| {
+        c.subscribe(&[settings.topic.as_str()])
+            .map_err(kafka.op("subscribe"))
+            .map(|()| c)
+    }) {
         Ok(c) => Arc::new(c),
         Err(e) => {
             let end = End {
@@ -255,6 +248,7 @@ pub async fn run(
         summary,
         drift: drift::DriftWatch::default(),
         months: BTreeSet::new(),
+        unsettled: false,
         in_flight: None,
         done: done_tx,
         started,
@@ -272,6 +266,10 @@ pub async fn run(
     let mut paused = false;
     let mut last_message = Instant::now();
     let mut unassigned_since = Some(Instant::now());
+    // Orphaned partitions on the local broker (see kafka::quirks): when the held set
+    // last changed, and when this consumer last re-joined.
+    let mut held_since = Instant::now();
+    let mut last_rejoin: Option<Instant> = None;
     let topic_name = settings.topic.clone();
     let end: End = loop {
         if *stop.borrow() {
@@ -322,7 +320,11 @@ pub async fn run(
                         break end;
                     }
                 }
+                let before = held.clone();
                 let now_held = r.watch_assignment(&mut held, &mut paused, opts.pause.as_ref());
+                if held != before {
+                    held_since = Instant::now();
+                }
                 if now_held.is_empty() {
                     let since = *unassigned_since.get_or_insert_with(Instant::now);
                     if opts.until_idle.is_some() && since.elapsed() >= max_wait {
@@ -358,8 +360,31 @@ pub async fn run(
                 if let Some(end) = r.note_stuck(&look, opts.until_idle.is_some()) {
                     break end;
                 }
+                let orphaned = r.kafka.quirks().orphaned(r.kafka.group_view(), &now_held, &look.partitions);
+                if !orphaned.is_empty()
+                    && held_since.elapsed() >= Duration::from_secs(5)
+                    && last_rejoin.is_none_or(|t| t.elapsed() >= Duration::from_secs(45))
+                {
+                    tracing::warn!(
+                        "partitions {orphaned:?} are held by nobody: the broker says this consumer leads a group of one; re-joining so that they are assigned"
+                    );
+                    if let Err(end) = r.flush(max_wait).await {
+                        break end;
+                    }
+                    if let Err(end) = r.land().await {
+                        break end;
+                    }
+                    r.consumer.unsubscribe();
+                    if let Err(e) = r.consumer.subscribe(&[topic_name.as_str()]) {
+                        tracing::warn!("re-subscribing failed: {e}");
+                    }
+                    last_rejoin = Some(Instant::now());
+                    held_since = Instant::now();
+                    last_message = Instant::now();
+                    continue;
+                }
                 let settled_now = look.caught_up && r.in_flight.is_none() && r.batch.is_empty();
-                if settled_now && !r.months.is_empty() && opts.until_idle.is_none() {
+                if settled_now && r.unsettled && opts.until_idle.is_none() {
                     if let Err(end) = r.settle().await {
                         break end;
                     }
@@ -383,7 +408,7 @@ pub async fn run(
         // Stopping on an error: the batch in flight is not committed (it is read again).
         f.task.abort();
     }
-    if end.verdict == Verdict::Done && !r.months.is_empty() {
+    if end.verdict == Verdict::Done && r.unsettled {
         if let Err(e) = r.settle().await {
             end = e;
         }
@@ -426,6 +451,7 @@ impl Run<'_> {
                     partition,
                     offset,
                     transaction: taken.transaction.clone(),
+                    whole_message: true,
                     reason: e.to_string(),
                 });
             }
@@ -438,6 +464,7 @@ impl Run<'_> {
                         partition,
                         offset,
                         transaction: taken.transaction.clone(),
+                        whole_message: false,
                         reason: bad.reason.clone(),
                     });
                 }
@@ -468,7 +495,13 @@ impl Run<'_> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
-        self.in_flight = Some(land::send(&self.loader, batch, max_wait, &self.events, &self.done));
+        self.in_flight = Some(land::send(
+            &self.loader,
+            batch,
+            max_wait,
+            &self.events,
+            &self.done,
+        ));
         Ok(())
     }
 
@@ -483,7 +516,9 @@ impl Run<'_> {
             .map_err(|e| End {
                 verdict: Verdict::Failed,
                 waited_for: None,
-                error: Some(format!("the insert task failed (offsets not committed, nothing lost): {e}")),
+                error: Some(format!(
+                    "the insert task failed (offsets not committed, nothing lost): {e}"
+                )),
             })?
             .map_err(|e| End::from_clickhouse(e, &url))?;
         if land::commit(&self.consumer, &self.settings.topic, &batch) {
@@ -491,6 +526,7 @@ impl Run<'_> {
             self.summary.loaded_ms = self.started.elapsed().as_millis() as u64;
         }
         self.months.extend(landed.inserted.months.iter().copied());
+        self.unsettled = true;
         self.summary.batches += 1;
         self.summary.rows_inserted += landed.inserted.rows as u64;
         self.summary.rows_unchanged += landed.inserted.unchanged as u64;
@@ -508,8 +544,10 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Merges the months written to that hold copies, and checks none is left.
+    /// Merges the months written to that hold copies, checks none is left, and reports
+    /// the load done.
     async fn settle(&mut self) -> Result<(), End> {
+        self.unsettled = false;
         let months = std::mem::take(&mut self.months);
         self.events.send(Event::Settling {
             months: months.iter().copied().collect(),
@@ -589,7 +627,11 @@ impl Run<'_> {
         let Ok(assignment) = self.consumer.assignment() else {
             return held.clone().unwrap_or_default();
         };
-        let parts: Vec<i32> = assignment.elements().iter().map(|e| e.partition()).collect();
+        let parts: Vec<i32> = assignment
+            .elements()
+            .iter()
+            .map(|e| e.partition())
+            .collect();
         let changed = held.as_ref() != Some(&parts);
         if changed {
             tracing::info!("partitions held: {parts:?}");

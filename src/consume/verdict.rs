@@ -62,9 +62,12 @@ pub struct Look {
     pub broker_silent: Option<(Duration, String)>,
     /// Partitions not read to the end: (partition, position, high).
     pub behind: Vec<(i32, i64, i64)>,
+    /// Every partition of the topic, as the broker lists it.
+    pub partitions: Vec<i32>,
 }
 
-type Positions = Result<Vec<(i32, i64, i64)>, String>;
+/// Each held partition (partition, position, high watermark), and all the topic's.
+type Positions = Result<(Vec<(i32, i64, i64)>, Vec<i32>), String>;
 
 /// Watches positions against watermarks.
 pub struct Progress {
@@ -122,9 +125,11 @@ impl Progress {
                 let since = *self.silent_since.get_or_insert(now);
                 look.broker_silent = Some((now - since, e));
             }
-            Ok(parts) => {
+            Ok((parts, all)) => {
+                look.partitions = all;
                 self.silent_since = None;
-                self.still.retain(|p, _| parts.iter().any(|(q, _, _)| q == p));
+                self.still
+                    .retain(|p, _| parts.iter().any(|(q, _, _)| q == p));
                 look.caught_up = true;
                 for (p, at, high) in parts {
                     if at >= high {
@@ -152,9 +157,18 @@ impl Progress {
     }
 }
 
-/// Each held partition: (partition, position, high watermark). Blocking.
+/// Each held partition: (partition, position, high watermark), and every partition of
+/// the topic. Blocking.
 fn positions(consumer: &GroupConsumer, topic: &str) -> Positions {
     let held = consumer.position().map_err(|e| e.to_string())?;
+    let all = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(2))
+        .map_err(|e| e.to_string())?
+        .topics()
+        .iter()
+        .filter(|t| t.name() == topic)
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
     let mut out = Vec::new();
     for e in held.elements() {
         let (low, high) = consumer
@@ -182,7 +196,7 @@ fn positions(consumer: &GroupConsumer, topic: &str) -> Positions {
         };
         out.push((e.partition(), at, high));
     }
-    Ok(out)
+    Ok((out, all))
 }
 
 #[cfg(test)]
@@ -192,18 +206,27 @@ mod tests {
     #[test]
     fn a_position_that_stands_still_past_max_wait_is_stuck_and_a_moving_one_is_not() {
         let mut p = Progress::new(Duration::from_millis(50));
-        let look = p.judge(Ok(vec![(0, 5, 9), (1, 3, 3)]));
+        let at = |parts: Vec<(i32, i64, i64)>| Ok((parts, vec![0, 1]));
+        let look = p.judge(at(vec![(0, 5, 9), (1, 3, 3)]));
         assert!(!look.caught_up && look.stuck.is_empty());
         assert_eq!(look.behind, vec![(0, 5, 9)]);
+        assert_eq!(look.partitions, vec![0, 1]);
         std::thread::sleep(Duration::from_millis(60));
-        let look = p.judge(Ok(vec![(0, 5, 9), (1, 3, 3)]));
+        let look = p.judge(at(vec![(0, 5, 9), (1, 3, 3)]));
         assert_eq!(look.stuck.len(), 1);
-        assert_eq!((look.stuck[0].partition, look.stuck[0].offset, look.stuck[0].high), (0, 5, 9));
+        assert_eq!(
+            (
+                look.stuck[0].partition,
+                look.stuck[0].offset,
+                look.stuck[0].high
+            ),
+            (0, 5, 9)
+        );
         // Moving on resets the clock; reaching the end is caught up.
-        let look = p.judge(Ok(vec![(0, 6, 9), (1, 3, 3)]));
+        let look = p.judge(at(vec![(0, 6, 9), (1, 3, 3)]));
         assert!(look.stuck.is_empty());
         p.reset_clocks();
-        let look = p.judge(Ok(vec![(0, 9, 9), (1, 3, 3)]));
+        let look = p.judge(at(vec![(0, 9, 9), (1, 3, 3)]));
         assert!(look.caught_up);
         let look = p.judge(Err("down".into()));
         assert!(look.broker_silent.is_some() && !look.caught_up);

@@ -11,10 +11,7 @@ use super::{finish_record, id_slot, timestamp_text, Flattened, Value, TIMESTAMP_
 use crate::fields::{column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS};
 
 /// Outcome of the fast path: None means "use the serde path".
-pub(super) fn flatten(
-    text: &str,
-    each: &mut dyn FnMut(&mut MetricRow),
-) -> Option<Flattened> {
+pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
     let mut s = Scanner {
         b: text.as_bytes(),
         text,

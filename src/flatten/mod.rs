@@ -414,10 +414,7 @@ fn parse_time_str(text: &str, timezone: Option<&str>) -> Option<i64> {
     (MIN_MS..MAX_MS).contains(&ms).then_some(ms)
 }
 
-fn resolve_time(
-    row: &mut MetricRow,
-    timestamp: Option<&str>,
-) -> Result<(), String> {
+fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>) -> Result<(), String> {
     let ms = timestamp
         .and_then(epoch_ms)
         .or_else(|| row.key.filter(|ms| (MIN_MS..MAX_MS).contains(ms)))
@@ -748,13 +745,9 @@ mod tests {
     /// The fast path, where it answers, agrees with the serde path row for row.
     fn same_on_both_paths(text: &str) -> bool {
         let mut fast_rows = Vec::new();
-        let fast = fast::flatten(text, &mut |r| {
-            fast_rows.push(std::mem::take(r))
-        });
+        let fast = fast::flatten(text, &mut |r| fast_rows.push(std::mem::take(r)));
         let mut slow_rows = Vec::new();
-        let slow = flatten_serde(text, |r| {
-            slow_rows.push(std::mem::take(r))
-        });
+        let slow = flatten_serde(text, |r| slow_rows.push(std::mem::take(r)));
         let Some(fast) = fast else {
             return false;
         };

@@ -129,14 +129,22 @@ mod tests {
             kafka_option: vec!["fetch.wait.max.ms=250".into(), "client.rack=r1".into()],
             ..CommonArgs::default()
         };
-        s.kafka_options = Settings::resolve_with(&args, &|_| None).unwrap().kafka_options;
+        s.kafka_options = Settings::resolve_with(&args, &|_| None)
+            .unwrap()
+            .kafka_options;
         s
     }
 
     #[test]
     fn every_role_gets_the_connection_settings_and_the_users_properties() {
         let s = settings();
-        for role in [Role::Producer, Role::Group, Role::Reader, Role::Offsets, Role::Admin] {
+        for role in [
+            Role::Producer,
+            Role::Group,
+            Role::Reader,
+            Role::Offsets,
+            Role::Admin,
+        ] {
             for quirks in [Quirks::none(), Quirks::local_broker()] {
                 let c = client_config(&s, role, quirks);
                 assert_eq!(c.get("security.protocol"), Some("SASL_SSL"), "{role:?}");

@@ -10,6 +10,8 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
+use super::quirks::GroupView;
+
 /// An error from the brokers that retrying cannot fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Fault {
@@ -23,9 +25,16 @@ pub enum Fault {
 #[derive(Clone, Default)]
 pub struct KafkaContext {
     fault: Arc<Mutex<Option<Fault>>>,
+    group: Arc<Mutex<Option<GroupView>>>,
 }
 
 impl KafkaContext {
+    /// The group as the broker last described it to this run's group consumer (only
+    /// logged, and so known, on the local broker: see [`super::quirks`]).
+    pub fn group_view(&self) -> Option<GroupView> {
+        self.group.lock().ok().and_then(|g| *g)
+    }
+
     /// The first permanent error seen, if any.
     pub fn fault(&self) -> Option<Fault> {
         self.fault.lock().ok().and_then(|f| f.clone())
@@ -74,6 +83,11 @@ pub fn tls_words(reason: &str) -> String {
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        if fac == "JOINGROUP" {
+            if let (Some(v), Ok(mut slot)) = (GroupView::parse(message), self.group.lock()) {
+                *slot = Some(v);
+            }
+        }
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -117,11 +131,17 @@ mod tests {
             "ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified",
         );
         let f = c.fault().unwrap().to_string();
-        assert!(f.contains("unknown certificate authority") && f.contains("kafka_ca_file"), "{f}");
+        assert!(
+            f.contains("unknown certificate authority") && f.contains("kafka_ca_file"),
+            "{f}"
+        );
         c.error(
             KafkaError::Global(RDKafkaErrorCode::Authentication),
             "SASL authentication error",
         );
-        assert!(matches!(c.fault(), Some(Fault::Tls(_))), "the first fault stays");
+        assert!(
+            matches!(c.fault(), Some(Fault::Tls(_))),
+            "the first fault stays"
+        );
     }
 }

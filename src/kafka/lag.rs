@@ -104,12 +104,19 @@ pub fn spawn_sampler(
     period: Duration,
     ages: bool,
     stop: watch::Receiver<bool>,
-) -> (watch::Receiver<Option<LagSample>>, tokio::task::JoinHandle<()>) {
+) -> (
+    watch::Receiver<Option<LagSample>>,
+    tokio::task::JoinHandle<()>,
+) {
     let (tx, rx) = watch::channel(None);
     let task = tokio::task::spawn_blocking(move || {
         let mut clients: Option<(Reader, Option<Reader>)> = None;
         let mut times: HashMap<(i32, i64), i64> = HashMap::new();
         while !*stop.borrow() {
+            if kafka.fault().is_some() {
+                // Retrying cannot help; the run that owns the sampler reports why.
+                break;
+            }
             let sampled = (|| {
                 if clients.is_none() {
                     let peek = if ages { Some(kafka.reader()?) } else { None };

@@ -37,11 +37,11 @@ pub type Producer = FutureProducer<KafkaContext>;
 /// Why a Kafka operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaOpError {
-    #[error("Kafka at {brokers}: {action}: {source}")]
+    #[error("Kafka at {brokers}: {action}: {}", words(cause))]
     Kafka {
         brokers: String,
         action: &'static str,
-        source: KafkaError,
+        cause: KafkaError,
     },
     #[error("Kafka at {1}: {0}")]
     Fault(Fault, String),
@@ -49,6 +49,11 @@ pub enum KafkaOpError {
     NoTopic { topic: String, hint: &'static str },
     #[error("{0}")]
     Refused(String),
+    #[error("gave up after {}s: {last}", waited.as_secs())]
+    GaveUp {
+        waited: Duration,
+        last: Box<KafkaOpError>,
+    },
 }
 
 impl KafkaOpError {
@@ -57,8 +62,29 @@ impl KafkaOpError {
     pub fn permanent(&self) -> bool {
         matches!(
             self,
-            KafkaOpError::Fault(..) | KafkaOpError::Refused(_) | KafkaOpError::NoTopic { .. }
+            KafkaOpError::Fault(..)
+                | KafkaOpError::Refused(_)
+                | KafkaOpError::NoTopic { .. }
+                | KafkaOpError::GaveUp { .. }
         )
+    }
+}
+
+/// A librdkafka error in words: what it means for the user first.
+fn words(e: &KafkaError) -> String {
+    use rdkafka::error::RDKafkaErrorCode as C;
+    match e.rdkafka_error_code() {
+        Some(C::BrokerTransportFailure | C::AllBrokersDown | C::Resolve) => {
+            format!(
+                "the brokers could not be reached (is Kafka up there?) ({})",
+                e.rdkafka_error_code()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default()
+            )
+        }
+        Some(C::OperationTimedOut | C::RequestTimedOut) => "timed out".into(),
+        Some(code) => code.to_string(),
+        None => e.to_string(),
     }
 }
 
@@ -94,6 +120,11 @@ impl Kafka {
         self.context.fault()
     }
 
+    /// The group as the broker last described it to this run's group consumer.
+    pub fn group_view(&self) -> Option<quirks::GroupView> {
+        self.context.group_view()
+    }
+
     /// The error for a failed action: the permanent fault behind it when there is one.
     pub fn error(&self, action: &'static str, source: KafkaError) -> KafkaOpError {
         match self.fault() {
@@ -101,7 +132,7 @@ impl Kafka {
             None => KafkaOpError::Kafka {
                 brokers: self.settings.kafka_brokers.clone(),
                 action,
-                source,
+                cause: source,
             },
         }
     }
@@ -121,9 +152,21 @@ impl Kafka {
     /// refused login or a bad certificate) when the brokers cannot be reached.
     pub fn identify(&self, timeout: Duration) -> Result<Quirks, KafkaOpError> {
         let admin: Reader = self.create(Role::Offsets, "create client")?;
-        let md = admin.fetch_metadata(None, timeout)
-            .map_err(self.op("read cluster metadata"))?;
-        drop(md);
+        // Ask in short steps, so a refused login or a bad certificate (seen by the
+        // context within milliseconds) ends the wait at once.
+        let started = std::time::Instant::now();
+        loop {
+            match admin.fetch_metadata(None, Duration::from_millis(500)) {
+                Ok(_) => break,
+                Err(e) => {
+                    // Serves the client's events, which hands errors to the context.
+                    let _ = admin.poll(Duration::ZERO);
+                    if self.fault().is_some() || started.elapsed() >= timeout {
+                        return Err(self.error("read cluster metadata", e));
+                    }
+                }
+            }
+        }
         let id = admin.client().fetch_cluster_id(timeout);
         let q = Quirks::from_cluster_id(id.as_deref());
         if q.is_local_broker() {
@@ -137,6 +180,42 @@ impl Kafka {
             *slot = q;
         }
         Ok(q)
+    }
+
+    /// Waits, with the one retry policy until `max_wait`, for the brokers to answer and
+    /// the topic to be there (created where missing and allowed); a permanent error
+    /// (a refused login, a bad certificate, a refused creation) ends the wait at once.
+    pub async fn ready_until(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<topic::TopicState, crate::retry::WaitError<KafkaOpError>> {
+        let what = format!("Kafka at {}", self.settings.kafka_brokers);
+        crate::retry::wait_for(&what, Some(self.settings.max_wait.0), stop, || {
+            let k = self.clone();
+            async move {
+                let k2 = k.clone();
+                tokio::task::spawn_blocking(move || k2.identify(Duration::from_secs(10)))
+                    .await
+                    .map_err(|e| {
+                        KafkaOpError::Refused(format!("the Kafka check did not run: {e}"))
+                    })??;
+                topic::ensure(&k).await
+            }
+        })
+        .await
+    }
+
+    /// As [`Kafka::ready_until`], with no stop; a wait that ran out is an error too.
+    pub async fn ready(&self) -> Result<topic::TopicState, KafkaOpError> {
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        self.ready_until(&never).await.map_err(|e| match e {
+            crate::retry::WaitError::GaveUp { waited, last } => KafkaOpError::GaveUp {
+                waited,
+                last: Box::new(last),
+            },
+            crate::retry::WaitError::Permanent(e) => e,
+            crate::retry::WaitError::Stopped => KafkaOpError::Refused("stopped".into()),
+        })
     }
 
     fn create<C: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(

@@ -84,7 +84,9 @@ pub fn read_ranges(
             Some(Err(e)) => {
                 if let Some(f) = kafka.fault() {
                     let _ = client.unassign();
-                    return Err(KafkaOpError::Fault(f, kafka.settings().kafka_brokers.clone()).into());
+                    return Err(
+                        KafkaOpError::Fault(f, kafka.settings().kafka_brokers.clone()).into(),
+                    );
                 }
                 last_error = Some(e.to_string());
                 continue;
@@ -136,9 +138,15 @@ pub fn read_one(
     wait: Duration,
 ) -> Result<Option<OwnedMessage>, ReadError> {
     let mut found = None;
-    match read_ranges(kafka, client, &[(partition, offset, offset + 1)], wait, |m| {
-        found = Some(m.detach());
-    }) {
+    match read_ranges(
+        kafka,
+        client,
+        &[(partition, offset, offset + 1)],
+        wait,
+        |m| {
+            found = Some(m.detach());
+        },
+    ) {
         Ok(()) | Err(ReadError::Stalled(_)) => Ok(found),
         Err(e) => Err(e),
     }

@@ -110,13 +110,18 @@ pub fn members(kafka: &Kafka) -> Result<Vec<Member>, KafkaOpError> {
 fn no_live_members(kafka: &Kafka, what: &str) -> Result<(), KafkaOpError> {
     let live = match members(kafka) {
         Ok(m) => m,
-        Err(e) if kafka.quirks().is_local_broker() => {
+        Err(e) if kafka.quirks().cannot_describe_groups() => {
             // The local broker drops the connection on DescribeGroups: it cannot say.
             tracing::debug!("the local broker could not describe group members: {e}");
             return Ok(());
         }
         Err(e) => return Err(e),
     };
+    refuse_live(&kafka.settings().group, what, &live)
+}
+
+/// Refuses when `live` is not empty, naming every member.
+fn refuse_live(group: &str, what: &str, live: &[Member]) -> Result<(), KafkaOpError> {
     if live.is_empty() {
         return Ok(());
     }
@@ -125,8 +130,7 @@ fn no_live_members(kafka: &Kafka, what: &str) -> Result<(), KafkaOpError> {
         .map(|m| format!("{} at {} ({})", m.client_id, m.host, m.member_id))
         .collect();
     Err(KafkaOpError::Refused(format!(
-        "{what} refused: consumer group {} has {} live member{}: {}. Stop {} first; moving offsets under a running consumer would be undone by its next commit",
-        kafka.settings().group,
+        "{what} refused: consumer group {group} has {} live member{}: {}. Stop {} first; moving offsets under a running consumer would be undone by its next commit",
         live.len(),
         if live.len() == 1 { "" } else { "s" },
         names.join(", "),
@@ -159,4 +163,34 @@ pub fn apply(kafka: &Kafka, plan: &[ReplayPart]) -> Result<(), KafkaOpError> {
 pub fn skip(kafka: &Kafka, partition: i32, offset: i64) -> Result<(), KafkaOpError> {
     no_live_members(kafka, "the skip")?;
     commit(kafka, &[(partition, offset + 1)])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_with_live_members_is_refused_naming_them() {
+        assert!(refuse_live("g", "the replay", &[]).is_ok());
+        let live = [
+            Member {
+                client_id: "wmtop".into(),
+                host: "10.0.0.7".into(),
+                member_id: "wmtop-1f2e".into(),
+            },
+            Member {
+                client_id: "loader".into(),
+                host: "10.0.0.8".into(),
+                member_id: "loader-9a".into(),
+            },
+        ];
+        let err = refuse_live("g", "the replay", &live).unwrap_err();
+        assert!(err.permanent());
+        assert_eq!(
+            err.to_string(),
+            "the replay refused: consumer group g has 2 live members: wmtop at 10.0.0.7 (wmtop-1f2e), \
+             loader at 10.0.0.8 (loader-9a). Stop them first; moving offsets under a running consumer \
+             would be undone by its next commit"
+        );
+    }
 }

@@ -81,7 +81,11 @@ pub async fn ensure(kafka: &Kafka) -> Result<TopicState, KafkaOpError> {
                     "created topic {} ({} partitions, replication {})",
                     s.topic,
                     s.partitions,
-                    if replication < 0 { "the broker's default".to_string() } else { replication.to_string() }
+                    if replication < 0 {
+                        "the broker's default".to_string()
+                    } else {
+                        replication.to_string()
+                    }
                 );
                 return Ok(TopicState::Created { replication });
             }

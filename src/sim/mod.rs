@@ -157,6 +157,9 @@ pub struct Faults {
     pub strings_for_numbers: f64,
     /// Share (0..=1) of record fields left out (never timestamp, key, timestampStr).
     pub missing_fields: f64,
+    /// The first N transactions each carry one more record, with no usable time (the
+    /// pipeline sets it aside with its reason).
+    pub unusable_records: u32,
 }
 
 /// A fault list that cannot be read; names the offending item.
@@ -172,7 +175,7 @@ pub struct FaultsParseError {
 impl Faults {
     /// True when a fault changes the data itself (so a cached body cannot be used).
     pub fn touches_data(&self) -> bool {
-        self.strings_for_numbers > 0.0 || self.missing_fields > 0.0
+        self.strings_for_numbers > 0.0 || self.missing_fields > 0.0 || self.unusable_records > 0
     }
 
     /// Checks that the shares are numbers in 0..=1.
@@ -240,10 +243,11 @@ impl FromStr for Faults {
                 "truncated" => f.truncated = count()?,
                 "strings_for_numbers" => f.strings_for_numbers = share()?,
                 "missing_fields" => f.missing_fields = share()?,
+                "unusable_records" => f.unusable_records = count()?,
                 _ => {
                     return Err(bad(
                         "unknown fault; known: latency_ms, fail_5xx, fail_401, malformed_json, \
-                         truncated, strings_for_numbers, missing_fields",
+                         truncated, strings_for_numbers, missing_fields, unusable_records",
                     ))
                 }
             }

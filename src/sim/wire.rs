@@ -1,6 +1,7 @@
 //! The wire form of a series answer: picks the records in a time window, wraps them in the
 //! configured shape, and applies the data faults (numbers sent as strings, fields left out)
-//! deterministically from the seed, changing only the form, never a value.
+//! deterministically from the seed, changing only the form, never a value; and, when
+//! asked, one extra record with no usable time on the first transactions.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -37,6 +38,8 @@ pub struct DataFaults {
     pub seed: u64,
     pub strings_for_numbers: f64,
     pub missing_fields: f64,
+    /// The first N transactions get one more record, with no usable time.
+    pub unusable_records: u32,
 }
 
 impl DataFaults {
@@ -46,6 +49,7 @@ impl DataFaults {
             seed,
             strings_for_numbers: f.strings_for_numbers,
             missing_fields: f.missing_fields,
+            unusable_records: f.unusable_records,
         })
     }
 
@@ -104,7 +108,7 @@ pub fn body(
     }
     out.push(b'[');
     let mut first = true;
-    for tx in data {
+    for (index, tx) in data.iter().enumerate() {
         let records = window(tx, start, end);
         if records.is_empty() {
             continue;
@@ -126,10 +130,13 @@ pub fn body(
                 },
             )?,
             Some(df) => {
-                let series = records
+                let mut series = records
                     .iter()
                     .map(|r| df.apply(tx.transaction_id, r))
                     .collect::<serde_json::Result<Vec<Value>>>()?;
+                if index < df.unusable_records as usize {
+                    series.push(serde_json::json!({"totalCount": 1, "timestamp": null}));
+                }
                 #[derive(Serialize)]
                 #[serde(rename_all = "camelCase")]
                 struct TxFaulty<'a> {

@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
+use wmtop::api::Accounting;
+use wmtop::clickhouse::{QueryResult, Stored};
 use wmtop::events::Event;
 use wmtop::kafka::PartitionLag;
 use wmtop::monitor::{LagRow, MonitorEvent, Stage, StageState};
-use wmtop::api::Accounting;
-use wmtop::clickhouse::{QueryResult, Stored};
 
 use super::state::App;
 use super::ui::{self, Theme};
@@ -64,7 +64,15 @@ fn fill(app: &mut App) {
     app.on_event(MonitorEvent::Fetched {
         per_transaction: per
             .iter()
-            .map(|(n, r)| (n.clone(), Accounting { served: *r, set_aside: 0 }))
+            .map(|(n, r)| {
+                (
+                    n.clone(),
+                    Accounting {
+                        served: *r,
+                        set_aside: 0,
+                    },
+                )
+            })
             .collect(),
         took: Duration::from_millis(600),
     });
@@ -79,7 +87,15 @@ fn fill(app: &mut App) {
     }));
     app.on_event(MonitorEvent::Counts(
         per.iter()
-            .map(|(n, r)| (n.clone(), Stored { rows: *r, distinct: *r }))
+            .map(|(n, r)| {
+                (
+                    n.clone(),
+                    Stored {
+                        rows: *r,
+                        distinct: *r,
+                    },
+                )
+            })
             .collect(),
     ));
     app.query.result = Some(QueryResult {
@@ -131,16 +147,16 @@ fn step(app: &mut App, i: usize) {
         per_transaction: vec![(tx, 288)],
     }));
     app.on_event(MonitorEvent::Lag(Ok((0..4)
-            .map(|p| LagRow {
-                lag: PartitionLag {
-                    partition: p,
-                    committed: Some(i as i64),
-                    low: 0,
-                    high: i as i64 + (i as i64 * (p as i64 + 1)) % 40,
-                    lag: Some((i as i64 * (p as i64 + 1)) % 40),
-                },
-                oldest_age: Some(Duration::from_secs((i % 90) as u64)),
-            })
-            .collect())));
+        .map(|p| LagRow {
+            lag: PartitionLag {
+                partition: p,
+                committed: Some(i as i64),
+                low: 0,
+                high: i as i64 + (i as i64 * (p as i64 + 1)) % 40,
+                lag: Some((i as i64 * (p as i64 + 1)) % 40),
+            },
+            oldest_age: Some(Duration::from_secs((i % 90) as u64)),
+        })
+        .collect())));
     app.tick();
 }

@@ -30,8 +30,12 @@ fn the_own_table_on_a_modern_server_gets_rowbinary_column_by_column() {
     let info = own_table(v("25.8"));
     let plan = RowPlan::for_table("db.t", &info, v("25.8")).unwrap();
     assert!(plan.versioned && plan.replacing && plan.absent.is_empty());
-    assert!(plan.insert_sql.starts_with("INSERT INTO db.t (no_data_found, transaction_name,"));
-    assert!(plan.insert_sql.ends_with("percentile_99, record_version, record_hash) FORMAT RowBinary"));
+    assert!(plan
+        .insert_sql
+        .starts_with("INSERT INTO db.t (no_data_found, transaction_name,"));
+    assert!(plan
+        .insert_sql
+        .ends_with("percentile_99, record_version, record_hash) FORMAT RowBinary"));
     let mut out = Vec::new();
     plan.encode(&row(), &mut out);
     // Nullable is a 0 (value follows) or 1 (NULL) byte; String a LEB128 length and the
@@ -64,7 +68,11 @@ fn the_own_table_on_a_modern_server_gets_rowbinary_column_by_column() {
 fn old_servers_get_seconds_and_bytes_for_flags() {
     let info = own_table(v("18.16"));
     let plan = RowPlan::for_table("db.t", &info, v("18.16")).unwrap();
-    let ts = plan.columns.iter().find(|(i, _)| COLUMNS[*i].name == "timestamp").unwrap();
+    let ts = plan
+        .columns
+        .iter()
+        .find(|(i, _)| COLUMNS[*i].name == "timestamp")
+        .unwrap();
     assert_eq!(ts.1, Writer::DateTime);
     let mut out = Vec::new();
     Writer::DateTime.write(FieldRef::Time(1_767_205_800_999), &mut out);
@@ -78,14 +86,19 @@ fn old_servers_get_seconds_and_bytes_for_flags() {
 fn an_existing_table_with_other_types_is_written_in_its_own_types() {
     let mut info = own_table(v("25.8"));
     let set = |info: &mut TableInfo, name: &str, type_: &str| {
-        info.columns.iter_mut().find(|c| c.name == name).unwrap().type_ = type_.into();
+        info.columns
+            .iter_mut()
+            .find(|c| c.name == name)
+            .unwrap()
+            .type_ = type_.into();
     };
     set(&mut info, "total_count", "Float64");
     set(&mut info, "timestamp", "DateTime64(6, 'UTC')");
     set(&mut info, "success_rate", "Float32");
     set(&mut info, "transaction_name", "String");
     set(&mut info, "timeliness_health", "String");
-    info.columns.retain(|c| c.name != "percentile_99" && c.name != "record_hash");
+    info.columns
+        .retain(|c| c.name != "percentile_99" && c.name != "record_hash");
     info.columns.push(TableColumn {
         name: "region".into(),
         type_: "LowCardinality(String)".into(),
@@ -96,7 +109,13 @@ fn an_existing_table_with_other_types_is_written_in_its_own_types() {
     assert_eq!(plan.absent, vec!["percentile_99"]);
     assert!(!plan.versioned, "record_hash is gone");
     assert!(!plan.insert_sql.contains("region") && !plan.insert_sql.contains("percentile_99"));
-    let writer = |name: &str| plan.columns.iter().find(|(i, _)| COLUMNS[*i].name == name).unwrap().1;
+    let writer = |name: &str| {
+        plan.columns
+            .iter()
+            .find(|(i, _)| COLUMNS[*i].name == name)
+            .unwrap()
+            .1
+    };
     assert_eq!(writer("timestamp"), Writer::DateTime64 { precision: 6 });
     let mut out = Vec::new();
     writer("timestamp").write(FieldRef::Time(1_767_205_800_123), &mut out);
@@ -115,15 +134,23 @@ fn an_existing_table_with_other_types_is_written_in_its_own_types() {
 #[test]
 fn what_cannot_be_written_is_named_before_any_insert() {
     let mut info = own_table(v("25.8"));
-    info.columns.iter_mut().find(|c| c.name == "error_rate").unwrap().type_ = "Decimal(10, 2)".into();
-    let err = RowPlan::for_table("db.t", &info, v("25.8")).unwrap_err().to_string();
+    info.columns
+        .iter_mut()
+        .find(|c| c.name == "error_rate")
+        .unwrap()
+        .type_ = "Decimal(10, 2)".into();
+    let err = RowPlan::for_table("db.t", &info, v("25.8"))
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         err,
         "table db.t: column error_rate has type Decimal(10, 2), which wmtop cannot write a number (Float64) into"
     );
     let mut info = own_table(v("25.8"));
     info.columns.retain(|c| c.name != "timestamp");
-    let err = RowPlan::for_table("db.t", &info, v("25.8")).unwrap_err().to_string();
+    let err = RowPlan::for_table("db.t", &info, v("25.8"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no column timestamp"), "{err}");
     let mut info = own_table(v("25.8"));
     info.columns.push(TableColumn {
@@ -132,7 +159,9 @@ fn what_cannot_be_written_is_named_before_any_insert() {
         has_default: false,
         in_key: true,
     });
-    let err = RowPlan::for_table("db.t", &info, v("25.8")).unwrap_err().to_string();
+    let err = RowPlan::for_table("db.t", &info, v("25.8"))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("column tenant is in the table's key"), "{err}");
 }
 
@@ -142,7 +171,17 @@ fn on_old_servers_the_body_starts_with_a_zero_or_one_byte() {
     // A table whose first column is a String (a length byte could be whitespace).
     let first = info.columns.remove(0);
     info.columns.push(first);
-    info.columns.iter_mut().find(|c| c.name == "no_data_found").unwrap().type_ = "UInt8".into();
+    info.columns
+        .iter_mut()
+        .find(|c| c.name == "no_data_found")
+        .unwrap()
+        .type_ = "UInt8".into();
     let plan = RowPlan::for_table("db.t", &info, v("18.16")).unwrap();
-    assert!(matches!(plan.columns[0].1, Writer::Flag { .. } | Writer::String { nullable: true } | Writer::Int64 { nullable: true } | Writer::Float64 { nullable: true }));
+    assert!(matches!(
+        plan.columns[0].1,
+        Writer::Flag { .. }
+            | Writer::String { nullable: true }
+            | Writer::Int64 { nullable: true }
+            | Writer::Float64 { nullable: true }
+    ));
 }

@@ -48,6 +48,11 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     }
     if app.merging.is_some() {
         stages.push(Span::styled("  merging...", theme.warn()));
+    } else if let Some(at) = app.settled_at.filter(|_| !app.reloading) {
+        stages.push(Span::styled(
+            format!("  load done {}", at.strftime("%H:%M:%S")),
+            theme.ok(),
+        ));
     }
     for s in app.stuck.values() {
         errors.push(format!(

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
+use wmtop::api::Accounting;
+use wmtop::clickhouse::{QueryResult, Stored};
 use wmtop::events::Event;
 use wmtop::kafka::{PartitionLag, ReplayPart};
 use wmtop::monitor::{LagRow, MonitorEvent, Stage, StageState};
-use wmtop::api::Accounting;
-use wmtop::clickhouse::{QueryResult, Stored};
 
 use super::{draw, Theme};
 use crate::app::tui::keymap::{Action, Mode};
@@ -44,9 +44,27 @@ fn fixed_app() -> App {
     a.on_event(MonitorEvent::ConsumerRunning(true));
     a.on_event(MonitorEvent::Fetched {
         per_transaction: vec![
-            ("GET /api/orders".into(), Accounting { served: 288, set_aside: 0 }),
-            ("POST /api/payments".into(), Accounting { served: 120, set_aside: 0 }),
-            ("DELETE /api/cart".into(), Accounting { served: 8, set_aside: 1 }),
+            (
+                "GET /api/orders".into(),
+                Accounting {
+                    served: 288,
+                    set_aside: 0,
+                },
+            ),
+            (
+                "POST /api/payments".into(),
+                Accounting {
+                    served: 120,
+                    set_aside: 0,
+                },
+            ),
+            (
+                "DELETE /api/cart".into(),
+                Accounting {
+                    served: 8,
+                    set_aside: 1,
+                },
+            ),
         ],
         took: Duration::from_millis(400),
     });
@@ -100,8 +118,20 @@ fn fixed_app() -> App {
     }
     a.on_event(MonitorEvent::Counts(
         [
-            ("GET /api/orders".to_string(), Stored { rows: 288, distinct: 288 }),
-            ("DELETE /api/cart".to_string(), Stored { rows: 7, distinct: 7 }),
+            (
+                "GET /api/orders".to_string(),
+                Stored {
+                    rows: 288,
+                    distinct: 288,
+                },
+            ),
+            (
+                "DELETE /api/cart".to_string(),
+                Stored {
+                    rows: 7,
+                    distinct: 7,
+                },
+            ),
         ]
         .into(),
     ));

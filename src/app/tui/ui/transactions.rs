@@ -15,9 +15,16 @@ use crate::app::tui::state::{App, Pane, TxColumn, TxStatus};
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let txs = app.visible_txs();
     let mismatched = txs.iter().filter(|r| r.2.is_problem()).count();
-    let dups = txs.iter().filter(|r| matches!(r.2, TxStatus::Dups(_))).count();
+    let dups = txs
+        .iter()
+        .filter(|r| matches!(r.2, TxStatus::Dups(_)))
+        .count();
+    let counted = match app.counts_at {
+        Some(at) => format!("counted {}", at.strftime("%H:%M:%S")),
+        None => "not counted yet".into(),
+    };
     let title = format!(
-        "{} - {} shown of {}, {} mismatched, {} with DUPS",
+        "{} - {} shown of {}, {} mismatched, {} with DUPS, {counted}",
         Pane::Transactions.title(),
         txs.len(),
         app.txs.len(),
