@@ -350,3 +350,124 @@ async fn bad_messages_are_kept_aside_with_their_reason_and_good_ones_load() {
         .unwrap();
     assert_eq!(kept.trim(), "FFFE007B");
 }
+
+/// The DDL of a table a user made before wmtop: other types for some columns, a column
+/// wmtop does not know (with a DEFAULT), one it fills missing, no record_version or
+/// record_hash, versioned by ingestion time.
+fn users_table(database: &str, table: &str, extra: &str) -> String {
+    let mut cols = Vec::new();
+    for c in wmtop::fields::COLUMNS {
+        let t = match c.name {
+            "percentile_99" => continue,
+            "total_count" => "Float64".to_string(),
+            "eb_health" => "String".to_string(),
+            "timestamp" => "DateTime('UTC')".to_string(),
+            _ => wmtop::clickhouse::compat::column_type(
+                c.kind,
+                wmtop::clickhouse::ServerVersion {
+                    major: 18,
+                    minor: 16,
+                },
+            )
+            .to_string(),
+        };
+        cols.push(format!("{} {t}", c.name));
+    }
+    cols.push("region String DEFAULT 'eu'".into());
+    cols.push("ingestion_time DateTime DEFAULT now()".into());
+    if !extra.is_empty() {
+        cols.push(extra.into());
+    }
+    format!(
+        "CREATE TABLE {database}.{table} ({}) ENGINE = ReplacingMergeTree(ingestion_time) \
+         PARTITION BY toYYYYMM(timestamp) ORDER BY (application_id, transaction_name, timestamp)",
+        cols.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_table_is_written_in_its_own_types_and_reloads_leave_no_copy() {
+    let cfg = sim_config(6, 48);
+    let data = sim::dataset(&cfg);
+    let sim = start_sim(cfg).await;
+    let s = settings("existing", Some(&sim.url()));
+    let sink = ch(&s).await;
+    sink.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", s.database))
+        .await
+        .unwrap();
+    sink.execute(&users_table(&s.database, &s.table, ""))
+        .await
+        .unwrap();
+
+    let answer = fetch(&s).await;
+    publish(&s, &answer).await;
+    let first = consume_until_idle(&s, Duration::from_secs(2)).await;
+    assert_eq!(first.rows_inserted as usize, answer.records());
+    assert_exact(&s, &expected_rows(&answer)).await;
+    // Values in the table's own types; its own column keeps its DEFAULT.
+    let tx = &data[2];
+    let rec = &tx.records[3];
+    let rows = query_json(
+        &s,
+        &format!(
+            "SELECT total_count, eb_health, region, toUnixTimestamp(timestamp) AS ts FROM {} \
+             WHERE transaction_name = {} AND timestamp = toDateTime({}, 'UTC')",
+            sink.qualified(),
+            wmtop::queries::quote(&tx.name),
+            rec.timestamp / 1000
+        ),
+    )
+    .await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        rows[0]["total_count"].as_f64(),
+        Some(rec.total_count as f64)
+    );
+    assert_eq!(rows[0]["eb_health"], rec.eb_health);
+    assert_eq!(rows[0]["region"], "eu");
+
+    // Without record_version/record_hash a reload writes the hours again, and the merge
+    // after the load leaves one row per record the moment the run is done.
+    publish(&s, &answer).await;
+    let again = consume_until_idle(&s, Duration::from_secs(2)).await;
+    assert_eq!(again.rows_inserted as usize, answer.records());
+    let settled = again.settled.expect("settled");
+    assert_eq!(settled.copies_left, 0);
+    assert!(!settled.merged.is_empty(), "the copies were merged away");
+    assert_exact(&s, &expected_rows(&answer)).await;
+    sim.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_table_wmtop_cannot_write_is_refused_by_column_before_any_insert() {
+    let sim = start_sim(sim_config(2, 6)).await;
+    let s = settings("badtable", Some(&sim.url()));
+    let sink = ch(&s).await;
+    sink.execute(&format!("CREATE DATABASE IF NOT EXISTS {}", s.database))
+        .await
+        .unwrap();
+    let ddl = users_table(&s.database, &s.table, "").replace(
+        "error_rate Nullable(Float64)",
+        "error_rate Nullable(Decimal(10, 2))",
+    );
+    assert!(ddl.contains("Decimal"));
+    sink.execute(&ddl).await.unwrap();
+    let answer = fetch(&s).await;
+    publish(&s, &answer).await;
+    let opts = wmtop::consume::ConsumeOptions {
+        until_idle: Some(Duration::from_secs(1)),
+        pause: None,
+    };
+    let summary = wmtop::consume::run(&s, opts, never(), wmtop::events::Events::default()).await;
+    assert_eq!(summary.verdict, wmtop::consume::Verdict::Failed);
+    let err = summary.error.unwrap();
+    assert!(
+        err.contains(
+            "column error_rate has type Nullable(Decimal(10, 2)), which wmtop cannot write"
+        ),
+        "{err}"
+    );
+    assert_eq!(summary.messages, 0, "refused before reading anything");
+    assert_eq!(sink.stored_rows().await.unwrap(), 0);
+    sim.shutdown().await;
+}
