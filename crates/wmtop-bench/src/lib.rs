@@ -1,0 +1,571 @@
+//! wmtop's benchmarks (`wmtop bench`): runs every benchmark against the local stack in one
+//! go and prints the figures next to their targets, with wmtop's load times as ratios to
+//! the servers' own ceiling measured in the same run. Medians of `--runs` runs unless said
+//! otherwise. The measurements themselves are in [`measure`]; this file runs and reports.
+
+pub mod measure;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use measure::median;
+use serde_json::json;
+use wmtop_core::clickhouse::{Ch, Loader};
+use wmtop_core::config::Settings;
+use wmtop_core::kafka::produce;
+use wmtop_core::kafka::{topic, Kafka};
+use wmtop_core::source::api::Answer;
+
+use wmtop_tui::frames;
+
+/// What `wmtop bench` measures, and how often.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Runs of each measurement (the median is printed; 10x loads run at most twice).
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// The larger dataset, as a multiple of the default one.
+    #[arg(long, default_value_t = 10)]
+    pub scale: usize,
+    /// Only these parts: flatten, produce, ceiling, load, screen (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Seconds over which the idle monitor's CPU is measured.
+    #[arg(long, default_value_t = 30)]
+    pub idle_secs: u64,
+    /// ClickHouse's native port, for clickhouse-client.
+    #[arg(long, env = "WMTOP_STACK_CH_TCP_PORT", default_value_t = 9000)]
+    pub ch_tcp_port: u16,
+    /// Also write the figures to this file as JSON.
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+}
+
+/// One printed figure.
+struct Figure {
+    what: String,
+    value: String,
+    target: String,
+    /// None: no target to meet.
+    met: Option<bool>,
+}
+
+struct Report {
+    figures: Vec<Figure>,
+    json: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    fn add(&mut self, what: impl Into<String>, value: String, target: &str, met: Option<bool>) {
+        let what = what.into();
+        println!(
+            "  {what:<44} {value:>28}  {target:<22} {}",
+            match met {
+                Some(true) => "met",
+                Some(false) => "MISSED",
+                None => "",
+            }
+        );
+        self.figures.push(Figure {
+            what,
+            value,
+            target: target.to_string(),
+            met,
+        });
+    }
+
+    fn record(&mut self, key: &str, value: serde_json::Value) {
+        self.json.insert(key.to_string(), value);
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn thousands(n: f64) -> String {
+    let s = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// A name no earlier run used, for topics, tables and groups.
+fn fresh(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "bench_{tag}_{:x}",
+        (nanos as u64) ^ u64::from(std::process::id())
+    )
+}
+
+fn with(settings: &Settings, topic: &str, table: &str) -> Settings {
+    let mut s = settings.clone();
+    s.topic = topic.to_string();
+    s.table = table.to_string();
+    s.group = format!("{table}_group");
+    s
+}
+
+pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let runs = a.runs.max(1);
+    let only = |part: &str| a.only.is_empty() || a.only.iter().any(|o| o == part);
+    let mut r = Report {
+        figures: Vec::new(),
+        json: serde_json::Map::new(),
+    };
+    let sink = Ch::connect(settings)
+        .await
+        .context("ClickHouse must be up (scripts/stack up)")?;
+    let plan = measure::own_plan(sink.version);
+    println!(
+        "wmtop bench: {} ({} cores), ClickHouse {}, Kafka at {}; medians of {runs} runs",
+        cpu_model(),
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        sink.version_text,
+        settings.kafka_brokers
+    );
+    r.record("cpu", json!(cpu_model()));
+    r.record("clickhouse_version", json!(sink.version_text));
+    r.record("runs", json!(runs));
+    let one = measure::dataset(1)?;
+    let ten = if only("load") || only("ceiling") {
+        Some(measure::dataset(a.scale)?)
+    } else {
+        None
+    };
+
+    if only("flatten") {
+        println!("flatten + encode (no I/O, one thread):");
+        for (passes, n) in [(1usize, runs), (10, runs), (100, 1)] {
+            let results: Vec<measure::Throughput> = (0..n)
+                .map(|_| measure::flatten_encode(&one, passes, &plan))
+                .collect();
+            let rows = results.first().map_or(0, |t| t.rows);
+            let took = median(results.iter().map(|t| t.took).collect());
+            let rate = rows as f64 / took.as_secs_f64().max(1e-9);
+            r.add(
+                format!("{passes}x: {} rows", thousands(rows as f64)),
+                format!("{} rows/s/core", thousands(rate)),
+                ">= 300,000",
+                Some(rate >= 300_000.0),
+            );
+            r.record(
+                &format!("flatten_{passes}x_rows_per_sec"),
+                json!(rate.round()),
+            );
+        }
+    }
+
+    let mut tables: Vec<String> = Vec::new();
+    let result = async {
+        let mut prefilled: Vec<(usize, String, &Answer)> = Vec::new();
+        if only("produce") {
+            println!("produce (a saved fetch to every message acknowledged):");
+            // Every run appends the dataset to one topic, as a reload does.
+            let s = with(settings, "wmtop_bench_produce", "unused");
+            let kafka = Kafka::new(&s);
+            topic::ensure(&kafka).await?;
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let started = Instant::now();
+                let rep = produce::publish(&kafka, &one).await?;
+                times.push(started.elapsed());
+                if rep.messages_delivered != one.transactions.len() {
+                    bail!("produce delivered {} of {}", rep.messages_delivered, one.transactions.len());
+                }
+            }
+            let t = median(times);
+            r.add(
+                format!("1x: {} messages, {:.1} MB", one.transactions.len(), one.bytes as f64 / 1e6),
+                format!("{:.0} ms", ms(t)),
+                "<= 500 ms",
+                Some(t <= Duration::from_millis(500)),
+            );
+            r.record("produce_1x_ms", json!(ms(t).round()));
+        }
+        if only("load") || only("ceiling") {
+            for (scale, answer) in std::iter::once((1, &one)).chain(ten.iter().map(|t| (a.scale, t))) {
+                let (topic, filled) = prefill(settings, scale, answer).await?;
+                if let Some(t) = filled {
+                    r.add(
+                        format!("{scale}x: filled {topic} ({} messages, {:.0} MB)", answer.transactions.len(), answer.bytes as f64 / 1e6),
+                        format!("{:.0} ms", ms(t)),
+                        "",
+                        None,
+                    );
+                }
+                prefilled.push((scale, topic, answer));
+            }
+        }
+
+        let mut ceiling: Vec<(usize, Duration, Duration)> = Vec::new();
+        if only("ceiling") || only("load") {
+            println!("the servers' ceiling (same rows, same messages):");
+            for (scale, topic, answer) in &prefilled {
+                let n = if *scale == 1 { runs } else { runs.min(2) };
+                let s = with(settings, topic, "unused");
+                let mut reads = Vec::new();
+                for _ in 0..n {
+                    let s = s.clone();
+                    let read = tokio::task::spawn_blocking(move || measure::bare_read(&s)).await??;
+                    if read.messages != answer.transactions.len() as u64 {
+                        bail!("bare read got {} of {} messages", read.messages, answer.transactions.len());
+                    }
+                    reads.push(read.took);
+                }
+                let read = median(reads);
+                let (encoded, rows) = measure::encode_all(answer, &plan);
+                let file = std::env::temp_dir().join(format!("{}.rowbinary", fresh("rows")));
+                std::fs::write(&file, &encoded)?;
+                drop(encoded);
+                let mut inserts = Vec::new();
+                for _ in 0..n {
+                    let table = fresh("ceil");
+                    let s = with(settings, topic, &table);
+                    let loader = Loader::prepare(Ch::connect(&s).await?, &s.clickhouse_user).await?;
+                    tables.push(table.clone());
+                    let took = match measure::client_insert(settings, a.ch_tcp_port, &loader.plan.insert_sql, &file) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            let _ = std::fs::remove_file(&file);
+                            return Err(e);
+                        }
+                    };
+                    let stored = loader.ch.stored_rows().await?;
+                    if stored != rows {
+                        bail!("clickhouse-client stored {stored} of {rows} rows");
+                    }
+                    inserts.push(took);
+                }
+                let _ = std::fs::remove_file(&file);
+                let insert = median(inserts);
+                r.add(
+                    format!("{scale}x: bare read of {} messages", answer.transactions.len()),
+                    format!("{:.0} ms", ms(read)),
+                    "",
+                    None,
+                );
+                r.add(
+                    format!("{scale}x: clickhouse-client insert of {} rows", thousands(rows as f64)),
+                    format!("{:.0} ms, {} rows/s", ms(insert), thousands(rows as f64 / insert.as_secs_f64())),
+                    "",
+                    None,
+                );
+                r.record(&format!("bare_read_{scale}x_ms"), json!(ms(read).round()));
+                r.record(&format!("client_insert_{scale}x_ms"), json!(ms(insert).round()));
+                ceiling.push((*scale, read, insert));
+            }
+        }
+
+        if only("load") {
+            println!("load, end to end (pre-filled topic to the last insert acknowledged and committed):");
+            for (scale, topic, answer) in &prefilled {
+                let n = if *scale == 1 { runs } else { runs.min(2) };
+                let rows = answer.records() as u64;
+                let mut walls = Vec::new();
+                let mut peak_kb = 0u64;
+                for _ in 0..n {
+                    let table = fresh("load");
+                    tables.push(table.clone());
+                    let (wall, got, hwm) = load_once(settings, topic, &table)?;
+                    if got != rows {
+                        bail!("the {scale}x load inserted {got} of {rows} rows");
+                    }
+                    walls.push(wall);
+                    peak_kb = peak_kb.max(hwm);
+                }
+                let wall = median(walls);
+                let rate = rows as f64 / wall.as_secs_f64();
+                let (target, met) = if *scale == 1 {
+                    ("<= 1 s", wall <= Duration::from_secs(1))
+                } else {
+                    (">= 100,000 rows/s", rate >= 100_000.0)
+                };
+                r.add(
+                    format!("{scale}x: {} rows", thousands(rows as f64)),
+                    format!("{:.0} ms, {} rows/s", ms(wall), thousands(rate)),
+                    target,
+                    Some(met),
+                );
+                r.record(&format!("load_{scale}x_ms"), json!(ms(wall).round()));
+                r.record(&format!("load_{scale}x_rows_per_sec"), json!(rate.round()));
+                if let Some((_, read, insert)) = ceiling.iter().find(|c| c.0 == *scale) {
+                    let slower = (*read).max(*insert);
+                    let ratio = wall.as_secs_f64() / slower.as_secs_f64();
+                    r.add(
+                        format!("{scale}x: load / ceiling (slower of read, insert)"),
+                        format!("{ratio:.2}x (read {:.2}x, insert {:.2}x)",
+                            wall.as_secs_f64() / read.as_secs_f64(),
+                            wall.as_secs_f64() / insert.as_secs_f64()),
+                        if *scale == 1 { "" } else { "<= 1.5x" },
+                        (*scale != 1).then_some(ratio <= 1.5),
+                    );
+                    r.record(&format!("load_{scale}x_ceiling_ratio"), json!((ratio * 100.0).round() / 100.0));
+                }
+                if *scale != 1 {
+                    let mb = peak_kb as f64 / 1024.0;
+                    r.add(
+                        format!("{scale}x: consumer peak RSS"),
+                        format!("{mb:.0} MB"),
+                        "<= 150 MB",
+                        Some(mb <= 150.0),
+                    );
+                    r.record(&format!("load_{scale}x_peak_rss_mb"), json!(mb.round()));
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    cleanup(&sink, &tables).await;
+    result?;
+
+    if only("screen") {
+        println!("the monitor:");
+        let times = tokio::task::spawn_blocking(|| frames::draw_times(200, 50, 2_000)).await??;
+        let mut sorted = times.clone();
+        sorted.sort_unstable();
+        let p99 = sorted[sorted.len() * 99 / 100];
+        let med = median(times);
+        r.add(
+            "frame draw at 200x50, every pane full (2,000 frames)",
+            format!("{:.3} ms (p99 {:.3} ms)", ms(med), ms(p99)),
+            "<= 1 ms",
+            Some(med <= Duration::from_millis(1)),
+        );
+        r.record("frame_draw_ms", json!((ms(med) * 1000.0).round() / 1000.0));
+        let idle = idle_screen(settings, a.idle_secs)?;
+        let mb = idle.rss_kb as f64 / 1024.0;
+        r.add(
+            format!("idle, screen open, over {} s", a.idle_secs),
+            format!("{:.2}% of a core", idle.cpu_percent),
+            "<= 0.5%",
+            Some(idle.cpu_percent <= 0.5),
+        );
+        r.add(
+            "idle RSS",
+            format!("{mb:.0} MB"),
+            "<= 50 MB",
+            Some(mb <= 50.0),
+        );
+        r.record("idle_cpu_percent", json!(idle.cpu_percent));
+        r.record("idle_rss_mb", json!(mb.round()));
+    }
+
+    let missed: Vec<&Figure> = r.figures.iter().filter(|f| f.met == Some(false)).collect();
+    println!(
+        "{} of {} targets met",
+        r.figures.iter().filter(|f| f.met == Some(true)).count(),
+        r.figures.iter().filter(|f| f.met.is_some()).count()
+    );
+    for f in &missed {
+        println!("  missed: {} = {} (target {})", f.what, f.value, f.target);
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::Value::Object(r.json).to_string())
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The topic holding the `scale`x dataset for the load and ceiling runs: filled once and
+/// reused by later runs while it holds exactly the dataset (topics are never deleted:
+/// on tansu, deleting one topic deletes them all). Returns the time filling took, if it
+/// had to be filled.
+async fn prefill(
+    settings: &Settings,
+    scale: usize,
+    answer: &Answer,
+) -> anyhow::Result<(String, Option<Duration>)> {
+    let want = answer.transactions.len() as i64;
+    let mut topic = format!("wmtop_bench_{scale}x");
+    let mut attempt = 0;
+    loop {
+        let s = with(settings, &topic, "unused");
+        let kafka = Kafka::new(&s);
+        topic::ensure(&kafka).await?;
+        let s2 = s.clone();
+        let have = tokio::task::spawn_blocking(move || measure::topic_messages(&s2)).await??;
+        if have == want {
+            return Ok((topic, None));
+        }
+        if have == 0 {
+            let started = Instant::now();
+            let rep = produce::publish(&kafka, answer).await?;
+            if rep.messages_delivered as i64 != want {
+                bail!(
+                    "filling {topic}: {} of {want} delivered",
+                    rep.messages_delivered
+                );
+            }
+            return Ok((topic, Some(started.elapsed())));
+        }
+        // Something else is on it (an interrupted fill): use the next name.
+        attempt += 1;
+        topic = format!("wmtop_bench_{scale}x_{attempt}");
+    }
+}
+
+/// One load: `wmtop consume --until-idle` as a child process on a fresh table and group.
+/// Returns its wall time (start-up plus consumer start to last commit), rows inserted
+/// and peak RSS in kB.
+fn load_once(
+    settings: &Settings,
+    topic: &str,
+    table: &str,
+) -> anyhow::Result<(Duration, u64, u64)> {
+    let exe = std::env::current_exe()?;
+    let mut child = Command::new(exe)
+        .args(["consume", "--until-idle", "1"])
+        .env("WMTOP_TOPIC", topic)
+        .env("WMTOP_TABLE", table)
+        .env("WMTOP_GROUP", format!("{table}_group"))
+        .env("WMTOP_OPS_ADDR", "off")
+        .env("WMTOP_KAFKA_BROKERS", &settings.kafka_brokers)
+        .env("WMTOP_CLICKHOUSE_URL", &settings.clickhouse_url)
+        .env("WMTOP_DATABASE", &settings.database)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut hwm = 0u64;
+    loop {
+        if let Some(kb) = status_kb(&status_path, "VmHWM:") {
+            hwm = hwm.max(kb);
+        }
+        if child.try_wait()?.is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("wmtop consume failed ({})", out.status);
+    }
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let field = |k: &str| line[k].as_u64().unwrap_or(0);
+    let wall = Duration::from_millis(field("startup_ms") + field("loaded_ms"));
+    Ok((wall, field("rows_inserted"), hwm))
+}
+
+fn status_kb(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with(key))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+struct Idle {
+    cpu_percent: f64,
+    rss_kb: u64,
+}
+
+/// The monitor in tmux at 200x50 on its built-in defaults (its own simulator, fresh
+/// topic and table): CPU over `secs` after a settling pause, and RSS at the end.
+fn idle_screen(settings: &Settings, secs: u64) -> anyhow::Result<Idle> {
+    let exe = std::env::current_exe()?;
+    let name = fresh("screen");
+    let dir = std::env::temp_dir().join(&name);
+    let cmd = format!(
+        "exec env WMTOP_DATA_DIR={dir} WMTOP_TOPIC={name} WMTOP_TABLE={name} WMTOP_GROUP={name} \
+         WMTOP_OPS_ADDR=off WMTOP_KAFKA_BROKERS={brokers} WMTOP_CLICKHOUSE_URL={ch} {exe}",
+        dir = dir.display(),
+        brokers = settings.kafka_brokers,
+        ch = settings.clickhouse_url,
+        exe = exe.display(),
+    );
+    let out = Command::new("tmux")
+        .args([
+            "new-session",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_pid}",
+            "-s",
+            &name,
+            "-x",
+            "200",
+            "-y",
+            "50",
+            &cmd,
+        ])
+        .output()
+        .context("the screen benchmark needs tmux")?;
+    if !out.status.success() {
+        bail!("tmux: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    let pid: u32 = String::from_utf8_lossy(&out.stdout).trim().parse()?;
+    let stat = PathBuf::from(format!("/proc/{pid}/stat"));
+    let ticks = |p: &Path| -> Option<u64> {
+        let text = std::fs::read_to_string(p).ok()?;
+        let rest = text.rsplit_once(')')?.1;
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+    };
+    std::thread::sleep(Duration::from_secs(8));
+    let measured = (|| {
+        let t0 = ticks(&stat).context("the monitor exited early")?;
+        std::thread::sleep(Duration::from_secs(secs));
+        let t1 = ticks(&stat).context("the monitor exited early")?;
+        let rss = status_kb(&PathBuf::from(format!("/proc/{pid}/status")), "VmRSS:").unwrap_or(0);
+        let hz = clock_ticks();
+        anyhow::Ok(Idle {
+            cpu_percent: (t1 - t0) as f64 * 100.0 / hz / secs as f64,
+            rss_kb: rss,
+        })
+    })();
+    let _ = Command::new("tmux")
+        .args(["send-keys", "-t", &name, "q"])
+        .status();
+    std::thread::sleep(Duration::from_secs(2));
+    let _ = Command::new("tmux")
+        .args(["kill-session", "-t", &name])
+        .stderr(Stdio::null())
+        .status();
+    let _ = std::fs::remove_dir_all(&dir);
+    measured
+}
+
+fn clock_ticks() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// Drops the tables the run made (its topics stay: see [`prefill`]).
+async fn cleanup(sink: &Ch, tables: &[String]) {
+    for t in tables {
+        for name in [t.clone(), format!("{t}_dead_letters")] {
+            if let Err(e) = sink
+                .execute(&format!("DROP TABLE IF EXISTS {}.{name}", sink.database))
+                .await
+            {
+                tracing::warn!("bench: could not drop {name}: {e}");
+            }
+        }
+    }
+}

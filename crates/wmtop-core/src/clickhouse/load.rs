@@ -1,0 +1,548 @@
+//! Loading into ClickHouse so that a plain `SELECT count()` sees one row per record:
+//! the database and tables are created where missing (and only there, naming the grant
+//! a refusal lacks); rows arrive RowBinary-encoded with their identity, Kafka time and
+//! content hash; before a batch is inserted, the hours already stored with the same
+//! content, or with a newer version, are dropped from it; what is left goes in; and
+//! once a load has drained, [`Loader::settle`] merges the months where a changed hour
+//! left a copy, and checks that none is left, before the load is reported done.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use super::client::{lenient_i64, lenient_u64, Ch, ChError, ChErrorKind};
+use super::compat::{dead_letter_ddl, metrics_ddl};
+use super::sql;
+use super::table::{leb128, schema_error, RowPlan, TableInfo};
+use crate::clickhouse::queries::quote;
+use crate::load::columns::MetricRow;
+
+/// A row's identity and what decides whether it is stored: `(application_id,
+/// transaction_name, time in whole seconds)`.
+pub type RecordKey = (Arc<str>, Arc<str>, i64);
+
+/// A row's application and transaction, as the batch shares them.
+type IdPair<'a> = (&'a Arc<str>, &'a Arc<str>);
+
+/// One encoded row's identity, version, hash and place in the batch's bytes.
+#[derive(Clone, Debug)]
+pub struct RowMeta {
+    pub key: RecordKey,
+    /// The Kafka time (ms) of the message it came from.
+    pub version: u64,
+    pub hash: u64,
+    start: usize,
+    end: usize,
+}
+
+/// Rows encoded for the table, with their identities.
+#[derive(Debug, Default)]
+pub struct Rows {
+    bytes: Vec<u8>,
+    pub meta: Vec<RowMeta>,
+    /// The last identity strings, shared by the rows of one transaction.
+    last: Option<(Arc<str>, Arc<str>)>,
+}
+
+impl Rows {
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Encoded size.
+    pub fn bytes(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The encoded rows, all of them.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
+    }
+
+    /// Encodes a row for the plan, with its version and hash when the table keeps them.
+    pub fn push(&mut self, plan: &RowPlan, row: &MetricRow, version: u64) {
+        let start = self.bytes.len();
+        plan.encode(row, &mut self.bytes);
+        let hash = twox_hash::XxHash3_64::oneshot(&self.bytes[start..]);
+        if plan.versioned {
+            self.bytes.extend_from_slice(&version.to_le_bytes());
+            self.bytes.extend_from_slice(&hash.to_le_bytes());
+        }
+        let (app, name) = match &self.last {
+            Some((a, n)) if **a == *row.application_id && **n == *row.transaction_name => {
+                (Arc::clone(a), Arc::clone(n))
+            }
+            _ => {
+                let ids: (Arc<str>, Arc<str>) = (
+                    Arc::from(row.application_id.as_str()),
+                    Arc::from(row.transaction_name.as_str()),
+                );
+                self.last = Some(ids.clone());
+                ids
+            }
+        };
+        self.meta.push(RowMeta {
+            key: (app, name, row.timestamp.millis().div_euclid(1000)),
+            version,
+            hash,
+            start,
+            end: self.bytes.len(),
+        });
+    }
+
+    /// The bytes of the rows at these indexes, in order.
+    fn select(&self, keep: &[usize]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bytes.len());
+        for &i in keep {
+            let m = &self.meta[i];
+            out.extend_from_slice(&self.bytes[m.start..m.end]);
+        }
+        out
+    }
+}
+
+/// What one insert did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Inserted {
+    /// Rows written.
+    pub rows: usize,
+    /// Rows not written: the hour is stored with the same content, or with a newer
+    /// version (or the batch held a newer copy of it).
+    pub unchanged: usize,
+    /// Of the rows written, those whose hour was already stored with other content: a
+    /// copy until the month is merged.
+    pub replaced: usize,
+    /// Months (`toYYYYMM`) written to.
+    pub months: BTreeSet<u32>,
+}
+
+/// What settling a load found and did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Settled {
+    /// Months merged to remove copies.
+    pub merged: Vec<u32>,
+    /// Stored copies left over all the months looked at (0 when settled).
+    pub copies_left: u64,
+    pub took_ms: u64,
+}
+
+/// A message or record kept aside, with its reason and payload.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetter {
+    /// 1: a whole message; 2: one record.
+    pub scope: Scope,
+    pub topic: String,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+    pub message_key: String,
+    /// -1 for a whole message.
+    pub record_index: i32,
+    pub reason: String,
+    pub payload: Vec<u8>,
+}
+
+/// Whether a whole message or one record was set aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Scope {
+    Message = 1,
+    Record = 2,
+}
+
+impl DeadLetter {
+    /// RowBinary, in the column order of [`dead_letter_ddl`] (the Enum8 first: never a
+    /// whitespace byte).
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.push(self.scope as u8);
+        let text = |s: &[u8], out: &mut Vec<u8>| {
+            leb128(s.len(), out);
+            out.extend_from_slice(s);
+        };
+        text(self.topic.as_bytes(), out);
+        out.extend_from_slice(&self.kafka_partition.to_le_bytes());
+        out.extend_from_slice(&self.kafka_offset.to_le_bytes());
+        text(self.message_key.as_bytes(), out);
+        out.extend_from_slice(&self.record_index.to_le_bytes());
+        text(self.reason.as_bytes(), out);
+        text(&self.payload, out);
+    }
+}
+
+/// The `toYYYYMM` month of a time in epoch milliseconds (UTC).
+pub fn month_of(ms: i64) -> Option<u32> {
+    let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
+    let d = ts.to_zoned(jiff::tz::TimeZone::UTC).date();
+    u32::try_from(i32::from(d.year()) * 100 + i32::from(d.month())).ok()
+}
+
+/// A connection that may write, with the tables in place and the row plan for them.
+#[derive(Clone)]
+pub struct Loader {
+    pub ch: Ch,
+    pub plan: Arc<RowPlan>,
+    pub info: TableInfo,
+    user: String,
+}
+
+impl Loader {
+    /// Creates what is missing (database, metrics table, dead-letter table), reads the
+    /// table's columns and builds the row plan. A read-only user, or a refused CREATE,
+    /// is an error naming what is missing.
+    pub async fn prepare(ch: Ch, user: &str) -> Result<Loader, ChError> {
+        let db = ch.database.clone();
+        let grant = |what: &str, on: &str| format!("GRANT {what} ON {on} TO {user}");
+        if ch.readonly > 0 {
+            return Err(ChError {
+                url: ch.url.clone(),
+                action: format!("load into {}", ch.qualified()),
+                detail: format!(
+                    "user {user} is read-only (readonly={}): it can watch and query, not load; loading needs {} and {}",
+                    ch.readonly,
+                    grant("CREATE TABLE", &format!("{db}.*")),
+                    grant("INSERT", &ch.qualified())
+                ),
+                kind: ChErrorKind::NotAllowed,
+                code: None,
+            });
+        }
+        let exists = |sql: String| {
+            let ch = ch.clone();
+            async move {
+                let n: Vec<Named> = ch.json_rows(&sql).await?;
+                Ok::<bool, ChError>(!n.is_empty())
+            }
+        };
+        if !exists(format!(
+            "SELECT name FROM system.databases WHERE name = {}",
+            quote(&db)
+        ))
+        .await?
+        {
+            ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+                .await
+                .map_err(|e| refused(e, &grant("CREATE DATABASE", &format!("{db}.*"))))?;
+        }
+        for (table, ddl) in [
+            (ch.table.clone(), metrics_ddl(&db, &ch.table, ch.version)),
+            (
+                format!("{}_dead_letters", ch.table),
+                dead_letter_ddl(&db, &ch.table),
+            ),
+        ] {
+            let sql = format!(
+                "SELECT name FROM system.tables WHERE database = {} AND name = {}",
+                quote(&db),
+                quote(&table)
+            );
+            if !exists(sql).await? {
+                ch.execute(&ddl)
+                    .await
+                    .map_err(|e| refused(e, &grant("CREATE TABLE", &format!("{db}.*"))))?;
+            }
+        }
+        let info = TableInfo::read(&ch).await?.ok_or_else(|| ChError {
+            url: ch.url.clone(),
+            action: format!("read the columns of {}", ch.qualified()),
+            detail: "the table is not there after creating it".into(),
+            kind: ChErrorKind::Unexpected,
+            code: None,
+        })?;
+        let plan = RowPlan::for_table(&ch.qualified(), &info, ch.version)
+            .map_err(|e| schema_error(&ch, e))?;
+        if !plan.versioned {
+            tracing::warn!(
+                "table {} has no record_version/record_hash columns: hours loaded again are written again and merged away after each load{}",
+                ch.qualified(),
+                if info.replacing() { "" } else { " (it is not a ReplacingMergeTree, so copies stay; `wmtop check` lists them)" }
+            );
+        }
+        if !plan.absent.is_empty() {
+            tracing::warn!(
+                "table {} lacks columns wmtop fills; their values are not stored: {}",
+                ch.qualified(),
+                plan.absent.join(", ")
+            );
+        }
+        Ok(Loader {
+            plan: Arc::new(plan),
+            info,
+            user: user.to_string(),
+            ch,
+        })
+    }
+
+    /// Inserts what the table does not hold yet: rows whose hour is stored with the
+    /// same content or a newer version are left out. All or nothing.
+    pub async fn insert(&self, rows: &Rows) -> Result<Inserted, ChError> {
+        let mut out = Inserted::default();
+        if rows.is_empty() {
+            return Ok(out);
+        }
+        // The newest copy of each hour within the batch.
+        let mut newest: HashMap<&RecordKey, usize> = HashMap::with_capacity(rows.len());
+        for (i, m) in rows.meta.iter().enumerate() {
+            match newest.get(&m.key) {
+                Some(&j) if rows.meta[j].version > m.version => {}
+                _ => {
+                    newest.insert(&m.key, i);
+                }
+            }
+        }
+        let stored = if self.plan.versioned {
+            self.stored_versions(rows).await?
+        } else {
+            HashMap::new()
+        };
+        let mut keep: Vec<usize> = Vec::with_capacity(newest.len());
+        for (i, m) in rows.meta.iter().enumerate() {
+            if newest.get(&m.key) != Some(&i) {
+                out.unchanged += 1;
+                continue;
+            }
+            match stored.get(&m.key) {
+                Some(&(v, h)) if m.version < v || m.hash == h => out.unchanged += 1,
+                Some(_) => {
+                    out.replaced += 1;
+                    keep.push(i);
+                }
+                None => keep.push(i),
+            }
+        }
+        if !self.plan.versioned {
+            out.replaced = 0;
+        }
+        out.rows = keep.len();
+        out.months = keep
+            .iter()
+            .filter_map(|&i| month_of(rows.meta[i].key.2 * 1000))
+            .collect();
+        if keep.is_empty() {
+            return Ok(out);
+        }
+        let body = rows.select(&keep);
+        self.send(&self.plan.insert_sql, body).await?;
+        Ok(out)
+    }
+
+    async fn send(&self, sql: &str, body: Vec<u8>) -> Result<(), ChError> {
+        let action = sql.split(" FORMAT").next().unwrap_or(sql).to_string();
+        let mut insert = self.ch.client().insert_formatted_with(sql.to_string());
+        insert
+            .send(bytes::Bytes::from(body))
+            .await
+            .map_err(|e| self.insert_error(&action, &e))?;
+        insert
+            .end()
+            .await
+            .map_err(|e| self.insert_error(&action, &e))
+    }
+
+    fn insert_error(&self, action: &str, e: &::clickhouse::error::Error) -> ChError {
+        let err = self.ch.err(action, e);
+        if err.kind == ChErrorKind::NotAllowed {
+            let table = action
+                .strip_prefix("INSERT INTO ")
+                .and_then(|t| t.split_whitespace().next())
+                .unwrap_or_default()
+                .to_string();
+            return refused(err, &format!("GRANT INSERT ON {table} TO {}", self.user));
+        }
+        err
+    }
+
+    /// Per hour of the batch's transactions: the newest stored version and its hash.
+    async fn stored_versions(
+        &self,
+        rows: &Rows,
+    ) -> Result<HashMap<RecordKey, (u64, u64)>, ChError> {
+        #[derive(Deserialize)]
+        struct R {
+            a: String,
+            n: String,
+            #[serde(deserialize_with = "lenient_i64")]
+            ts: i64,
+            #[serde(deserialize_with = "lenient_u64")]
+            v: u64,
+            #[serde(deserialize_with = "lenient_u64")]
+            h: u64,
+        }
+        // The batch's own identity strings, to key the answer with.
+        let ids: HashMap<(&str, &str), IdPair<'_>> = rows
+            .meta
+            .iter()
+            .map(|m| ((m.key.0.as_ref(), m.key.1.as_ref()), (&m.key.0, &m.key.1)))
+            .collect();
+        let names: BTreeSet<&str> = ids.keys().map(|(_, n)| *n).collect();
+        let (lo, hi) = rows.meta.iter().fold((i64::MAX, i64::MIN), |(lo, hi), m| {
+            (lo.min(m.key.2), hi.max(m.key.2))
+        });
+        let names: Vec<&str> = names.into_iter().collect();
+        let sql = sql::stored_versions(&self.ch.qualified(), &names, lo, hi);
+        let found: Vec<R> = self.ch.json_rows(&sql).await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|r| {
+                let (a, n) = ids.get(&(r.a.as_str(), r.n.as_str()))?;
+                Some(((Arc::clone(a), Arc::clone(n), r.ts), (r.v, r.h)))
+            })
+            .collect())
+    }
+
+    /// Inserts the dead letters that are not already kept (same topic, partition,
+    /// offset and record). Returns how many were new.
+    pub async fn insert_dead_letters(&self, letters: &[DeadLetter]) -> Result<usize, ChError> {
+        if letters.is_empty() {
+            return Ok(0);
+        }
+        #[derive(Deserialize)]
+        struct K {
+            topic: String,
+            kafka_partition: i32,
+            #[serde(deserialize_with = "lenient_i64")]
+            kafka_offset: i64,
+            record_index: i32,
+        }
+        let offsets: BTreeSet<(i32, i64)> = letters
+            .iter()
+            .map(|l| (l.kafka_partition, l.kafka_offset))
+            .collect();
+        let topics: BTreeSet<&str> = letters.iter().map(|l| l.topic.as_str()).collect();
+        let sql = sql::kept_dead_letters(
+            &self.ch.dead_letters_table(),
+            &topics.into_iter().collect::<Vec<_>>(),
+            &offsets.into_iter().collect::<Vec<_>>(),
+        );
+        let kept: BTreeSet<(String, i32, i64, i32)> = self
+            .ch
+            .json_rows::<K>(&sql)
+            .await?
+            .into_iter()
+            .map(|k| (k.topic, k.kafka_partition, k.kafka_offset, k.record_index))
+            .collect();
+        let mut body = Vec::new();
+        let mut new = 0;
+        let mut seen = BTreeSet::new();
+        for l in letters {
+            let key = (
+                l.topic.clone(),
+                l.kafka_partition,
+                l.kafka_offset,
+                l.record_index,
+            );
+            if kept.contains(&key) || !seen.insert(key) {
+                continue;
+            }
+            l.encode(&mut body);
+            new += 1;
+        }
+        if new > 0 {
+            let sql = format!(
+                "INSERT INTO {} (scope, topic, kafka_partition, kafka_offset, message_key, record_index, reason, payload) FORMAT RowBinary",
+                self.ch.dead_letters_table()
+            );
+            self.send(&sql, body).await?;
+        }
+        Ok(new)
+    }
+
+    /// Stored copies (rows beyond one per record) in each of these months.
+    pub async fn copies(&self, months: &BTreeSet<u32>) -> Result<BTreeMap<u32, u64>, ChError> {
+        #[derive(Deserialize)]
+        struct R {
+            #[serde(deserialize_with = "lenient_u64")]
+            m: u64,
+            #[serde(deserialize_with = "lenient_u64")]
+            stored: u64,
+            #[serde(deserialize_with = "lenient_u64")]
+            distinct: u64,
+        }
+        if months.is_empty() {
+            return Ok(BTreeMap::new());
+        }
+        let months: Vec<u32> = months.iter().copied().collect();
+        let sql = sql::copies_per_month(&self.ch.qualified(), &months);
+        let rows: Vec<R> = self.ch.json_rows(&sql).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                Some((
+                    u32::try_from(r.m).ok()?,
+                    r.stored.saturating_sub(r.distinct),
+                ))
+            })
+            .collect())
+    }
+
+    /// After the last batch of a load has landed: merges the months that hold copies
+    /// and checks again, until none is left or `deadline` passes. Copies on a table that
+    /// is not a Replacing engine cannot be merged away and are reported.
+    pub async fn settle(
+        &self,
+        months: &BTreeSet<u32>,
+        deadline: Duration,
+    ) -> Result<Settled, ChError> {
+        let started = Instant::now();
+        let mut settled = Settled::default();
+        let mut attempt = 0u32;
+        loop {
+            let copies = self.copies(months).await?;
+            let with_copies: Vec<u32> = copies
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(m, _)| *m)
+                .collect();
+            settled.copies_left = copies.values().sum();
+            if with_copies.is_empty() || !self.info.replacing() || started.elapsed() >= deadline {
+                break;
+            }
+            if self.info.monthly() {
+                for m in &with_copies {
+                    self.ch
+                        .execute(&sql::merge_month(&self.ch.qualified(), *m))
+                        .await?;
+                }
+            } else {
+                self.ch
+                    .execute(&sql::merge_all(&self.ch.qualified()))
+                    .await?;
+            }
+            for m in with_copies {
+                if !settled.merged.contains(&m) {
+                    settled.merged.push(m);
+                }
+            }
+            attempt += 1;
+            // A merge already running on those parts makes OPTIMIZE a no-op: look again
+            // after a moment.
+            if attempt > 1 {
+                tokio::time::sleep(crate::runtime::retry::backoff(
+                    attempt,
+                    Duration::from_millis(200),
+                ))
+                .await;
+            }
+        }
+        settled.took_ms = started.elapsed().as_millis() as u64;
+        Ok(settled)
+    }
+}
+
+#[derive(Deserialize)]
+struct Named {
+    #[allow(dead_code)]
+    name: String,
+}
+
+/// A refusal with the grant that would allow it.
+fn refused(mut e: ChError, grant: &str) -> ChError {
+    if e.kind == ChErrorKind::NotAllowed {
+        e.detail = format!("{} (missing grant: {grant})", e.detail);
+    }
+    e
+}

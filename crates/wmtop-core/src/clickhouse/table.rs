@@ -1,0 +1,403 @@
+//! The metrics table as the server has it: its columns, their types and which are in
+//! the table's key, read from `system.columns` and `system.tables`; and the row plan
+//! built from them, which encodes each row for the types the table really has (not the
+//! ones wmtop would have chosen). A column wmtop does not know is left to its DEFAULT; a
+//! type it cannot write, or a key column it cannot fill, is an error naming the column,
+//! before any insert.
+
+use serde::Deserialize;
+
+use super::client::{Ch, ChError, ChErrorKind};
+use super::compat::ServerVersion;
+use crate::load::columns::{
+    column_index, FieldRef, Kind, MetricRow, COLUMNS, GETTERS, RECORD_HASH, RECORD_VERSION,
+};
+
+/// One column of the table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableColumn {
+    pub name: String,
+    pub type_: String,
+    /// It has a DEFAULT, MATERIALIZED or ALIAS expression.
+    pub has_default: bool,
+    /// It is in the sorting or partition key.
+    pub in_key: bool,
+}
+
+/// The table: columns in order, and its engine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableInfo {
+    pub columns: Vec<TableColumn>,
+    pub engine: String,
+    /// The partition key expression, as `system.tables` gives it.
+    pub partition_key: String,
+}
+
+impl TableInfo {
+    /// The table wmtop creates on a server of this version, as the server would describe
+    /// it (for encoding without asking a server: benchmarks, tests).
+    pub fn own(version: ServerVersion) -> TableInfo {
+        use crate::load::columns::INGESTION_TIME;
+        let key = ["application_id", "transaction_name", "timestamp"];
+        let mut columns: Vec<TableColumn> = COLUMNS
+            .iter()
+            .map(|c| TableColumn {
+                name: c.name.into(),
+                type_: super::compat::column_type(c.kind, version).into(),
+                has_default: false,
+                in_key: key.contains(&c.name),
+            })
+            .collect();
+        for (name, type_, has_default) in [
+            (RECORD_VERSION, "UInt64", false),
+            (RECORD_HASH, "UInt64", false),
+            (INGESTION_TIME, "DateTime", true),
+        ] {
+            columns.push(TableColumn {
+                name: name.into(),
+                type_: type_.into(),
+                has_default,
+                in_key: false,
+            });
+        }
+        TableInfo {
+            columns,
+            engine: "ReplacingMergeTree".into(),
+            partition_key: "toYYYYMM(timestamp)".into(),
+        }
+    }
+
+    /// Copies with the same key disappear on merge (a Replacing engine).
+    pub fn replacing(&self) -> bool {
+        self.engine.contains("ReplacingMergeTree")
+    }
+
+    /// Partitioned by `toYYYYMM(timestamp)`: a month can be merged alone.
+    pub fn monthly(&self) -> bool {
+        self.partition_key.replace(' ', "") == "toYYYYMM(timestamp)"
+    }
+
+    /// Reads the table's columns and engine; None when the table does not exist.
+    pub async fn read(ch: &Ch) -> Result<Option<TableInfo>, ChError> {
+        #[derive(Deserialize)]
+        struct Col {
+            name: String,
+            #[serde(rename = "type")]
+            type_: String,
+            default_kind: String,
+            is_in_partition_key: u8,
+            is_in_sorting_key: u8,
+        }
+        #[derive(Deserialize)]
+        struct Tbl {
+            engine: String,
+            partition_key: String,
+        }
+        let tables: Vec<Tbl> = ch
+            .json_rows(&super::sql::table_info(&ch.database, &ch.table))
+            .await?;
+        let Some(t) = tables.into_iter().next() else {
+            return Ok(None);
+        };
+        let cols: Vec<Col> = ch
+            .json_rows(&super::sql::table_columns(&ch.database, &ch.table))
+            .await?;
+        Ok(Some(TableInfo {
+            columns: cols
+                .into_iter()
+                .map(|c| TableColumn {
+                    in_key: c.is_in_partition_key > 0 || c.is_in_sorting_key > 0,
+                    has_default: !c.default_kind.is_empty(),
+                    name: c.name,
+                    type_: c.type_,
+                })
+                .collect(),
+            engine: t.engine,
+            partition_key: t.partition_key,
+        }))
+    }
+
+    fn column(&self, name: &str) -> Option<&TableColumn> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+}
+
+/// How one value is written in RowBinary for the table's type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Writer {
+    String {
+        nullable: bool,
+    },
+    Int64 {
+        nullable: bool,
+    },
+    Float64 {
+        nullable: bool,
+    },
+    Float32 {
+        nullable: bool,
+    },
+    /// `Bool` or `UInt8`: one byte.
+    Flag {
+        nullable: bool,
+    },
+    /// `DateTime`: seconds as u32.
+    DateTime,
+    /// `DateTime64(p)`: ticks of 10^-p s as i64.
+    DateTime64 {
+        precision: u32,
+    },
+}
+
+impl Writer {
+    fn nullable(self) -> bool {
+        match self {
+            Writer::String { nullable }
+            | Writer::Int64 { nullable }
+            | Writer::Float64 { nullable }
+            | Writer::Float32 { nullable }
+            | Writer::Flag { nullable } => nullable,
+            Writer::DateTime | Writer::DateTime64 { .. } => false,
+        }
+    }
+
+    /// The writer for a table type, for a column of this kind; None if wmtop cannot
+    /// write that type from that kind.
+    fn for_type(kind: Kind, type_: &str) -> Option<Writer> {
+        let mut t = type_.trim();
+        if let Some(inner) = strip_wrapper(t, "LowCardinality") {
+            t = inner;
+        }
+        let (nullable, t) = match strip_wrapper(t, "Nullable") {
+            Some(inner) => (true, inner),
+            None => (false, t),
+        };
+        let base = t.split('(').next().unwrap_or(t).trim();
+        let w = match (kind, base) {
+            (Kind::Id | Kind::Text, "String") => Writer::String { nullable },
+            (Kind::Int, "Int64") => Writer::Int64 { nullable },
+            (Kind::Int | Kind::Float, "Float64") => Writer::Float64 { nullable },
+            (Kind::Float, "Float32") => Writer::Float32 { nullable },
+            (Kind::Flag, "Bool" | "UInt8") => Writer::Flag { nullable },
+            (Kind::Time, "DateTime") if !nullable => Writer::DateTime,
+            (Kind::Time, "DateTime64") if !nullable => {
+                let args = t.split_once('(')?.1;
+                let precision: u32 = args
+                    .split([',', ')'])
+                    .next()?
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 9)?;
+                Writer::DateTime64 { precision }
+            }
+            _ => return None,
+        };
+        Some(w)
+    }
+
+    fn write(self, value: FieldRef<'_>, out: &mut Vec<u8>) {
+        let null = matches!(
+            value,
+            FieldRef::Int(None)
+                | FieldRef::Float(None)
+                | FieldRef::Text(None)
+                | FieldRef::Flag(None)
+        );
+        if self.nullable() {
+            if null {
+                out.push(1);
+                return;
+            }
+            out.push(0);
+        }
+        match (self, value) {
+            (Writer::String { .. }, FieldRef::Id(s) | FieldRef::Text(Some(s))) => {
+                leb128(s.len(), out);
+                out.extend_from_slice(s.as_bytes());
+            }
+            (Writer::String { .. }, _) => out.push(0),
+            (Writer::Int64 { .. }, FieldRef::Int(v)) => {
+                out.extend_from_slice(&v.unwrap_or(0).to_le_bytes())
+            }
+            (Writer::Float64 { .. }, FieldRef::Float(v)) => {
+                out.extend_from_slice(&v.unwrap_or(0.0).to_le_bytes())
+            }
+            (Writer::Float64 { .. }, FieldRef::Int(v)) => {
+                out.extend_from_slice(&(v.unwrap_or(0) as f64).to_le_bytes())
+            }
+            (Writer::Float32 { .. }, FieldRef::Float(v)) => {
+                out.extend_from_slice(&(v.unwrap_or(0.0) as f32).to_le_bytes())
+            }
+            (Writer::Flag { .. }, FieldRef::Flag(v)) => out.push(u8::from(v.unwrap_or(false))),
+            (Writer::DateTime, FieldRef::Time(ms)) => {
+                // Record times are bounded to 2000..2100, within u32 seconds.
+                let secs = u32::try_from(ms.div_euclid(1000)).unwrap_or(0);
+                out.extend_from_slice(&secs.to_le_bytes());
+            }
+            (Writer::DateTime64 { precision }, FieldRef::Time(ms)) => {
+                let ticks = if precision >= 3 {
+                    ms.saturating_mul(10i64.pow(precision - 3))
+                } else {
+                    ms.div_euclid(10i64.pow(3 - precision))
+                };
+                out.extend_from_slice(&ticks.to_le_bytes());
+            }
+            // Plans are built per kind, so the value always fits its writer.
+            (w, v) => unreachable!("writer {w:?} given {v:?}"),
+        }
+    }
+}
+
+fn strip_wrapper<'a>(t: &'a str, name: &str) -> Option<&'a str> {
+    t.strip_prefix(name)?
+        .trim_start()
+        .strip_prefix('(')?
+        .strip_suffix(')')
+        .map(str::trim)
+}
+
+/// RowBinary's length prefix: unsigned LEB128.
+pub fn leb128(mut n: usize, out: &mut Vec<u8>) {
+    while n >= 0x80 {
+        out.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    out.push(n as u8);
+}
+
+/// Why rows cannot be written to the table as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SchemaError {
+    #[error(
+        "table {table}: column {column} has type {type_}, which wmtop cannot write {what} into"
+    )]
+    Type {
+        table: String,
+        column: String,
+        type_: String,
+        what: &'static str,
+    },
+    #[error("table {table} has no column {column}, which identifies a record; wmtop cannot load into it")]
+    MissingIdentity { table: String, column: String },
+    #[error("table {table}: column {column} is in the table's key, has no DEFAULT, and wmtop does not write it")]
+    UnfilledKey { table: String, column: String },
+}
+
+/// How each row is written: which columns, in which order, with which writer, and
+/// whether the table keeps `record_version` and `record_hash`.
+#[derive(Clone, Debug)]
+pub struct RowPlan {
+    /// (index into [`COLUMNS`], writer), in insert order.
+    pub columns: Vec<(usize, Writer)>,
+    /// The table has `record_version UInt64` and `record_hash UInt64`.
+    pub versioned: bool,
+    /// Columns wmtop knows that the table lacks (their values are not stored).
+    pub absent: Vec<&'static str>,
+    /// `INSERT INTO db.table (…) FORMAT RowBinary`.
+    pub insert_sql: String,
+    /// Copies of a record disappear on merge.
+    pub replacing: bool,
+}
+
+impl RowPlan {
+    pub fn for_table(
+        qualified: &str,
+        info: &TableInfo,
+        version: ServerVersion,
+    ) -> Result<RowPlan, SchemaError> {
+        let table = qualified.to_string();
+        for must in ["transaction_name", "timestamp", "application_id"] {
+            if info.column(must).is_none() {
+                return Err(SchemaError::MissingIdentity {
+                    table,
+                    column: must.into(),
+                });
+            }
+        }
+        let mut columns = Vec::new();
+        let mut absent = Vec::new();
+        for c in COLUMNS {
+            let Some(tc) = info.column(c.name) else {
+                absent.push(c.name);
+                continue;
+            };
+            let w = Writer::for_type(c.kind, &tc.type_).ok_or_else(|| SchemaError::Type {
+                table: table.clone(),
+                column: c.name.into(),
+                type_: tc.type_.clone(),
+                what: kind_words(c.kind),
+            })?;
+            columns.push((column_index(c.name).unwrap_or_default(), w));
+        }
+        let versioned = [RECORD_VERSION, RECORD_HASH]
+            .iter()
+            .all(|n| info.column(n).is_some_and(|c| c.type_.trim() == "UInt64"));
+        for tc in &info.columns {
+            let ours = column_index(&tc.name).is_some()
+                || (versioned && (tc.name == RECORD_VERSION || tc.name == RECORD_HASH));
+            if !ours && tc.in_key && !tc.has_default {
+                return Err(SchemaError::UnfilledKey {
+                    table,
+                    column: tc.name.clone(),
+                });
+            }
+        }
+        if version.skips_leading_whitespace() {
+            // Start the body with a byte that is 0 or 1: a Nullable marker or a flag.
+            if let Some(i) = columns
+                .iter()
+                .position(|(_, w)| w.nullable() || matches!(w, Writer::Flag { .. }))
+            {
+                let first = columns.remove(i);
+                columns.insert(0, first);
+            }
+        }
+        let mut names: Vec<&str> = columns.iter().map(|(i, _)| COLUMNS[*i].name).collect();
+        if versioned {
+            names.extend([RECORD_VERSION, RECORD_HASH]);
+        }
+        Ok(RowPlan {
+            insert_sql: format!(
+                "INSERT INTO {qualified} ({}) FORMAT RowBinary",
+                names.join(", ")
+            ),
+            columns,
+            versioned,
+            absent,
+            replacing: info.replacing(),
+        })
+    }
+
+    /// Appends the row's columns (not version and hash) in the plan's order.
+    pub fn encode(&self, row: &MetricRow, out: &mut Vec<u8>) {
+        for (i, w) in &self.columns {
+            w.write(GETTERS[*i](row), out);
+        }
+    }
+}
+
+fn kind_words(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Id => "an identifier (String)",
+        Kind::Int => "a count (Int64)",
+        Kind::Float => "a number (Float64)",
+        Kind::Text => "a text (String)",
+        Kind::Flag => "a flag (Bool or UInt8)",
+        Kind::Time => "a time (DateTime or DateTime64)",
+    }
+}
+
+/// An error for a plan that cannot be made, as a [`ChError`] (permanent).
+pub fn schema_error(ch: &Ch, e: SchemaError) -> ChError {
+    ChError {
+        url: ch.url.clone(),
+        action: format!("check the columns of {}", ch.qualified()),
+        detail: e.to_string(),
+        kind: ChErrorKind::Refused,
+        code: None,
+    }
+}
+
+#[cfg(test)]
+mod tests;

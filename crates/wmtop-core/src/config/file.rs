@@ -1,0 +1,183 @@
+//! The config file: reading it, warning when it holds a secret others can read, and
+//! turning its errors into one or two lines that name the file, the line and the key
+//! but never show the value of a key that holds a secret (nor any value on a line whose
+//! key is unknown: it may be a misspelled secret).
+
+use std::path::Path;
+
+use super::{ConfigError, FileConfig, FILE_KEYS};
+
+/// Keys whose values are secrets wherever they appear.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "client_secret",
+    "clickhouse_password",
+    "kafka_sasl_password",
+];
+
+/// True for a key whose value must never be shown: the secret settings, and any key
+/// (a librdkafka property, say) whose name holds "password", "secret" or "token".
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&k.as_str())
+        || k.contains("password")
+        || k.contains("secret")
+        || k.contains("token")
+}
+
+pub(super) fn read(path: &Path, warnings: &mut Vec<String>) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut file: FileConfig = toml::from_str(&text).map_err(|e| explain(path, &text, &e))?;
+    file.kafka_options_checked = kafka_options(path, &text, file.kafka_options.as_ref())?;
+    let holds_secret = file.password.is_some()
+        || file.client_secret.is_some()
+        || file.clickhouse_password.is_some()
+        || file.kafka_sasl_password.is_some()
+        || file
+            .kafka_options
+            .as_ref()
+            .is_some_and(|t| t.keys().any(|k| is_secret_key(k)));
+    #[cfg(unix)]
+    if holds_secret {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode();
+            if mode & 0o077 != 0 {
+                warnings.push(format!(
+                    "config file {} holds a secret and can be read by others (mode {:o}); run: chmod 600 {}",
+                    path.display(),
+                    mode & 0o777,
+                    path.display()
+                ));
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// The `[kafka_options]` table as text values, each checked; an error names the line.
+fn kafka_options(
+    path: &Path,
+    text: &str,
+    table: Option<&toml::Table>,
+) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(table) = table else {
+        return Ok(out);
+    };
+    let line_of = |key: &str| {
+        let mut inside = false;
+        text.lines().position(|l| {
+            let t = l.trim_start();
+            if t.starts_with('[') {
+                inside = key_of_line(t).as_deref() == Some("kafka_options");
+                return false;
+            }
+            inside && key_of_line(t).as_deref() == Some(key)
+        })
+    };
+    for (key, value) in table {
+        let bad = |message: String| ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: line_of(key).map(|i| i + 1),
+            message: format!("[kafka_options] {message}"),
+        };
+        if let Some(why) = super::kafka_options::refuse(key, false) {
+            return Err(bad(why));
+        }
+        let v = match value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            other => {
+                let what = if is_secret_key(key) {
+                    "not shown: it is a secret".to_string()
+                } else {
+                    format!("not {}", other.type_str())
+                };
+                return Err(bad(format!(
+                    "{key:?}: the value must be a string, a number or a boolean ({what})"
+                )));
+            }
+        };
+        out.insert(key.clone(), v);
+    }
+    Ok(out)
+}
+
+/// The key a line sets (`key = …`), or the table it opens (`[name]`).
+fn key_of_line(line: &str) -> Option<String> {
+    let t = line.trim_start();
+    if let Some(rest) = t.strip_prefix('[') {
+        return Some(rest.split(']').next()?.trim().to_string());
+    }
+    let (key, _) = t.split_once('=')?;
+    let key = key.trim().trim_matches(|c| c == '"' || c == '\'');
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+/// The table a line sits in (the last `[name]` above it), if any.
+fn table_of_line(text: &str, line_index: usize) -> Option<String> {
+    text.lines()
+        .take(line_index + 1)
+        .filter_map(|l| {
+            let t = l.trim_start();
+            t.starts_with('[').then(|| key_of_line(t)).flatten()
+        })
+        .last()
+}
+
+/// An unknown key's name, from serde's "unknown field `x`, expected …".
+fn unknown_field(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split('`').next()
+}
+
+fn suggestion(key: &str) -> Option<&'static str> {
+    FILE_KEYS
+        .iter()
+        .map(|k| (strsim::jaro_winkler(key, k), *k))
+        .filter(|(score, _)| *score > 0.85)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// One or two lines: the line and key at fault and what is wrong, without secrets.
+fn explain(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+    let line_index = e
+        .span()
+        .map(|span| text[..span.start.min(text.len())].matches('\n').count());
+    let line_text = line_index.and_then(|i| text.lines().nth(i)).unwrap_or("");
+    let key = key_of_line(line_text);
+    let table = line_index.and_then(|i| table_of_line(text, i));
+    let message = e.message().trim();
+    let described = if let Some(unknown) = unknown_field(message) {
+        let hint = suggestion(unknown)
+            .map(|k| format!(" (did you mean {k:?}?)"))
+            .unwrap_or_default();
+        format!("unknown key {unknown:?}{hint}; its value is not shown")
+    } else {
+        let in_options = table.as_deref() == Some("kafka_options");
+        match (&key, key.as_deref().is_some_and(is_secret_key)) {
+            (Some(k), true) => format!(
+                "key {k:?}: the value is not valid (a secret must be a quoted string on one line); it is not shown because it is a secret"
+            ),
+            (None, _) => "not valid TOML here (is a quote or a bracket missing?); the line is not shown in case it holds a secret".to_string(),
+            (Some(k), false) if in_options => format!("[kafka_options] {k:?}: {}", first_line(message)),
+            (Some(k), false) => format!("key {k:?}: {}", first_line(message)),
+        }
+    };
+    ConfigError::Parse {
+        path: path.to_path_buf(),
+        line: line_index.map(|i| i + 1),
+        message: described,
+    }
+}
+
+fn first_line(message: &str) -> String {
+    crate::config::redact::mask_urls_in(message.lines().next().unwrap_or(message))
+}

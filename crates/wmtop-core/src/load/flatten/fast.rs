@@ -1,0 +1,282 @@
+//! The fast path of flattening: one strict pass over a well-formed message with flat
+//! records (scalars only, strings without escapes), straight into rows. It gives up —
+//! returns None, and the message goes through the serde path instead — on anything
+//! else: an escape, a nested value, a duplicate series, a record that would be set
+//! aside, a syntax error. So every outcome other than "all rows good" comes from the one
+//! reference implementation, and tests hold the two paths to the same rows.
+
+use std::borrow::Cow;
+
+use super::{finish_record, id_slot, timestamp_text, Flattened, Value, TIMESTAMP_COLUMN};
+use crate::load::columns::{column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS};
+
+/// Outcome of the fast path: None means "use the serde path".
+pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
+    let mut s = Scanner {
+        b: text.as_bytes(),
+        text,
+        i: 0,
+    };
+    let mut ids: [Option<String>; 5] = Default::default();
+    let mut pending: Vec<(MetricRow, Option<String>)> = Vec::new();
+    let mut seen_series = false;
+    let mut out = Flattened::default();
+    let mut hint = [u8::MAX; COLUMN_COUNT + 1];
+    s.ws();
+    s.eat(b'{')?;
+    s.ws();
+    if !s.eat_if(b'}') {
+        loop {
+            s.ws();
+            let key = s.string()?;
+            s.ws();
+            s.eat(b':')?;
+            s.ws();
+            if key == "transactionSeries" {
+                if seen_series {
+                    return None;
+                }
+                seen_series = true;
+                s.eat(b'[')?;
+                s.ws();
+                if !s.eat_if(b']') {
+                    loop {
+                        s.ws();
+                        pending.push((MetricRow::default(), None));
+                        let (row, timestamp) = pending.last_mut()?;
+                        s.record(row, timestamp, &mut out, &mut hint)?;
+                        s.ws();
+                        if s.eat_if(b']') {
+                            break;
+                        }
+                        s.eat(b',')?;
+                    }
+                }
+            } else {
+                let value = s.scalar()?;
+                if let Some(n) = id_slot(key) {
+                    let mut id = String::new();
+                    super::Convert::convert(value, &mut id).ok()?;
+                    ids[n] = (!id.is_empty()).then_some(id);
+                }
+            }
+            s.ws();
+            if s.eat_if(b'}') {
+                break;
+            }
+            s.eat(b',')?;
+        }
+    }
+    s.ws();
+    if s.i != s.b.len() || !seen_series || pending.is_empty() {
+        // Trailing bytes, no series, an empty one: the serde path says which.
+        return None;
+    }
+    out.records = pending.len();
+    for (row, timestamp) in &mut pending {
+        finish_record(row, timestamp.as_deref(), &ids).ok()?;
+    }
+    out.transaction_name = ids[0].take();
+    out.good = pending.len();
+    for (row, _) in &mut pending {
+        each(row);
+    }
+    Some(out)
+}
+
+struct Scanner<'a> {
+    b: &'a [u8],
+    text: &'a str,
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.i) {
+            self.i += 1;
+        }
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    fn eat_if(&mut self, c: u8) -> bool {
+        self.eat(c).is_some()
+    }
+
+    /// A string without escapes or control characters, borrowed.
+    fn string(&mut self) -> Option<&'a str> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
+        if self.b[end] != b'"' || self.b[start..end].iter().any(|&c| c < 0x20) {
+            return None;
+        }
+        self.i = end + 1;
+        // Both ends sit next to an ASCII quote, so they are character boundaries.
+        self.text.get(start..end)
+    }
+
+    /// A JSON number, checked against the grammar, as serde_json would hand it over.
+    /// Digits are gathered as they are scanned; the text is parsed again only when they
+    /// do not fit the exact paths.
+    fn number(&mut self) -> Option<Value<'a>> {
+        let start = self.i;
+        let negative = self.eat_if(b'-');
+        let mut mantissa: u64 = 0;
+        let mut count = 0usize;
+        let mut digits = |s: &mut Self| {
+            let from = s.i;
+            while let Some(&c @ b'0'..=b'9') = s.b.get(s.i) {
+                mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(c - b'0'));
+                s.i += 1;
+            }
+            count += s.i - from;
+            s.i - from
+        };
+        match self.b.get(self.i) {
+            Some(b'0') => self.i += 1,
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return None,
+        }
+        let mut scale = 0usize;
+        if self.eat_if(b'.') {
+            scale = digits(self);
+            if scale == 0 {
+                return None;
+            }
+        }
+        let mut exponent = false;
+        if let Some(b'e' | b'E') = self.b.get(self.i) {
+            exponent = true;
+            self.i += 1;
+            if let Some(b'+' | b'-') = self.b.get(self.i) {
+                self.i += 1;
+            }
+            let from = self.i;
+            while self.b.get(self.i).is_some_and(u8::is_ascii_digit) {
+                self.i += 1;
+            }
+            if self.i == from {
+                return None;
+            }
+        }
+        // Up to 19 digits cannot overflow the u64 they were gathered in.
+        if count <= 19 && !exponent {
+            if scale == 0 {
+                // serde_json: non-negative integers as u64, negative as i64 ("-0" is
+                // the float -0.0).
+                if !negative {
+                    return Some(Value::U64(mantissa));
+                }
+                if mantissa == 0 {
+                    return Some(Value::F64(-0.0));
+                }
+                if let Ok(n) = i64::try_from(mantissa) {
+                    return Some(Value::I64(-n));
+                }
+            } else if mantissa < 1 << 53 && scale < POW10.len() {
+                // Clinger's fast path: both exact, so one correctly rounded division.
+                let v = mantissa as f64 / POW10[scale];
+                return Some(Value::F64(if negative { -v } else { v }));
+            }
+        }
+        let t = &self.text[start..self.i];
+        if scale == 0 && !exponent {
+            if negative {
+                if let Ok(n) = t.parse::<i64>() {
+                    return Some(Value::I64(n));
+                }
+            } else if let Ok(n) = t.parse::<u64>() {
+                return Some(Value::U64(n));
+            }
+        }
+        t.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .map(Value::F64)
+    }
+
+    /// A scalar value; None for arrays, objects and anything malformed.
+    fn scalar(&mut self) -> Option<Value<'a>> {
+        match self.b.get(self.i)? {
+            b'"' => self.string().map(|s| Value::Str(Cow::Borrowed(s))),
+            b'-' | b'0'..=b'9' => self.number(),
+            b't' => self.literal(b"true", Value::Bool(true)),
+            b'f' => self.literal(b"false", Value::Bool(false)),
+            b'n' => self.literal(b"null", Value::Null),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8], v: Value<'a>) -> Option<Value<'a>> {
+        self.b[self.i..].starts_with(word).then(|| {
+            self.i += word.len();
+            v
+        })
+    }
+
+    /// One record object into a row (identifiers and time not yet resolved). `hint`
+    /// remembers which column followed which, as records of one message share an order.
+    fn record(
+        &mut self,
+        row: &mut MetricRow,
+        timestamp: &mut Option<String>,
+        out: &mut Flattened,
+        hint: &mut [u8; COLUMN_COUNT + 1],
+    ) -> Option<()> {
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat_if(b'}') {
+            return Some(());
+        }
+        let mut prev = COLUMN_COUNT;
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            let value = self.scalar()?;
+            let guess = usize::from(hint[prev]);
+            let idx = if COLUMNS.get(guess).is_some_and(|c| c.json == key) {
+                Some(guess)
+            } else {
+                column_for_json(key)
+            };
+            match idx {
+                Some(TIMESTAMP_COLUMN) => {
+                    out.present_columns |= 1 << TIMESTAMP_COLUMN;
+                    *timestamp = timestamp_text(value);
+                    hint[prev] = TIMESTAMP_COLUMN as u8;
+                    prev = TIMESTAMP_COLUMN;
+                }
+                Some(idx) => {
+                    out.present_columns |= 1 << idx;
+                    SETTERS[idx](row, value).ok()?;
+                    hint[prev] = idx as u8;
+                    prev = idx;
+                }
+                None => {
+                    if !out.unknown_fields.contains(key) {
+                        out.unknown_fields.insert(key.to_string());
+                    }
+                }
+            }
+            self.ws();
+            if self.eat_if(b'}') {
+                return Some(());
+            }
+            self.eat(b',')?;
+        }
+    }
+}
+
+/// Powers of ten that f64 holds exactly.
+const POW10: [f64; 23] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+];

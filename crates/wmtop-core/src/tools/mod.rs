@@ -1,0 +1,6 @@
+//! The tools a user runs by hand: reconciliation of API, topic and ClickHouse
+//! ([`check`]), and dead letters: re-driving them and skipping a message the broker does
+//! not serve ([`redrive`]).
+
+pub mod check;
+pub mod redrive;

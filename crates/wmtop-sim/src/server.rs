@@ -1,0 +1,432 @@
+//! The simulator's HTTP server: hyper 1 over tokio, one task per connection, graceful stop.
+//! Owns the routes (token endpoint, series API, `/_sim/faults`, `/_sim/stats`), the
+//! series parameter checks, the fault counters and the cache of the last answer body.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{json, Value};
+
+use super::auth::{lookup, parse_pairs, Tokens};
+use super::data::{dataset, SimTransaction};
+use super::wire::{self, DataFaults};
+use super::{Faults, SimConfig, SimStats};
+
+/// The series API path: the one the client asks for.
+pub use wmtop_core::source::api::SERIES_PATH;
+
+/// Largest request body read (token forms, fault updates).
+const MAX_BODY: usize = 64 * 1024;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+type Body = BoxBody<Bytes, BoxError>;
+
+/// The error a truncated answer's body stream ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("simulated truncation: connection cut mid-body")]
+struct Truncated;
+
+/// Everything a running simulator shares between connections.
+pub struct State {
+    cfg: SimConfig,
+    data: OnceLock<Vec<SimTransaction>>,
+    tokens: Tokens,
+    faults: Mutex<Faults>,
+    cache: Mutex<Option<(i64, i64, Bytes)>>,
+    token_requests: AtomicU64,
+    series_requests: AtomicU64,
+    series_ok: AtomicU64,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("cfg", &self.cfg)
+            .field("tokens", &self.tokens)
+            .field("faults", &self.faults())
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// A fresh state for `cfg`, with `cfg.faults` in force.
+    pub fn new(cfg: SimConfig) -> Self {
+        Self {
+            tokens: Tokens::new(cfg.seed),
+            faults: Mutex::new(cfg.faults.clone()),
+            cfg,
+            data: OnceLock::new(),
+            cache: Mutex::new(None),
+            token_requests: AtomicU64::new(0),
+            series_requests: AtomicU64::new(0),
+            series_ok: AtomicU64::new(0),
+        }
+    }
+
+    /// Replaces the faults.
+    pub fn set_faults(&self, f: Faults) {
+        *self.faults.lock().unwrap_or_else(|p| p.into_inner()) = f;
+    }
+
+    /// The faults in force.
+    pub fn faults(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> SimStats {
+        SimStats {
+            token_requests: self.token_requests.load(Ordering::Relaxed),
+            series_requests: self.series_requests.load(Ordering::Relaxed),
+            series_ok: self.series_ok.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The dataset, generated on first use (call from a blocking context).
+    fn data(&self) -> &[SimTransaction] {
+        self.data.get_or_init(|| dataset(&self.cfg))
+    }
+
+    /// The answer body for a window, from the cache when no data fault is set.
+    fn body(&self, start: i64, end: i64, df: Option<DataFaults>) -> Result<Bytes, String> {
+        if df.is_none() {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((s, e, b)) = cache.as_ref() {
+                if (*s, *e) == (start, end) {
+                    return Ok(b.clone());
+                }
+            }
+        }
+        let body = wire::body(self.data(), start, end, self.cfg.shape, df)
+            .map(Bytes::from)
+            .map_err(|e| format!("serializing the answer failed: {e}"))?;
+        if df.is_none() {
+            *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((start, end, body.clone()));
+        }
+        Ok(body)
+    }
+}
+
+/// Serves until `shutdown` resolves, then lets open requests finish (a few seconds at most).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    cfg: SimConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_state(listener, Arc::new(State::new(cfg)), shutdown).await
+}
+
+/// [`serve`] with a state the caller keeps a handle on.
+pub async fn serve_state(
+    listener: tokio::net::TcpListener,
+    state: Arc<State>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    wmtop_core::net::http::serve(
+        listener,
+        move |req| {
+            let state = state.clone();
+            async move {
+                match handle(state, req).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+        },
+        shutdown,
+        "simulator",
+    )
+    .await
+}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<Body> {
+    let mut resp = Response::new(full(v.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+fn not_found() -> Response<Body> {
+    json_response(
+        StatusCode::NOT_FOUND,
+        &json!({"error": "not_found", "error_description": "no such resource"}),
+    )
+}
+
+async fn read_body(body: Incoming) -> Result<Bytes, Response<Body>> {
+    match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "bad_request", "message": "request body unreadable or too large"}),
+        )),
+    }
+}
+
+async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    tracing::debug!(method = %req.method(), %path, "simulator request");
+    let resp = if let Some(rest) = path.strip_prefix("/realms/") {
+        match rest.split_once('/') {
+            Some((realm, "protocol/openid-connect/token")) if req.method() == Method::POST => {
+                state.token_requests.fetch_add(1, Ordering::Relaxed);
+                if realm != state.cfg.realm {
+                    json_response(
+                        StatusCode::NOT_FOUND,
+                        &json!({"error": "Realm does not exist"}),
+                    )
+                } else {
+                    match read_body(req.into_body()).await {
+                        Ok(b) => {
+                            let form = String::from_utf8_lossy(&b);
+                            let (status, v) = state.tokens.answer(&state.cfg, &form);
+                            let mut r = json_response(status, &v);
+                            r.headers_mut()
+                                .insert("cache-control", HeaderValue::from_static("no-store"));
+                            r
+                        }
+                        Err(r) => r,
+                    }
+                }
+            }
+            _ => not_found(),
+        }
+    } else if path == SERIES_PATH && req.method() == Method::GET {
+        series(&state, &req).await
+    } else if path == "/_sim/faults" && req.method() == Method::GET {
+        json_response(StatusCode::OK, &json!(state.faults()))
+    } else if path == "/_sim/faults" && req.method() == Method::PUT {
+        put_faults(&state, req.into_body()).await
+    } else if path == "/_sim/stats" && req.method() == Method::GET {
+        json_response(StatusCode::OK, &json!(state.stats()))
+    } else {
+        not_found()
+    };
+    Ok(resp)
+}
+
+async fn put_faults(state: &State, body: Incoming) -> Response<Body> {
+    let bytes = match read_body(body).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let parsed = serde_json::from_slice::<Faults>(&bytes)
+        .map_err(|e| format!("invalid faults: {e}"))
+        .and_then(|f| f.validate().map(|()| f).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(f) => {
+            state.set_faults(f.clone());
+            json_response(StatusCode::OK, &json!(f))
+        }
+        Err(message) => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "bad_request", "message": message}),
+        ),
+    }
+}
+
+fn bad_request(message: String) -> Response<Body> {
+    json_response(
+        StatusCode::BAD_REQUEST,
+        &json!({"error": "bad_request", "message": message}),
+    )
+}
+
+fn unauthorized(description: &str) -> Response<Body> {
+    let mut r = json_response(
+        StatusCode::UNAUTHORIZED,
+        &json!({"error": "unauthorized", "error_description": description}),
+    );
+    r.headers_mut()
+        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
+}
+
+/// Reads an epoch-millisecond parameter.
+fn time_param(pairs: &[(String, String)], name: &str) -> Result<i64, String> {
+    match lookup(pairs, name) {
+        None | Some("") => Err(format!("{name} is required (epoch milliseconds)")),
+        Some(v) => v
+            .trim()
+            .parse::<i64>()
+            .map_err(|_| format!("{name} must be an integer (epoch milliseconds), got '{v}'")),
+    }
+}
+
+/// Checks the series query; the window on success, the 400 message otherwise.
+fn check_params(cfg: &SimConfig, query: &str) -> Result<(i64, i64), String> {
+    let pairs = parse_pairs(query);
+    match lookup(&pairs, "application_id") {
+        None | Some("") => return Err("application_id is required".to_string()),
+        Some(v) => match v.trim().parse::<u64>() {
+            Err(_) => return Err(format!("application_id must be a number, got '{v}'")),
+            Ok(id) if id != cfg.application_id => {
+                return Err(format!("application_id {id} is not a known application"))
+            }
+            Ok(_) => {}
+        },
+    }
+    match lookup(&pairs, "range") {
+        Some("CUSTOM") => {}
+        None => return Err("range is required and must be CUSTOM".to_string()),
+        Some(v) => return Err(format!("range must be CUSTOM, got '{v}'")),
+    }
+    let start = time_param(&pairs, "start_time")?;
+    let end = time_param(&pairs, "end_time")?;
+    if start >= end {
+        return Err(format!(
+            "start_time ({start}) must be before end_time ({end})"
+        ));
+    }
+    match lookup(&pairs, "index") {
+        Some("HOURLY") => {}
+        None => return Err("index is required and must be HOURLY".to_string()),
+        Some(v) => return Err(format!("index must be HOURLY, got '{v}'")),
+    }
+    Ok((start, end))
+}
+
+/// The fault that spoils one request.
+enum Spoil {
+    None,
+    Fail5xx,
+    Fail401,
+    Malformed,
+    Truncated,
+}
+
+/// Takes one count off the first non-zero fault counter; returns which, and the data faults.
+fn take_fault(state: &State) -> (Spoil, Option<DataFaults>) {
+    let mut f = state.faults.lock().unwrap_or_else(|p| p.into_inner());
+    let spoil = if f.fail_5xx > 0 {
+        f.fail_5xx -= 1;
+        Spoil::Fail5xx
+    } else if f.fail_401 > 0 {
+        f.fail_401 -= 1;
+        Spoil::Fail401
+    } else if f.malformed_json > 0 {
+        f.malformed_json -= 1;
+        Spoil::Malformed
+    } else if f.truncated > 0 {
+        f.truncated -= 1;
+        Spoil::Truncated
+    } else {
+        Spoil::None
+    };
+    (spoil, DataFaults::of(&f, state.cfg.seed))
+}
+
+async fn series(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
+    state.series_requests.fetch_add(1, Ordering::Relaxed);
+    let latency = state.faults().latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+
+    let token = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    match token {
+        None => return unauthorized("a bearer token is required"),
+        Some(t) if !state.tokens.access_ok(t) => {
+            return unauthorized("the access token is invalid or has expired")
+        }
+        Some(_) => {}
+    }
+
+    let (start, end) = match check_params(&state.cfg, req.uri().query().unwrap_or("")) {
+        Ok(w) => w,
+        Err(message) => return bad_request(message),
+    };
+
+    let (spoil, df) = take_fault(state);
+    match spoil {
+        Spoil::Fail5xx => {
+            return json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &json!({"error": "service unavailable (simulated)"}),
+            )
+        }
+        Spoil::Fail401 => return unauthorized("the access token was rejected (simulated)"),
+        _ => {}
+    }
+
+    let st = state.clone();
+    let body = match tokio::task::spawn_blocking(move || st.body(start, end, df)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(message)) => {
+            tracing::warn!(%message, "simulator could not build an answer");
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "internal", "message": message}),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "simulator answer task failed");
+            return json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": "internal", "message": "answer task failed"}),
+            );
+        }
+    };
+
+    let mut resp = match spoil {
+        Spoil::Malformed => {
+            // The first half of the real answer, then garbage: a 200 that is not JSON.
+            let mut bad = body.slice(..body.len() / 2).to_vec();
+            bad.extend_from_slice(b"\"@@ not json ,,]}");
+            Response::new(full(bad))
+        }
+        Spoil::Truncated => {
+            let half = body.slice(..body.len() / 2);
+            // Send half the body as a chunk, give it time to reach the client, then fail the
+            // stream so hyper cuts the connection without the closing chunk.
+            let frames = futures_util::stream::unfold(0u8, move |step| {
+                let half = half.clone();
+                async move {
+                    match step {
+                        0 => Some((Ok::<_, BoxError>(Frame::data(half)), 1)),
+                        1 => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            Some((Err(Box::new(Truncated) as BoxError), 2))
+                        }
+                        _ => None,
+                    }
+                }
+            });
+            Response::new(BodyExt::boxed(StreamBody::new(frames)))
+        }
+        _ => {
+            state.series_ok.fetch_add(1, Ordering::Relaxed);
+            Response::new(full(body))
+        }
+    };
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,263 @@
+//! The command line: every subcommand's flags (clap) and what each runs, logging set up
+//! for the front end in use (stderr for headless commands, a file for the monitor).
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wmtop_core::config::{CommonArgs, Settings, Span};
+
+use crate::headless;
+pub use wmtop_bench::BenchArgs;
+
+/// Runs and watches the Watermelon pipeline: Keycloak -> series API -> Kafka -> ClickHouse.
+#[derive(Parser, Debug)]
+#[command(name = "wmtop", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(flatten)]
+    pub screen: ScreenArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How the monitor (wmtop with no command) draws.
+#[derive(clap::Args, Debug)]
+pub struct ScreenArgs {
+    /// Most frames drawn per second; nothing is drawn while nothing changes.
+    #[arg(long, env = "WMTOP_FPS", default_value_t = 10)]
+    pub fps: u32,
+    /// No colours (NO_COLOR is honoured too).
+    #[arg(long)]
+    pub no_color: bool,
+    /// Plain ASCII, for terminals without box-drawing glyphs.
+    #[arg(long, env = "WMTOP_ASCII")]
+    pub ascii: bool,
+    /// Let the query pane run statements that write.
+    #[arg(long)]
+    pub allow_writes: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve the Watermelon simulator (Keycloak token endpoint and series API) until stopped.
+    /// It accepts the user --username with the password in WMTOP_PASSWORD.
+    Sim(SimArgs),
+    /// Fetch the series (or read a saved answer) and publish one message per transaction.
+    Produce(ProduceArgs),
+    /// Consume the topic into ClickHouse.
+    Consume(ConsumeArgs),
+    /// Run a query against ClickHouse and print the result.
+    Query(QueryArgs),
+    /// List the messages and records set aside, with their reasons.
+    DeadLetters(DeadLettersArgs),
+    /// Print the table DDL wmtop uses for a ClickHouse version.
+    Schema(SchemaArgs),
+    /// The whole pipeline once, headless: produce, then consume until idle, then compare
+    /// rows per transaction (the simulator in-process only when it is the source).
+    Run(RunArgs),
+    /// Compare what the API served (the saved fetch), the topic and ClickHouse, per
+    /// transaction and hour, with plain counts; exit 1 on any gap or stored copy.
+    Check(CheckArgs),
+    /// Print the settings in force (flags over environment over file over defaults),
+    /// secrets shown only as set or not.
+    Config(ConfigArgs),
+    /// Benchmark wmtop against the local stack (scripts/stack up) and print the figures
+    /// next to their targets: flatten + encode, produce, the servers' own ceiling, load
+    /// end to end at 1x and 10x, frame draw time, and the idle monitor's CPU and RSS.
+    Bench(BenchArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SimArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8180")]
+    pub addr: String,
+    /// Transactions served.
+    #[arg(long, default_value_t = 122)]
+    pub transactions: usize,
+    /// Hourly slots from the start time.
+    #[arg(long, default_value_t = 288)]
+    pub hours: usize,
+    /// Seed of the data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Response shape: array, data, records or series.
+    #[arg(long, default_value = "array")]
+    pub shape: String,
+    /// Faults, e.g. "latency_ms=200,fail_5xx=2,strings_for_numbers=0.1".
+    #[arg(long, default_value = "")]
+    pub faults: String,
+    /// Lifetime of access tokens.
+    #[arg(long, default_value = "300s")]
+    pub token_ttl: Span,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ProduceArgs {
+    /// Publish a saved answer instead of fetching.
+    #[arg(long, value_name = "PATH")]
+    pub from_file: Option<PathBuf>,
+    /// Where to save the raw answer (default: <data_dir>/last_fetch.json).
+    #[arg(long, value_name = "PATH", conflicts_with = "from_file")]
+    pub save: Option<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConsumeArgs {
+    /// Exit after this many seconds with no new message, once everything is read,
+    /// landed and settled (default: run until stopped). --max-wait bounds every wait.
+    #[arg(long, value_name = "SECS")]
+    pub until_idle: Option<f64>,
+    /// Re-read the topic: "beginning", or a time (epoch ms or RFC 3339), matched
+    /// against the messages' Kafka times. Hours already stored are not stored again.
+    #[arg(long, value_name = "FROM")]
+    pub replay: Option<String>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct QueryArgs {
+    /// The SQL, or a preset: rows, avg7d, p95, health, errors.
+    pub sql: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Allow statements that write (the default is read-only).
+    #[arg(long)]
+    pub allow_writes: bool,
+    /// Transaction for the p95 preset.
+    #[arg(long, default_value = "")]
+    pub transaction: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DeadLettersArgs {
+    /// Most recent entries to list.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Publish the set-aside messages to the topic again (after a fix) and remove them
+    /// from the list; prints a JSON summary.
+    #[arg(long, conflicts_with = "skip")]
+    pub redrive: bool,
+    /// A message the broker will not serve, as PARTITION:OFFSET: record it as a dead
+    /// letter ("not served by the broker") and move the group past it. Stop the group's
+    /// consumers first.
+    #[arg(long, value_name = "PARTITION:OFFSET")]
+    pub skip: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SchemaArgs {
+    /// Server version to write the DDL for (e.g. 18.16 or 25.8).
+    #[arg(long, default_value = "25.8")]
+    pub server_version: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    /// Seconds without a new message before the load counts as done.
+    #[arg(long, default_value_t = 3.0)]
+    pub idle: f64,
+    /// Transactions the in-process simulator serves (when it is the source).
+    #[arg(long, default_value_t = 122)]
+    pub transactions: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ConfigArgs {
+    /// Print as one JSON line.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// Print the report as one JSON line instead of a readable summary.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    tracing_subscriber::EnvFilter::try_from_env("WMTOP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,librdkafka=warn,rdkafka=warn"))
+}
+
+/// Headless commands log to stderr.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// The monitor logs to a file: nothing may print over the screen.
+fn init_file_logging(path: &std::path::Path) -> anyhow::Result<()> {
+    use anyhow::Context;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open the log file {}", path.display()))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(log_filter())
+        .with_writer(std::sync::Mutex::new(file))
+        .with_ansi(false)
+        .with_target(false)
+        .try_init();
+    Ok(())
+}
+
+/// Runs the chosen command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = Settings::resolve(&cli.common)?;
+    if cli.command.is_none() {
+        init_file_logging(&settings.data_dir.join("wmtop.log"))?;
+    } else {
+        init_logging();
+    }
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    match cli.command {
+        Some(Command::Sim(a)) => headless::sim::sim(&settings, a).await,
+        Some(Command::Produce(a)) => headless::produce::produce(&settings, a).await,
+        Some(Command::Consume(a)) => headless::consume::consume(&settings, a).await,
+        Some(Command::Query(a)) => headless::query::query(&settings, a).await,
+        Some(Command::DeadLetters(a)) => headless::dead_letters::dead_letters(&settings, a).await,
+        Some(Command::Schema(a)) => headless::schema::schema(&settings, a),
+        Some(Command::Run(a)) => headless::run::run_once(&settings, a).await,
+        Some(Command::Check(a)) => headless::check::check(&settings, a).await,
+        Some(Command::Config(a)) => headless::config::config(&settings, a),
+        Some(Command::Bench(a)) => wmtop_bench::run(&settings, a).await,
+        None => monitor(&settings, cli.screen).await,
+    }
+}
+
+/// The monitor: the simulator in-process when it is the source, then the TUI.
+async fn monitor(settings: &Settings, screen: ScreenArgs) -> anyhow::Result<ExitCode> {
+    let (settings, sim) = headless::source::with_simulator(settings, 122).await?;
+    let no_color = screen.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let opts = wmtop_tui::TuiOptions {
+        fps: screen.fps,
+        color: !no_color,
+        ascii: screen.ascii,
+        allow_writes: screen.allow_writes,
+        simulator: sim.as_ref().map(|s| s.url()),
+    };
+    let outcome = wmtop_tui::run(&settings, opts).await;
+    if let Some(s) = sim {
+        s.shutdown().await;
+    }
+    outcome.map(|()| ExitCode::SUCCESS)
+}

@@ -1,0 +1,360 @@
+//! Shared set-up for the integration tests: settings pointing at the real local stack
+//! (`scripts/stack up --secure`) with a fresh topic, group and table per test, an
+//! in-process simulator, the secured stack's settings, and helpers to load and to read
+//! back with plain counts (no FINAL: what any query sees).
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wmtop_core::clickhouse::Ch;
+use wmtop_core::config::secret::Secret;
+use wmtop_core::config::{SaslMechanism, SecurityProtocol, Settings, Span};
+use wmtop_core::kafka::produce::{self, PublishReport};
+use wmtop_core::kafka::Kafka;
+use wmtop_core::load::{self, ConsumeOptions, ConsumeSummary, Verdict};
+use wmtop_core::runtime::events::Events;
+use wmtop_core::source::api::{Answer, ApiClient};
+use wmtop_core::source::keycloak::{http_client, TokenSource};
+use wmtop_sim::{SimConfig, SimHandle};
+
+pub const PASSWORD: &str = "test-password-5f2c9e";
+
+/// The repository's root (where `scripts/` and `.stack/` are).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A name no other test or run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{prefix}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
+}
+
+pub fn kafka() -> String {
+    std::env::var("WMTOP_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+pub fn clickhouse() -> String {
+    std::env::var("WMTOP_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
+}
+
+/// Settings for one test: fresh topic, group and table; the simulator's URL if given.
+pub fn settings(name: &str, sim_url: Option<&str>) -> Settings {
+    let mut s = Settings::defaults();
+    s.kafka_brokers = kafka();
+    s.clickhouse_url = clickhouse();
+    s.topic = unique(&format!("wmtop_test_{name}"));
+    s.group = unique(&format!("g_{name}"));
+    s.database = "wmtop_test".into();
+    s.table = unique(&format!("t_{name}"));
+    s.batch_interval = Span(Duration::from_millis(300));
+    s.max_wait = Span(Duration::from_secs(60));
+    s.data_dir = std::env::temp_dir().join(unique("wmtop-data"));
+    s.password = Secret::new(PASSWORD);
+    if let Some(url) = sim_url {
+        s.api_url = Some(url.to_string());
+        s.keycloak_url = Some(url.to_string());
+    }
+    s
+}
+
+/// The secured stack's settings, as `scripts/stack up --secure` wrote them.
+pub fn secure_env() -> BTreeMap<String, String> {
+    let dir = std::env::var("WMTOP_STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".stack"));
+    let path = dir.join("secure/secure.env");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run scripts/stack up --secure)", path.display()));
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Settings for the secured stack: SASL_SSL with `mechanism`, ClickHouse over HTTPS,
+/// both trusting the test CA.
+pub fn secure_settings(name: &str, sim_url: Option<&str>, mechanism: SaslMechanism) -> Settings {
+    let env = secure_env();
+    let get = |k: &str| env.get(k).cloned().unwrap_or_default();
+    let mut s = settings(name, sim_url);
+    let (user, password) = match mechanism {
+        SaslMechanism::ScramSha256 => (
+            "WMTOP_SECURE_SCRAM256_USER",
+            "WMTOP_SECURE_SCRAM256_PASSWORD",
+        ),
+        _ => (
+            "WMTOP_SECURE_SCRAM512_USER",
+            "WMTOP_SECURE_SCRAM512_PASSWORD",
+        ),
+    };
+    s.kafka_brokers = get("WMTOP_SECURE_KAFKA");
+    s.kafka_security_protocol = SecurityProtocol::SaslSsl;
+    s.kafka_sasl_mechanism = Some(mechanism);
+    s.kafka_sasl_username = Some(get(user));
+    s.kafka_sasl_password = Some(Secret::new(get(password)));
+    s.kafka_ca_file = Some(get("WMTOP_SECURE_CA").into());
+    s.clickhouse_url = get("WMTOP_SECURE_CLICKHOUSE");
+    s.clickhouse_ca_file = Some(get("WMTOP_SECURE_CA").into());
+    s.clickhouse_user = get("WMTOP_SECURE_CH_USER");
+    s.clickhouse_password = Secret::new(get("WMTOP_SECURE_CH_PASSWORD"));
+    s
+}
+
+pub fn sim_config(transactions: usize, hours: usize) -> SimConfig {
+    let mut c = SimConfig::new(Secret::new(PASSWORD));
+    c.transactions = transactions;
+    c.hours = hours;
+    c
+}
+
+pub async fn start_sim(cfg: SimConfig) -> SimHandle {
+    wmtop_sim::spawn(cfg).await.expect("simulator starts")
+}
+
+pub fn api(s: &Settings) -> ApiClient {
+    let http = http_client(s).unwrap();
+    let kc = s.keycloak_url.clone().expect("keycloak_url");
+    let url = s.api_url.clone().expect("api_url");
+    ApiClient::new(
+        http.clone(),
+        Arc::new(TokenSource::new(http, s, &kc)),
+        s,
+        &url,
+    )
+}
+
+/// A receiver that never turns true.
+pub fn never() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    std::mem::forget(tx);
+    rx
+}
+
+/// Fetches from the API and saves the answer into the test's data dir.
+pub async fn fetch(s: &Settings) -> Answer {
+    api(s)
+        .fetch(Some(&s.last_fetch_path()), &never(), |_, _, _| {})
+        .await
+        .expect("fetch")
+        .answer
+}
+
+pub async fn publish(s: &Settings, answer: &Answer) -> PublishReport {
+    produce::publish(&Kafka::new(s), answer)
+        .await
+        .expect("publish")
+}
+
+/// Consumes until the topic has been idle for `idle`; the run must end done.
+pub async fn consume_until_idle(s: &Settings, idle: Duration) -> ConsumeSummary {
+    let opts = ConsumeOptions {
+        until_idle: Some(idle),
+        pause: None,
+    };
+    let summary = load::run(s, opts, never(), Events::default()).await;
+    assert_eq!(summary.verdict, Verdict::Done, "{summary:?}");
+    summary
+}
+
+/// Records per transaction that load: served minus set aside.
+pub fn expected_rows(answer: &Answer) -> BTreeMap<String, u64> {
+    answer
+        .accounting()
+        .into_iter()
+        .map(|(k, a)| (k, a.loadable()))
+        .collect()
+}
+
+pub async fn ch(s: &Settings) -> Ch {
+    Ch::connect(s).await.expect("clickhouse")
+}
+
+/// Rows stored per transaction, a plain count (copies count too).
+pub async fn rows_in_clickhouse(s: &Settings) -> BTreeMap<String, u64> {
+    ch(s)
+        .await
+        .stored_per_transaction()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(k, v)| (k, v.rows))
+        .collect()
+}
+
+/// Rows stored per transaction (plain count) must equal `expected`, and every record
+/// must be stored once.
+pub async fn assert_exact(s: &Settings, expected: &BTreeMap<String, u64>) {
+    let stored = ch(s).await.stored_per_transaction().await.unwrap();
+    let rows: BTreeMap<String, u64> = stored.iter().map(|(k, v)| (k.clone(), v.rows)).collect();
+    assert_eq!(&rows, expected, "rows stored per transaction (plain count)");
+    for (name, v) in &stored {
+        assert_eq!(v.rows, v.distinct, "{name}: stored copies");
+    }
+}
+
+pub async fn query_json(s: &Settings, sql: &str) -> Vec<serde_json::Value> {
+    ch(s).await.json_rows(sql).await.unwrap()
+}
+
+/// The built binary.
+pub fn wmtop_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_wmtop"))
+}
+
+/// Environment for running the binary against a test's settings.
+pub fn env_for(s: &Settings) -> Vec<(String, String)> {
+    let mut v = vec![
+        ("WMTOP_KAFKA_BROKERS".into(), s.kafka_brokers.clone()),
+        ("WMTOP_CLICKHOUSE_URL".into(), s.clickhouse_url.clone()),
+        ("WMTOP_TOPIC".into(), s.topic.clone()),
+        ("WMTOP_GROUP".into(), s.group.clone()),
+        ("WMTOP_DATABASE".into(), s.database.clone()),
+        ("WMTOP_TABLE".into(), s.table.clone()),
+        ("WMTOP_PASSWORD".into(), s.password.expose().to_string()),
+        ("WMTOP_DATA_DIR".into(), s.data_dir.display().to_string()),
+        ("WMTOP_BATCH_INTERVAL".into(), "300ms".into()),
+        (
+            "WMTOP_MAX_WAIT".into(),
+            format!("{}s", s.max_wait.0.as_secs()),
+        ),
+        ("WMTOP_LOG".into(), "info".into()),
+    ];
+    if let (Some(a), Some(k)) = (&s.api_url, &s.keycloak_url) {
+        v.push(("WMTOP_API_URL".into(), a.clone()));
+        v.push(("WMTOP_KEYCLOAK_URL".into(), k.clone()));
+    }
+    v
+}
+
+/// A stack of its own (broker and ClickHouse on free ports, data in a temp dir), started
+/// with the project's script, for tests that stop and restart servers without touching
+/// the shared one.
+pub struct PrivateStack {
+    pub dir: PathBuf,
+    pub kafka_port: u16,
+    pub http_port: u16,
+    pub tcp_port: u16,
+}
+
+/// A loopback port nothing listens on (just now).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PrivateStack {
+    pub fn start() -> PrivateStack {
+        let s = PrivateStack {
+            dir: std::env::temp_dir().join(unique("wmtop-stack")),
+            kafka_port: free_port(),
+            http_port: free_port(),
+            tcp_port: free_port(),
+        };
+        s.run(&["up"]);
+        s
+    }
+
+    fn command(&self, args: &[&str]) -> std::process::Command {
+        let mut c =
+            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack"));
+        c.args(args)
+            .env("WMTOP_STACK_DIR", &self.dir)
+            .env("WMTOP_STACK_KAFKA_PORT", self.kafka_port.to_string())
+            .env("WMTOP_STACK_CH_HTTP_PORT", self.http_port.to_string())
+            .env("WMTOP_STACK_CH_TCP_PORT", self.tcp_port.to_string());
+        c
+    }
+
+    /// Runs the stack script; it must succeed.
+    pub fn run(&self, args: &[&str]) {
+        let out = self.command(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/stack {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Points settings at this stack.
+    pub fn apply(&self, s: &mut Settings) {
+        s.kafka_brokers = format!("127.0.0.1:{}", self.kafka_port);
+        s.clickhouse_url = format!("http://127.0.0.1:{}", self.http_port);
+    }
+}
+
+impl Drop for PrivateStack {
+    fn drop(&mut self) {
+        // Stop what the script started; a failure here is reported, never a panic in a
+        // panic.
+        match self.command(&["down"]).output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!(
+                "private stack {}: down failed: {}",
+                self.dir.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+            Err(e) => eprintln!("private stack {}: down failed: {e}", self.dir.display()),
+        }
+        if std::thread::panicking() {
+            eprintln!("private stack kept for a look: {}", self.dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Each partition's (low, high, committed) as an independent client sees them: the
+/// Python confluent-kafka client, with its own librdkafka (tests/kafka_offsets.py).
+pub fn independent_offsets(s: &Settings) -> BTreeMap<i32, (i64, i64, Option<i64>)> {
+    let python = std::env::var("WMTOP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/kafka_offsets.py"
+        ))
+        .args([&s.kafka_brokers, &s.topic, &s.group])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka_offsets.py (is confluent-kafka installed? scripts/test installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    v.as_object()
+        .unwrap()
+        .iter()
+        .map(|(p, o)| {
+            (
+                p.parse().unwrap(),
+                (
+                    o["low"].as_i64().unwrap(),
+                    o["high"].as_i64().unwrap(),
+                    o["committed"].as_i64(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// Messages not yet committed by the group, as an independent client counts them.
+pub fn independent_lag(s: &Settings) -> i64 {
+    independent_offsets(s)
+        .values()
+        .map(|(low, high, c)| high - c.unwrap_or(*low).max(*low))
+        .sum()
+}
