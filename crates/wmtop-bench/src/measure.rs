@@ -12,7 +12,7 @@ use wmtop_core::clickhouse::{Rows, ServerVersion};
 use wmtop_core::config::secret::Secret;
 use wmtop_core::config::Settings;
 use wmtop_core::kafka::{lag, reader, Kafka, KafkaOpError};
-use wmtop_core::load::flatten::flatten_each;
+use wmtop_core::record::flatten::flatten_each;
 use wmtop_core::source::api::{split_answer, Answer};
 use wmtop_sim::{full_answer, SimConfig};
 

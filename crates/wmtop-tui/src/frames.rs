@@ -10,7 +10,7 @@ use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use wmtop_core::clickhouse::{QueryResult, Stored};
 use wmtop_core::kafka::PartitionLag;
-use wmtop_core::runtime::events::Event;
+use wmtop_core::load::events::Event;
 use wmtop_core::runtime::monitor::{LagRow, MonitorEvent, Stage, StageState};
 use wmtop_core::source::api::Accounting;
 

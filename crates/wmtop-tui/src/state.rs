@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tui_input::Input;
 use wmtop_core::clickhouse::{QueryResult, Stored};
 use wmtop_core::kafka::{ReplayFrom, ReplayPart};
-use wmtop_core::runtime::events::{Event, Stuck};
+use wmtop_core::load::events::{Event, Stuck};
 use wmtop_core::runtime::monitor::{Command, LagRow, MonitorEvent, Stage, StageState};
 use wmtop_core::source::api::Accounting;
 

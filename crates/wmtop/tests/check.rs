@@ -14,7 +14,7 @@ use common::*;
 use wmtop_core::clickhouse::queries::quote;
 use wmtop_core::clickhouse::{Loader, Rows};
 use wmtop_core::config::Settings;
-use wmtop_core::load::flatten::flatten_message;
+use wmtop_core::record::flatten::flatten_message;
 use wmtop_core::source::api::Answer;
 use wmtop_core::tools::check::{self, Copies, Extra, Gap, MissingFrom};
 use wmtop_sim::{SimHandle, SimTransaction};

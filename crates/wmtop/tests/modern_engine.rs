@@ -19,8 +19,8 @@ use wmtop_core::clickhouse::compat::{dead_letter_ddl, metrics_ddl};
 use wmtop_core::clickhouse::queries::PRESETS;
 use wmtop_core::clickhouse::table::{RowPlan, TableInfo};
 use wmtop_core::clickhouse::{month_of, sql, Loader, Rows, ServerVersion};
-use wmtop_core::load::columns::{MetricRow, COLUMNS};
-use wmtop_core::load::flatten::flatten_message;
+use wmtop_core::record::columns::{MetricRow, COLUMNS};
+use wmtop_core::record::flatten::flatten_message;
 
 fn python() -> String {
     std::env::var("WMTOP_TEST_PYTHON").unwrap_or_else(|_| "python3".into())

@@ -356,7 +356,7 @@ async fn bad_messages_are_kept_aside_with_their_reason_and_good_ones_load() {
 /// record_hash, versioned by ingestion time.
 fn users_table(database: &str, table: &str, extra: &str) -> String {
     let mut cols = Vec::new();
-    for c in wmtop_core::load::columns::COLUMNS {
+    for c in wmtop_core::record::columns::COLUMNS {
         let t = match c.name {
             "percentile_99" => continue,
             "total_count" => "Float64".to_string(),
@@ -462,7 +462,7 @@ async fn a_table_wmtop_cannot_write_is_refused_by_column_before_any_insert() {
         &s,
         opts,
         never(),
-        wmtop_core::runtime::events::Events::default(),
+        wmtop_core::load::events::Events::default(),
     )
     .await;
     assert_eq!(summary.verdict, wmtop_core::load::Verdict::Failed);

@@ -17,7 +17,7 @@ use rdkafka::util::Timeout;
 use rdkafka::Message;
 use wmtop_core::config::Settings;
 use wmtop_core::kafka::{reader, Kafka};
-use wmtop_core::load::flatten::flatten_message;
+use wmtop_core::record::flatten::flatten_message;
 
 fn wmtop(s: &Settings, args: &[&str]) -> Command {
     let mut c = Command::new(wmtop_bin());

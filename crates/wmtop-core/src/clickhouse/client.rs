@@ -51,6 +51,12 @@ pub struct ChError {
     pub code: Option<u32>,
 }
 
+impl crate::net::retry::Transient for ChError {
+    fn transient(&self) -> bool {
+        !self.permanent()
+    }
+}
+
 impl ChError {
     /// Retrying cannot help.
     pub fn permanent(&self) -> bool {

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::load::columns::{Kind, COLUMNS, INGESTION_TIME, RECORD_HASH, RECORD_VERSION};
+use crate::record::columns::{Kind, COLUMNS, INGESTION_TIME, RECORD_HASH, RECORD_VERSION};
 
 /// A server version, as `SELECT version()` gives it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]

@@ -17,7 +17,7 @@ use super::compat::{dead_letter_ddl, metrics_ddl};
 use super::sql;
 use super::table::{leb128, schema_error, RowPlan, TableInfo};
 use crate::clickhouse::queries::quote;
-use crate::load::columns::MetricRow;
+use crate::record::columns::MetricRow;
 
 /// A row's identity and what decides whether it is stored: `(application_id,
 /// transaction_name, time in whole seconds)`.
@@ -521,7 +521,7 @@ impl Loader {
             // A merge already running on those parts makes OPTIMIZE a no-op: look again
             // after a moment.
             if attempt > 1 {
-                tokio::time::sleep(crate::runtime::retry::backoff(
+                tokio::time::sleep(crate::net::retry::backoff(
                     attempt,
                     Duration::from_millis(200),
                 ))

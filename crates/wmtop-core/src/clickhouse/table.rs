@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::client::{Ch, ChError, ChErrorKind};
 use super::compat::ServerVersion;
-use crate::load::columns::{
+use crate::record::columns::{
     column_index, FieldRef, Kind, MetricRow, COLUMNS, GETTERS, RECORD_HASH, RECORD_VERSION,
 };
 
@@ -37,7 +37,7 @@ impl TableInfo {
     /// The table wmtop creates on a server of this version, as the server would describe
     /// it (for encoding without asking a server: benchmarks, tests).
     pub fn own(version: ServerVersion) -> TableInfo {
-        use crate::load::columns::INGESTION_TIME;
+        use crate::record::columns::INGESTION_TIME;
         let key = ["application_id", "transaction_name", "timestamp"];
         let mut columns: Vec<TableColumn> = COLUMNS
             .iter()

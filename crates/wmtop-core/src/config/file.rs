@@ -1,65 +1,46 @@
-//! The config file: reading it, warning when it holds a secret others can read, and
-//! turning its errors into one or two lines that name the file, the line and the key
-//! but never show the value of a key that holds a secret (nor any value on a line whose
-//! key is unknown: it may be a misspelled secret).
+//! The config file: reading and parsing it, checking its `[kafka_options]` table, warning
+//! when it holds a secret others can read, and turning its errors into one or two lines
+//! that name the file, the line and the key but never show the value of a key that holds
+//! a secret (nor any value on a line whose key is unknown: it may be a misspelled secret).
 
 use std::path::Path;
 
-use super::{ConfigError, FileConfig, FILE_KEYS};
+use serde::de::DeserializeOwned;
 
-/// Keys whose values are secrets wherever they appear.
-const SECRET_KEYS: &[&str] = &[
-    "password",
-    "client_secret",
-    "clickhouse_password",
-    "kafka_sasl_password",
-];
+use super::error::ConfigError;
+use super::kafka_options::refuse;
+use super::secret::is_secret_key;
 
-/// True for a key whose value must never be shown: the secret settings, and any key
-/// (a librdkafka property, say) whose name holds "password", "secret" or "token".
-pub fn is_secret_key(key: &str) -> bool {
-    let k = key.to_ascii_lowercase();
-    SECRET_KEYS.contains(&k.as_str())
-        || k.contains("password")
-        || k.contains("secret")
-        || k.contains("token")
-}
-
-pub(super) fn read(path: &Path, warnings: &mut Vec<String>) -> Result<FileConfig, ConfigError> {
+/// Reads and parses the file into `T`; an error names the line and key, without a
+/// secret's value. `keys` are the keys `T` takes, for suggestions.
+pub(super) fn parse<T: DeserializeOwned>(
+    path: &Path,
+    keys: &[&str],
+) -> Result<(T, String), ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
     })?;
-    let mut file: FileConfig = toml::from_str(&text).map_err(|e| explain(path, &text, &e))?;
-    file.kafka_options_checked = kafka_options(path, &text, file.kafka_options.as_ref())?;
-    let holds_secret = file.password.is_some()
-        || file.client_secret.is_some()
-        || file.clickhouse_password.is_some()
-        || file.kafka_sasl_password.is_some()
-        || file
-            .kafka_options
-            .as_ref()
-            .is_some_and(|t| t.keys().any(|k| is_secret_key(k)));
-    #[cfg(unix)]
-    if holds_secret {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode();
-            if mode & 0o077 != 0 {
-                warnings.push(format!(
-                    "config file {} holds a secret and can be read by others (mode {:o}); run: chmod 600 {}",
-                    path.display(),
-                    mode & 0o777,
-                    path.display()
-                ));
-            }
-        }
-    }
-    Ok(file)
+    let parsed: T = toml::from_str(&text).map_err(|e| explain(path, &text, &e, keys))?;
+    Ok((parsed, text))
+}
+
+/// A warning for a file that holds a secret and can be read by others.
+pub(super) fn readable_by_others(path: &Path) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    (mode & 0o077 != 0).then(|| {
+        format!(
+            "config file {} holds a secret and can be read by others (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            mode & 0o777,
+            path.display()
+        )
+    })
 }
 
 /// The `[kafka_options]` table as text values, each checked; an error names the line.
-fn kafka_options(
+pub(super) fn kafka_options(
     path: &Path,
     text: &str,
     table: Option<&toml::Table>,
@@ -85,7 +66,7 @@ fn kafka_options(
             line: line_of(key).map(|i| i + 1),
             message: format!("[kafka_options] {message}"),
         };
-        if let Some(why) = super::kafka_options::refuse(key, false) {
+        if let Some(why) = refuse(key, false) {
             return Err(bad(why));
         }
         let v = match value {
@@ -137,9 +118,8 @@ fn unknown_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
-fn suggestion(key: &str) -> Option<&'static str> {
-    FILE_KEYS
-        .iter()
+fn suggestion<'k>(key: &str, keys: &[&'k str]) -> Option<&'k str> {
+    keys.iter()
         .map(|k| (strsim::jaro_winkler(key, k), *k))
         .filter(|(score, _)| *score > 0.85)
         .max_by(|a, b| a.0.total_cmp(&b.0))
@@ -147,7 +127,7 @@ fn suggestion(key: &str) -> Option<&'static str> {
 }
 
 /// One or two lines: the line and key at fault and what is wrong, without secrets.
-fn explain(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
+fn explain(path: &Path, text: &str, e: &toml::de::Error, keys: &[&str]) -> ConfigError {
     let line_index = e
         .span()
         .map(|span| text[..span.start.min(text.len())].matches('\n').count());
@@ -156,7 +136,7 @@ fn explain(path: &Path, text: &str, e: &toml::de::Error) -> ConfigError {
     let table = line_index.and_then(|i| table_of_line(text, i));
     let message = e.message().trim();
     let described = if let Some(unknown) = unknown_field(message) {
-        let hint = suggestion(unknown)
+        let hint = suggestion(unknown, keys)
             .map(|k| format!(" (did you mean {k:?}?)"))
             .unwrap_or_default();
         format!("unknown key {unknown:?}{hint}; its value is not shown")

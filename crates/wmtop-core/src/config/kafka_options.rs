@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::file::is_secret_key;
-use super::ConfigError;
+use super::error::ConfigError;
+use super::secret::is_secret_key;
 
 /// Properties wmtop sets from its own settings or must keep as they are, with what to
 /// use instead.

@@ -1,5 +1,6 @@
 //! Secrets (passwords, client secrets, tokens): a wrapper that never shows its value in
-//! `Debug`, `Display` or serialized form, so it cannot leak into logs, summaries or errors.
+//! `Debug`, `Display` or serialized form, so it cannot leak into logs, summaries or
+//! errors; and which setting and property names hold one.
 
 use std::fmt;
 
@@ -40,6 +41,24 @@ impl<'de> serde::Deserialize<'de> for Secret {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         String::deserialize(d).map(Secret)
     }
+}
+
+/// Keys whose values are secrets wherever they appear.
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "client_secret",
+    "clickhouse_password",
+    "kafka_sasl_password",
+];
+
+/// True for a key whose value must never be shown: the secret settings, and any key
+/// (a librdkafka property, say) whose name holds "password", "secret" or "token".
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    SECRET_KEYS.contains(&k.as_str())
+        || k.contains("password")
+        || k.contains("secret")
+        || k.contains("token")
 }
 
 #[cfg(test)]

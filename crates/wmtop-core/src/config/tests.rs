@@ -1,6 +1,8 @@
 //! Layering, validation and the file's errors.
 use super::*;
 use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
 
 fn temp_file(text: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};

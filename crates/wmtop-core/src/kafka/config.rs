@@ -7,27 +7,11 @@
 use rdkafka::ClientConfig;
 
 use super::quirks::Quirks;
+use super::role::Role;
 use crate::config::Settings;
 
 /// The largest message wmtop produces or reads (10 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
-
-/// What a client is for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
-    /// Publishes: acks=all, idempotent, bounded local queue.
-    Producer,
-    /// Consumes in the group; offsets are stored and committed by wmtop alone, after
-    /// ClickHouse acknowledged the rows.
-    Group,
-    /// Reads partitions directly (assign, never joins, never commits).
-    Reader,
-    /// Reads the group's committed offsets and the watermarks (never joins); also commits
-    /// a replay's or a skip's offsets for a group with no live member.
-    Offsets,
-    /// Creates topics, describes the cluster.
-    Admin,
-}
 
 /// The librdkafka properties for a client of this role.
 pub fn client_config(settings: &Settings, role: Role, quirks: Quirks) -> ClientConfig {

@@ -43,7 +43,8 @@ impl KafkaContext {
     fn keep(&self, f: Fault) {
         if let Ok(mut slot) = self.fault.lock() {
             if slot.is_none() {
-                tracing::error!("Kafka: {f}");
+                // Said once, by the run that ends on it.
+                tracing::debug!("Kafka: {f}");
                 *slot = Some(f);
             }
         }
@@ -83,6 +84,14 @@ pub fn tls_words(reason: &str) -> String {
 
 impl ClientContext for KafkaContext {
     fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        // A certificate the brokers' TLS handshake refused is logged at once; the error
+        // event for it comes only after several attempts.
+        if fac == "FAIL"
+            && message.contains("SSL handshake failed")
+            && message.contains("certificate")
+        {
+            self.keep(Fault::Tls(tls_words(message)));
+        }
         if fac == "JOINGROUP" {
             if let (Some(v), Ok(mut slot)) = (GroupView::parse(message), self.group.lock()) {
                 *slot = Some(v);

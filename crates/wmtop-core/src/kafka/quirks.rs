@@ -21,7 +21,7 @@
 
 use rdkafka::ClientConfig;
 
-use super::config::Role;
+use super::role::Role;
 
 /// The cluster ids the local broker reports.
 const LOCAL_BROKER_IDS: &[&str] = &["tansu_cluster"];

@@ -11,7 +11,8 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{lag, Kafka, KafkaOpError, Reader};
+use super::client::{Kafka, KafkaOpError, Reader};
+use super::lag;
 
 /// Reading stopped short: nothing more came from a partition for `waited`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -9,7 +9,8 @@ use std::time::Duration;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::{lag, Kafka, KafkaOpError};
+use super::client::{Kafka, KafkaOpError};
+use super::lag;
 
 /// Where a replay starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

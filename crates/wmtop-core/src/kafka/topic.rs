@@ -11,7 +11,8 @@ use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
 
-use super::{Kafka, KafkaOpError, MAX_MESSAGE_BYTES};
+use super::client::{Kafka, KafkaOpError};
+use super::config::MAX_MESSAGE_BYTES;
 
 /// What [`ensure`] found or did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,5 +128,43 @@ pub async fn ensure(kafka: &Kafka) -> Result<TopicState, KafkaOpError> {
                 return Err(kafka.error("create topic", rdkafka::error::KafkaError::AdminOp(other)))
             }
         }
+    }
+}
+
+impl Kafka {
+    /// Waits, with the one retry policy until `max_wait`, for the brokers to answer and
+    /// the topic to be there (created where missing and allowed); a permanent error
+    /// (a refused login, a bad certificate, a refused creation) ends the wait at once.
+    pub async fn ready_until(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<TopicState, crate::net::retry::WaitError<KafkaOpError>> {
+        let what = format!("Kafka at {}", self.settings().kafka_brokers);
+        crate::net::retry::wait_for(&what, Some(self.settings().max_wait.0), stop, || {
+            let k = self.clone();
+            async move {
+                let k2 = k.clone();
+                tokio::task::spawn_blocking(move || k2.identify(Duration::from_secs(10)))
+                    .await
+                    .map_err(|e| {
+                        KafkaOpError::Refused(format!("the Kafka check did not run: {e}"))
+                    })??;
+                ensure(&k).await
+            }
+        })
+        .await
+    }
+
+    /// As [`Kafka::ready_until`], with no stop; a wait that ran out is an error too.
+    pub async fn ready(&self) -> Result<TopicState, KafkaOpError> {
+        let (_keep, never) = tokio::sync::watch::channel(false);
+        self.ready_until(&never).await.map_err(|e| match e {
+            crate::net::retry::WaitError::GaveUp { waited, last } => KafkaOpError::GaveUp {
+                waited,
+                last: Box::new(last),
+            },
+            crate::net::retry::WaitError::Permanent(e) => e,
+            crate::net::retry::WaitError::Stopped => KafkaOpError::Refused("stopped".into()),
+        })
     }
 }

@@ -9,7 +9,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::clickhouse::table::RowPlan;
 use crate::clickhouse::{DeadLetter, Rows, Scope};
-use crate::load::flatten::{flatten_each, Flattened, MessageError};
+use crate::record::flatten::{flatten_each, Flattened, MessageError};
 
 /// Rows and dead letters on their way to ClickHouse, with their origin.
 #[derive(Default)]

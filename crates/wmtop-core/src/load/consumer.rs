@@ -21,8 +21,8 @@ use crate::clickhouse::{Ch, ChError, Loader, Settled};
 use crate::config::redact::mask_url;
 use crate::config::Settings;
 use crate::kafka::{GroupConsumer, Kafka, KafkaOpError};
-use crate::runtime::events::{Event, Events, Stuck};
-use crate::runtime::retry::{wait_for, WaitError};
+use crate::load::events::{Event, Events, Stuck};
+use crate::net::retry::{wait_for, WaitError};
 
 /// How a consume run is driven.
 #[derive(Clone, Debug, Default)]
@@ -71,7 +71,7 @@ pub struct ConsumeSummary {
     /// Record fields the table has no column for.
     pub unknown_fields: Vec<String>,
     /// Each drift found: fields added or gone, and since when.
-    pub schema_drift: Vec<crate::runtime::events::Drift>,
+    pub schema_drift: Vec<crate::load::events::Drift>,
     pub took_ms: u64,
     pub clickhouse_version: String,
     pub table: String,

@@ -4,9 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::load::columns::{Kind, COLUMNS};
-use crate::load::flatten::Flattened;
-use crate::runtime::events::Drift;
+use crate::load::events::Drift;
+use crate::record::columns::{Kind, COLUMNS};
+use crate::record::flatten::Flattened;
 
 /// Records a message needs before a column absent from all of them counts as drift.
 const DRIFT_MIN_RECORDS: usize = 5;

@@ -12,8 +12,8 @@ use tokio::sync::{mpsc, watch};
 use super::batch::Batch;
 use crate::clickhouse::{ChError, Inserted, Loader};
 use crate::kafka::GroupConsumer;
-use crate::runtime::events::{Event, Events};
-use crate::runtime::retry::{wait_for_with, WaitError};
+use crate::load::events::{Event, Events};
+use crate::net::retry::{wait_for_with, WaitError};
 
 /// A batch handed to ClickHouse: the insert task, and what to commit and report after.
 pub struct InFlight {

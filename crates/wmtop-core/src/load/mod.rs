@@ -1,15 +1,12 @@
-//! Loading: the columns of `transaction_metrics` ([`columns`]), JSON values and their
-//! conversions ([`value`]), flattening a message into rows ([`flatten`]), and the consumer
-//! loop ([`consumer`]) split into gathering a batch ([`batch`]), landing it ([`land`]:
-//! insert, then commit), schema drift ([`drift`]) and how a run ends ([`verdict`]).
+//! Loading: the consumer loop ([`consumer`]) split into gathering a batch ([`batch`]),
+//! landing it ([`land`]: insert, then commit), schema drift ([`drift`]) and how a run
+//! ends ([`verdict`]), and the facts it reports as it works ([`events`]).
 
 pub mod batch;
-pub mod columns;
 pub mod consumer;
 mod drift;
-pub mod flatten;
+pub mod events;
 pub mod land;
-pub mod value;
 pub mod verdict;
 
 pub use consumer::{run, ConsumeOptions, ConsumeSummary};

@@ -1,8 +1,5 @@
-//! The pipeline run live: the monitor's control of its tasks ([`monitor`]), the facts
-//! tasks report ([`events`]), /health and /metrics ([`ops`]), and the one retry policy
-//! every stage waits with ([`retry`]).
+//! The pipeline run live for a front end: the monitor's control of its tasks
+//! ([`monitor`]) and /health and /metrics ([`ops`]).
 
-pub mod events;
 pub mod monitor;
 pub mod ops;
-pub mod retry;

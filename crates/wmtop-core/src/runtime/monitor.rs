@@ -15,13 +15,13 @@ use tokio::task::JoinHandle;
 
 use crate::clickhouse::{Ch, QueryResult, Stored};
 use crate::config::{Settings, Source};
-pub use crate::kafka::lag::LagRow;
 use crate::kafka::produce;
+pub use crate::kafka::sampler::LagRow;
 use crate::kafka::{replay, Kafka, ReplayFrom, ReplayPart};
+use crate::load::events::{Event, Events};
 use crate::load::{self, ConsumeOptions, Verdict};
-use crate::runtime::events::{Event, Events};
+use crate::net::retry::backoff;
 use crate::runtime::ops::Ops;
-use crate::runtime::retry::backoff;
 use crate::source::api::{Accounting, ApiClient, ApiError};
 use crate::source::keycloak::{http_client, TokenSource};
 
@@ -277,7 +277,7 @@ async fn control(
         consumer_events.clone(),
         out.clone(),
     ));
-    let (samples, sampler) = crate::kafka::lag::spawn_sampler(
+    let (samples, sampler) = crate::kafka::sampler::spawn_sampler(
         kafka.clone(),
         Duration::from_secs(1),
         true,
@@ -622,7 +622,10 @@ fn published(p: &produce::PublishReport, took: Duration) -> MonitorEvent {
 }
 
 /// The lag sampler's samples, to the front end and /metrics.
-async fn forward_lag(mut samples: watch::Receiver<Option<crate::kafka::lag::LagSample>>, out: Out) {
+async fn forward_lag(
+    mut samples: watch::Receiver<Option<crate::kafka::sampler::LagSample>>,
+    out: Out,
+) {
     while samples.changed().await.is_ok() {
         let Some(sample) = samples.borrow_and_update().clone() else {
             continue;

@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::kafka::PartitionLag;
-use crate::runtime::events::Event;
+use crate::load::events::Event;
 
 /// Upper bounds (seconds) of the flush latency histogram.
 const BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -307,7 +307,7 @@ pub async fn serve(listener: TcpListener, ops: Arc<Ops>, mut stop: watch::Receiv
 /// Feeds the lag sampler's samples to `ops` until the sampler stops.
 pub fn follow_lag(
     ops: Arc<Ops>,
-    mut samples: watch::Receiver<Option<crate::kafka::lag::LagSample>>,
+    mut samples: watch::Receiver<Option<crate::kafka::sampler::LagSample>>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         while samples.changed().await.is_ok() {

@@ -52,7 +52,7 @@ pub enum ApiError {
     File { path: String, message: String },
 }
 
-impl crate::runtime::retry::Transient for ApiError {
+impl crate::net::retry::Transient for ApiError {
     fn transient(&self) -> bool {
         match self {
             ApiError::Auth(a) => !a.permanent(),
@@ -98,12 +98,13 @@ impl Answer {
     /// As [`Answer::accounting`], handing each loadable row to `each`.
     pub fn accounting_with(
         &self,
-        mut each: impl FnMut(&crate::load::columns::MetricRow),
+        mut each: impl FnMut(&crate::record::columns::MetricRow),
     ) -> std::collections::BTreeMap<String, Accounting> {
         let mut per: std::collections::BTreeMap<String, Accounting> = Default::default();
         for tx in &self.transactions {
             let name = tx.name.clone().unwrap_or_default();
-            let set_aside = match crate::load::flatten::flatten_each(&tx.payload, |row| each(row)) {
+            let set_aside = match crate::record::flatten::flatten_each(&tx.payload, |row| each(row))
+            {
                 Ok(f) => f.bad_records.len() as u64,
                 Err(_) => tx.records as u64,
             };
@@ -315,7 +316,7 @@ impl ApiClient {
         let started = Instant::now();
         let mut attempts = 0u32;
         let what = format!("the API at {}", self.shown);
-        let result = crate::runtime::retry::wait_for_with(
+        let result = crate::net::retry::wait_for_with(
             &what,
             Some(self.deadline),
             stop,
@@ -332,15 +333,13 @@ impl ApiClient {
                 attempts,
                 took: started.elapsed(),
             }),
-            Err(crate::runtime::retry::WaitError::Stopped) => Err(ApiError::Stopped),
-            Err(crate::runtime::retry::WaitError::Permanent(e)) => Err(e),
-            Err(crate::runtime::retry::WaitError::GaveUp { waited, last }) => {
-                Err(ApiError::GaveUp {
-                    url: self.shown.clone(),
-                    waited,
-                    last: Box::new(last),
-                })
-            }
+            Err(crate::net::retry::WaitError::Stopped) => Err(ApiError::Stopped),
+            Err(crate::net::retry::WaitError::Permanent(e)) => Err(e),
+            Err(crate::net::retry::WaitError::GaveUp { waited, last }) => Err(ApiError::GaveUp {
+                url: self.shown.clone(),
+                waited,
+                last: Box::new(last),
+            }),
         }
     }
 

@@ -18,9 +18,9 @@ use crate::config::redact::mask_url;
 use crate::config::Settings;
 use crate::kafka::reader::{self, ReadError};
 use crate::kafka::{Kafka, KafkaOpError};
-use crate::load::columns::MetricRow;
-use crate::load::flatten::flatten_message;
-use crate::runtime::retry::{wait_for, WaitError};
+use crate::net::retry::{wait_for, WaitError};
+use crate::record::columns::MetricRow;
+use crate::record::flatten::flatten_message;
 use crate::source::api::{self, Accounting, Answer, ApiError};
 
 /// Entries each list of a shown report holds at most (see [`Report::capped`]); the

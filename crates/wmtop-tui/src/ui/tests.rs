@@ -8,7 +8,7 @@ use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use wmtop_core::clickhouse::{QueryResult, Stored};
 use wmtop_core::kafka::{PartitionLag, ReplayPart};
-use wmtop_core::runtime::events::Event;
+use wmtop_core::load::events::Event;
 use wmtop_core::runtime::monitor::{LagRow, MonitorEvent, Stage, StageState};
 use wmtop_core::source::api::Accounting;
 

@@ -9,9 +9,9 @@ use anyhow::anyhow;
 use serde_json::json;
 use tokio::sync::watch;
 use wmtop_core::config::{EpochMs, Settings};
-use wmtop_core::kafka::{lag, replay, Kafka, ReplayFrom};
+use wmtop_core::kafka::{replay, sampler, Kafka, ReplayFrom};
+use wmtop_core::load::events::Events;
 use wmtop_core::load::{self, ConsumeOptions, ConsumeSummary, Verdict};
-use wmtop_core::runtime::events::Events;
 use wmtop_core::runtime::ops::{self, Ops};
 
 use super::{print_line, Signals};
@@ -77,7 +77,7 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
         }
     });
     let (sampler_stop, sampler_rx) = watch::channel(false);
-    let (samples, sampler) = lag::spawn_sampler(
+    let (samples, sampler) = sampler::spawn_sampler(
         Kafka::new(settings),
         Duration::from_secs(5),
         false,

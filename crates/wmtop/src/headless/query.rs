@@ -16,7 +16,7 @@ use crate::cli::{Format, QueryArgs};
 pub async fn connect_for_reading(settings: &Settings) -> anyhow::Result<Ch> {
     let (_keep, never) = watch::channel(false);
     let url = mask_url(&settings.clickhouse_url);
-    wmtop_core::runtime::retry::wait_for(
+    wmtop_core::net::retry::wait_for(
         &format!("ClickHouse at {url}"),
         Some(settings.max_wait.0),
         &never,

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 use wmtop_core::config::Settings;
 use wmtop_core::kafka::{produce, Kafka};
+use wmtop_core::load::events::Events;
 use wmtop_core::load::{self, ConsumeOptions, Verdict};
-use wmtop_core::runtime::events::Events;
 
 use super::produce::fetch;
 use super::query::connect_for_reading;

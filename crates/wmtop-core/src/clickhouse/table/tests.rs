@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::clickhouse::compat::metrics_ddl;
-use crate::load::columns::Timestamp;
+use crate::record::columns::Timestamp;
 
 fn v(text: &str) -> ServerVersion {
     ServerVersion::parse(text).unwrap()

@@ -16,18 +16,6 @@ pub trait Transient {
     fn transient(&self) -> bool;
 }
 
-impl Transient for crate::clickhouse::ChError {
-    fn transient(&self) -> bool {
-        !self.permanent()
-    }
-}
-
-impl Transient for crate::kafka::KafkaOpError {
-    fn transient(&self) -> bool {
-        !self.permanent()
-    }
-}
-
 /// How a wait ended without the operation succeeding.
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError<E: Display> {

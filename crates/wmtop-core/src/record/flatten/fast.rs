@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 use super::{finish_record, id_slot, timestamp_text, Flattened, Value, TIMESTAMP_COLUMN};
-use crate::load::columns::{column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS};
+use crate::record::columns::{column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS};
 
 /// Outcome of the fast path: None means "use the serde path".
 pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {

@@ -46,6 +46,15 @@ impl Serialize for Timestamp {
     }
 }
 
+impl crate::record::value::Convert for Timestamp {
+    fn convert(value: crate::record::value::Value<'_>, slot: &mut Self) -> Result<(), String> {
+        let mut ms = None;
+        crate::record::value::Convert::convert(value, &mut ms)?;
+        *slot = Timestamp(ms.ok_or("no time given")?);
+        Ok(())
+    }
+}
+
 /// One column's value in a row, borrowed: what the encoder writes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum FieldRef<'a> {
@@ -142,11 +151,11 @@ macro_rules! columns {
         ];
 
         /// Sets column `idx` of a row from a JSON value; used by the flattener.
-        pub(crate) type Setter = for<'a> fn(&mut MetricRow, crate::load::value::Value<'a>) -> Result<(), String>;
+        pub(crate) type Setter = for<'a> fn(&mut MetricRow, crate::record::value::Value<'a>) -> Result<(), String>;
 
         /// One [`Setter`] per column, in the order of [`COLUMNS`].
         pub(crate) static SETTERS: &[Setter] = &[
-            $( |row, value| crate::load::value::Convert::convert(value, &mut row.$name), )*
+            $( |row, value| crate::record::value::Convert::convert(value, &mut row.$name), )*
         ];
     };
 }

@@ -13,9 +13,9 @@ use serde_json::value::RawValue;
 
 mod fast;
 
-use crate::load::columns::{column_for_json, id_columns, MetricRow, Timestamp, COLUMNS, SETTERS};
-use crate::load::value::{integral, parse_f64, truncate, Key};
-pub use crate::load::value::{Convert, Value};
+use crate::record::columns::{column_for_json, id_columns, MetricRow, Timestamp, COLUMNS, SETTERS};
+use crate::record::value::{integral, parse_f64, truncate, Key};
+pub use crate::record::value::{Convert, Value};
 
 /// A record that could not be used: where it was, why, and its JSON as sent.
 #[derive(Clone, Debug, PartialEq)]
@@ -58,7 +58,7 @@ pub enum MessageError {
 }
 
 /// Index of `timestamp` in [`COLUMNS`].
-const TIMESTAMP_COLUMN: usize = crate::load::columns::TIMESTAMP_COLUMN;
+const TIMESTAMP_COLUMN: usize = crate::record::columns::TIMESTAMP_COLUMN;
 
 /// Earliest and latest epoch milliseconds accepted as a record's hour (2000 to 2100):
 /// outside that a value is in the wrong unit or garbage, not a time.

@@ -9,8 +9,6 @@ use std::fmt;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
-use super::columns::Timestamp;
-
 /// A JSON value as found in a record, borrowed from the payload where possible.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value<'a> {
@@ -216,15 +214,6 @@ impl Convert for String {
             },
             other => return Err(format!("expected an identifier, got {other}")),
         };
-        Ok(())
-    }
-}
-
-impl Convert for Timestamp {
-    fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
-        let mut ms = None;
-        Convert::convert(value, &mut ms)?;
-        *slot = Timestamp(ms.ok_or("no time given")?);
         Ok(())
     }
 }
