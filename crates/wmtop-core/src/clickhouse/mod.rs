@@ -14,4 +14,4 @@ pub mod table;
 pub use client::{Ch, ChError, ChErrorKind};
 pub use compat::ServerVersion;
 pub use load::{month_of, DeadLetter, Inserted, Loader, Rows, Scope, Settled};
-pub use reads::{QueryResult, Stored};
+pub use reads::{DeadLetterEntry, QueryResult, Stored};

@@ -35,6 +35,33 @@ pub struct QueryResult {
     pub rows: Vec<Vec<serde_json::Value>>,
 }
 
+/// How much of a dead letter's payload a listing shows.
+pub const PREVIEW: usize = 400;
+
+/// One dead letter as a listing shows it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+pub struct DeadLetterEntry {
+    #[serde(rename = "last_recorded")]
+    pub recorded_at: String,
+    /// `message` or `record`.
+    #[serde(rename = "kind")]
+    pub scope: String,
+    pub topic: String,
+    pub kafka_partition: i32,
+    #[serde(deserialize_with = "lenient_i64")]
+    pub kafka_offset: i64,
+    /// The transaction's name (the message key).
+    pub message_key: String,
+    /// -1 for a whole message.
+    pub record_index: i32,
+    #[serde(rename = "why")]
+    pub reason: String,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub payload_bytes: u64,
+    /// The payload's first [`PREVIEW`] bytes.
+    pub payload_preview: String,
+}
+
 impl Ch {
     /// True when the metrics table exists.
     pub async fn table_exists(&self) -> Result<bool, ChError> {
@@ -136,6 +163,29 @@ impl Ch {
         );
         match self.query_text(&sql, "JSONEachRow").await {
             Err(e) if e.kind == ChErrorKind::Missing => Ok(String::new()),
+            other => other,
+        }
+    }
+
+    /// Dead letters, newest first, each once: where they came from, why, and the
+    /// payload's first bytes; only one transaction's (by message key) when named.
+    pub async fn dead_letter_entries(
+        &self,
+        limit: usize,
+        transaction: Option<&str>,
+    ) -> Result<Vec<DeadLetterEntry>, ChError> {
+        let filter = transaction.map_or(String::new(), |t| format!("WHERE message_key = {}", quote(t)));
+        let sql = format!(
+            "SELECT toString(max(recorded_at)) AS last_recorded, toString(scope) AS kind, topic, kafka_partition, \
+             kafka_offset, message_key, record_index, any(reason) AS why, \
+             any(length(payload)) AS payload_bytes, any(substring(payload, 1, {PREVIEW})) AS payload_preview \
+             FROM {} {filter} \
+             GROUP BY scope, topic, kafka_partition, kafka_offset, message_key, record_index \
+             ORDER BY last_recorded DESC, kafka_partition, kafka_offset, record_index LIMIT {limit}",
+            self.dead_letters_table()
+        );
+        match self.json_rows::<DeadLetterEntry>(&sql).await {
+            Err(e) if e.kind == ChErrorKind::Missing => Ok(Vec::new()),
             other => other,
         }
     }

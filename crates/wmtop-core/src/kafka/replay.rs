@@ -19,6 +19,9 @@ pub enum ReplayFrom {
     Beginning,
     /// The first message whose Kafka time is at or after this time (epoch ms).
     Time(i64),
+    /// The first message whose records reach this time's hour (epoch ms): a record of
+    /// that hour or later. Found by reading each partition from its start.
+    DataTime(i64),
 }
 
 /// One partition of a replay: where the group stands and where it will start again.
@@ -45,6 +48,16 @@ pub fn plan(kafka: &Kafka, from: ReplayFrom) -> Result<Vec<ReplayPart>, KafkaOpE
     let mut out = Vec::with_capacity(positions.len());
     let found = match from {
         ReplayFrom::Beginning => None,
+        ReplayFrom::DataTime(ms) => {
+            let first = first_reaching(kafka, &positions, ms)?;
+            let mut tpl = TopicPartitionList::new();
+            for p in &positions {
+                let at = first.get(&p.partition).copied().unwrap_or(p.high);
+                tpl.add_partition_offset(&topic, p.partition, Offset::Offset(at))
+                    .map_err(kafka.op("build partition list"))?;
+            }
+            Some(tpl)
+        }
         ReplayFrom::Time(ms) => {
             let mut tpl = TopicPartitionList::new();
             for p in &positions {
@@ -76,6 +89,56 @@ pub fn plan(kafka: &Kafka, from: ReplayFrom) -> Result<Vec<ReplayPart>, KafkaOpE
     }
     out.sort_by_key(|p| p.partition);
     Ok(out)
+}
+
+/// Per partition, the first offset whose message has a record at or after `ms`'s
+/// hour; partitions without one are left out. Reads forward from each partition's start
+/// a growing chunk at a time, stopping where it is found. Blocking.
+fn first_reaching(
+    kafka: &Kafka,
+    positions: &[lag::PartitionLag],
+    ms: i64,
+) -> Result<std::collections::BTreeMap<i32, i64>, KafkaOpError> {
+    use rdkafka::message::Message;
+    let hour = ms - ms.rem_euclid(3_600_000);
+    let reaches = |payload: &[u8]| {
+        let mut latest = i64::MIN;
+        let _ = crate::record::flatten::flatten_each(payload, |row| {
+            latest = latest.max(row.timestamp.millis());
+        });
+        latest >= hour
+    };
+    let client = kafka.reader()?;
+    let mut next: std::collections::BTreeMap<i32, (i64, i64)> =
+        positions.iter().map(|p| (p.partition, (p.low, p.high))).collect();
+    let mut found = std::collections::BTreeMap::new();
+    let mut chunk = 8;
+    loop {
+        let ranges: Vec<(i32, i64, i64)> = next
+            .iter()
+            .filter(|(p, (at, high))| at < high && !found.contains_key(*p))
+            .map(|(p, (at, high))| (*p, *at, (*at + chunk).min(*high)))
+            .collect();
+        if ranges.is_empty() {
+            return Ok(found);
+        }
+        let stall = kafka.settings().max_wait.0.min(Duration::from_secs(30));
+        super::reader::read_ranges(kafka, &client, &ranges, stall, |m| {
+            if !found.contains_key(&m.partition()) && reaches(m.payload().unwrap_or_default()) {
+                found.insert(m.partition(), m.offset());
+            }
+        })
+        .map_err(|e| match e {
+            super::reader::ReadError::Kafka(k) => k,
+            super::reader::ReadError::Stalled(s) => KafkaOpError::Refused(format!("finding where the data time starts: {s}")),
+        })?;
+        for (p, _, to) in ranges {
+            if let Some(n) = next.get_mut(&p) {
+                n.0 = to;
+            }
+        }
+        chunk = (chunk * 2).min(256);
+    }
 }
 
 /// A live member of the group, as the broker describes it.
