@@ -20,7 +20,7 @@ pub use crate::kafka::sampler::LagRow;
 use crate::kafka::{replay, Kafka, ReplayFrom, ReplayPart};
 use crate::load::events::{Event, Events};
 use crate::load::{self, ConsumeOptions, Verdict};
-use crate::net::retry::backoff;
+use crate::net::retry;
 use crate::runtime::ops::Ops;
 use crate::source::api::{Accounting, ApiClient, ApiError};
 use crate::source::keycloak::{http_client, TokenSource};
@@ -505,6 +505,7 @@ fn spawn_consumer(
     let settings = settings.clone();
     let task = tokio::spawn(async move {
         let mut attempt = 0u32;
+        let mut waits = retry::delays(Duration::from_secs(1));
         out.send(MonitorEvent::ConsumerRunning(true));
         while !*stop.borrow() {
             let opts = ConsumeOptions {
@@ -534,7 +535,7 @@ fn spawn_consumer(
                 StageState::Retrying(attempt)
             };
             out.stage(stage, state, summary.error.clone());
-            let wait = backoff(attempt, Duration::from_secs(1));
+            let wait = waits.next().unwrap_or(retry::MAX_DELAY);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = stop.wait_for(|v| *v) => {}
