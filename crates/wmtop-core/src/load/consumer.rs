@@ -1,11 +1,11 @@
-//! The consumer loop: waits (with a deadline) for ClickHouse and Kafka ([`startup`]),
+//! The consumer loop: waits (with a deadline) for ClickHouse and Kafka (`startup`),
 //! reads the topic in the consumer group and, on each message, tick and landed batch,
-//! takes the step due with the run's state ([`session`]): gathering batches ([`batch`]),
-//! landing them ([`land`]: insert, then commit, only after ClickHouse acknowledged),
-//! reporting schema drift ([`drift`]) and deciding how the run ends ([`verdict`]). Every
-//! run ends with a verdict and a summary ([`summary`]): done (read to the end, landed,
-//! committed, copies merged), interrupted (flushed and committed first), gave up (with
-//! what it waited for) or failed (with the reason).
+//! takes the step due with the run's state (`session`): gathering batches
+//! ([`batch`](super::batch)), landing them ([`land`](super::land): insert, then commit,
+//! only after ClickHouse acknowledged), reporting schema drift (`drift`) and deciding how
+//! the run ends ([`verdict`]). Every run ends with a verdict and a summary (`summary`):
+//! done (read to the end, landed, committed, copies merged), interrupted (flushed and
+//! committed first), gave up (with what it waited for) or failed (with the reason).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

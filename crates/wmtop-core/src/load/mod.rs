@@ -1,7 +1,7 @@
-//! Loading: the consumer loop ([`consumer`]) split into its start ([`startup`]), the
-//! run's state and steps ([`session`]), gathering a batch ([`batch`]), landing it
-//! ([`land`]: insert, then commit), schema drift ([`drift`]), how a run ends
-//! ([`verdict`]) and what it reports at the end ([`summary`]), and the facts it reports
+//! Loading: the consumer loop ([`consumer`]) split into its start (`startup`), the
+//! run's state and steps (`session`), gathering a batch ([`batch`]), landing it
+//! ([`land`]: insert, then commit), schema drift (`drift`), how a run ends
+//! ([`verdict`]) and what it reports at the end (`summary`), and the facts it reports
 //! as it works ([`events`]).
 
 pub mod batch;

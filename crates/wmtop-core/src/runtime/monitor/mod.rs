@@ -1,10 +1,10 @@
 //! The pipeline run live for a front end, and the front end's handle on it ([`start`],
 //! [`Monitor`]): the consumer as a long-lived background task, pausable and restartable
-//! for a replay or a skip ([`consumer`]), reloads on demand ([`reload`]), lag samples and
-//! ClickHouse counts kept fresh ([`feeds`]), and the loop that carries out commands
-//! ([`control`]). Front ends send [`Command`]s and receive [`MonitorEvent`]s
-//! ([`protocol`]) on a bounded channel that never blocks the pipeline: when the front end
-//! falls behind, events are dropped and counted ([`out`]).
+//! for a replay or a skip (`consumer`), reloads on demand (`reload`), lag samples and
+//! ClickHouse counts kept fresh (`feeds`), and the loop that carries out commands
+//! (`control`). Front ends send [`Command`]s and receive [`MonitorEvent`]s
+//! (`protocol`) on a bounded channel that never blocks the pipeline: when the front end
+//! falls behind, events are dropped and counted (`out`).
 
 mod consumer;
 mod control;
