@@ -9,8 +9,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hyper::StatusCode;
 use serde_json::json;
 
-use super::rng::{hash_words, SplitMix64};
-use super::SimConfig;
+use crate::config::SimConfig;
+use crate::rng::{hash_words, SplitMix64};
 
 /// Parses a form or query string (`a=1&b=two`, `%XX` escapes, `+` as space) into pairs,
 /// with the `form_urlencoded` crate; the first value of a repeated name wins on lookup.

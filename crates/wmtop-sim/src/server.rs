@@ -1,6 +1,7 @@
 //! The simulator's HTTP server: hyper 1 over tokio, one task per connection, graceful stop.
 //! Owns the routes (token endpoint, series API, `/_sim/faults`, `/_sim/stats`), the
-//! series parameter checks, the fault counters and the cache of the last answer body.
+//! series parameter checks, the fault counters, the counts of what was answered
+//! ([`SimStats`]) and the cache of the last answer body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -15,10 +16,10 @@ use hyper::header::{HeaderValue, CONTENT_TYPE, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{json, Value};
 
-use super::auth::{lookup, parse_pairs, Tokens};
-use super::data::{dataset, SimTransaction};
-use super::wire::{self, DataFaults};
-use super::{Faults, SimConfig, SimStats};
+use crate::auth::{lookup, parse_pairs, Tokens};
+use crate::config::{Faults, SimConfig};
+use crate::data::{dataset, SimTransaction};
+use crate::wire::{self, DataFaults};
 
 /// The series API path: the one the client asks for.
 pub use wmtop_core::source::api::SERIES_PATH;
@@ -33,6 +34,17 @@ type Body = BoxBody<Bytes, BoxError>;
 #[derive(Debug, thiserror::Error)]
 #[error("simulated truncation: connection cut mid-body")]
 struct Truncated;
+
+/// Counts of what the simulator has answered.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SimStats {
+    /// Requests to the token endpoint (any outcome).
+    pub token_requests: u64,
+    /// Requests to the series endpoint (any outcome).
+    pub series_requests: u64,
+    /// Series requests answered 200 with a complete, well-formed body.
+    pub series_ok: u64,
+}
 
 /// Everything a running simulator shares between connections.
 pub struct State {

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::data::{allocated_count, consumed_percent, HOUR_MS};
+use wmtop_core::config::secret::Secret;
+
+use super::config::HOUR_MS;
+use super::data::budget::{allocated_count, consumed_percent};
 use super::*;
 
 fn cfg() -> SimConfig {

@@ -6,9 +6,9 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::data::{SimRecord, SimTransaction};
-use super::rng::{hash_str, hash_words, unit};
-use super::{Faults, Shape};
+use crate::config::{Faults, Shape};
+use crate::data::{SimRecord, SimTransaction};
+use crate::rng::{hash_str, hash_words, unit};
 
 /// Fields that are never left out: a record's time.
 pub const TIME_FIELDS: [&str; 3] = ["timestamp", "key", "timestampStr"];

@@ -489,6 +489,9 @@ impl Loader {
     ) -> Result<Settled, ChError> {
         let started = Instant::now();
         let mut settled = Settled::default();
+        // A merge already running on those parts makes OPTIMIZE a no-op: from the second
+        // merge on, look again after a wait of the one backoff (400 ms, doubling).
+        let mut waits = crate::net::retry::delays(Duration::from_millis(400));
         let mut attempt = 0u32;
         loop {
             let copies = self.copies(months).await?;
@@ -518,14 +521,10 @@ impl Loader {
                 }
             }
             attempt += 1;
-            // A merge already running on those parts makes OPTIMIZE a no-op: look again
-            // after a moment.
             if attempt > 1 {
-                tokio::time::sleep(crate::net::retry::backoff(
-                    attempt,
-                    Duration::from_millis(200),
-                ))
-                .await;
+                if let Some(wait) = waits.next() {
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
         settled.took_ms = started.elapsed().as_millis() as u64;

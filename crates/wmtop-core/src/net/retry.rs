@@ -1,14 +1,15 @@
-//! The one retry policy (exponential backoff from 250 ms to 10 s, by the `backon` crate),
-//! used by every stage that waits for a server: it retries what may pass (a refused
-//! connection, a busy server), stops at once on what cannot (a refused login, a bad
-//! certificate, an unknown table), and gives up when its deadline has passed, saying
-//! what it waited for.
+//! The one retry policy, used by every stage that waits for a server: exponential backoff
+//! by the `backon` crate (a base wait doubled per attempt, at most 10 s), which retries
+//! what may pass (a refused connection, a busy server), stops at once on what cannot (a
+//! refused login, a bad certificate, an unknown table), and gives up when its deadline has
+//! passed, saying what it waited for. Loops that wait between attempts of their own (the
+//! monitor restarting its consumer, merges settling) take their waits from [`delays`].
 
 use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use tokio::sync::watch;
 
 /// An error that may pass if the operation is tried again.
@@ -37,10 +38,22 @@ impl<E: Display> WaitError<E> {
     }
 }
 
-/// The wait before attempt `attempt + 1`: `base` doubled per attempt, at most 10 s.
-pub fn backoff(attempt: u32, base: Duration) -> Duration {
-    base.saturating_mul(1 << attempt.saturating_sub(1).min(10))
-        .min(Duration::from_secs(10))
+/// The longest wait between two attempts.
+pub const MAX_DELAY: Duration = Duration::from_secs(10);
+
+/// The backoff: `base` first, doubled after each attempt, at most [`MAX_DELAY`], for as
+/// many attempts as it takes. No jitter: each wait is one task's own, never a crowd's.
+pub fn policy(base: Duration) -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(base)
+        .with_factor(2.0)
+        .with_max_delay(MAX_DELAY)
+        .without_max_times()
+}
+
+/// The waits of [`policy`] one after another: `base`, `2 × base`, … up to [`MAX_DELAY`].
+pub fn delays(base: Duration) -> impl Iterator<Item = Duration> {
+    policy(base).build()
 }
 
 /// Runs `op` until it succeeds, a permanent error comes, `deadline` has passed (None:
@@ -75,13 +88,9 @@ where
 {
     let started = Instant::now();
     let left = move || deadline.map(|d| d.saturating_sub(started.elapsed()));
-    let policy = ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(250))
-        .with_max_delay(Duration::from_secs(10))
-        .without_max_times();
     let mut attempts = 0u32;
     let retry = op
-        .retry(policy)
+        .retry(policy(Duration::from_millis(250)))
         .sleep(tokio::time::sleep)
         .when(|e: &E| e.transient() && left().is_none_or(|l| !l.is_zero()))
         // Never sleep past the deadline.
@@ -122,12 +131,26 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        let base = Duration::from_millis(100);
-        assert_eq!(backoff(1, base), Duration::from_millis(100));
-        assert_eq!(backoff(2, base), Duration::from_millis(200));
-        assert_eq!(backoff(4, base), Duration::from_millis(800));
-        assert_eq!(backoff(30, base), Duration::from_secs(10));
+    fn delays_double_from_the_base_and_stop_growing_at_the_cap() {
+        let secs = |s: &[u64]| {
+            s.iter()
+                .map(|s| Duration::from_secs(*s))
+                .collect::<Vec<_>>()
+        };
+        let waits: Vec<Duration> = delays(Duration::from_secs(1)).take(7).collect();
+        assert_eq!(waits, secs(&[1, 2, 4, 8, 10, 10, 10]));
+        let ms = |m: &[u64]| {
+            m.iter()
+                .map(|m| Duration::from_millis(*m))
+                .collect::<Vec<_>>()
+        };
+        let waits: Vec<Duration> = delays(Duration::from_millis(250)).take(8).collect();
+        assert_eq!(
+            waits,
+            ms(&[250, 500, 1000, 2000, 4000, 8000, 10_000, 10_000])
+        );
+        // It does not run out.
+        assert_eq!(delays(Duration::from_secs(1)).nth(1000), Some(MAX_DELAY));
     }
 
     #[tokio::test]

@@ -1,15 +1,21 @@
 //! Operations endpoints: `/health` (JSON: status, connections, counts, last flush) and
-//! `/metrics` (Prometheus text: lag per partition, rows inserted, flush latency histogram,
-//! errors by stage), served on a loopback port in both the monitor and headless mode.
-//! Pipeline tasks feed an [`Ops`] as they work; the server only reads it.
+//! `/metrics` (OpenMetrics text, which Prometheus scrapes: lag per partition, rows
+//! inserted, flush latency histogram, errors by stage), served on a loopback port in both
+//! the monitor and headless mode. Pipeline tasks feed an [`Ops`] as they work; its
+//! counters are `prometheus-client` metrics, which /metrics encodes and /health reads.
 
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Request, Response, StatusCode};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -19,29 +25,159 @@ use crate::load::events::Event;
 /// Upper bounds (seconds) of the flush latency histogram.
 const BUCKETS: [f64; 11] = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
-#[derive(Default)]
-struct State {
-    kafka_connected: bool,
-    clickhouse_connected: bool,
-    messages: u64,
-    rows: u64,
-    unchanged: u64,
-    set_aside_records: u64,
-    set_aside_messages: u64,
-    batches: u64,
-    dead_letters: u64,
-    errors: BTreeMap<&'static str, u64>,
-    last_flush_at: Option<jiff::Timestamp>,
-    lag: Vec<PartitionLag>,
-    latency_counts: [u64; BUCKETS.len()],
-    latency_sum: f64,
+/// The stages `wmtop_errors_total` counts, each shown from the start (at 0).
+const ERROR_STAGES: [&str; 5] = ["keycloak", "api", "kafka", "consume", "clickhouse"];
+
+/// The stages `wmtop_up` shows.
+const UP_STAGES: [&str; 2] = ["kafka", "clickhouse"];
+
+/// The content type of the `/metrics` body.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabel {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LagLabels {
+    topic: String,
+    partition: i32,
+}
+
+const LOADED: OutcomeLabel = OutcomeLabel { outcome: "loaded" };
+const SET_ASIDE: OutcomeLabel = OutcomeLabel {
+    outcome: "set_aside",
+};
+
+/// The metrics, registered once; the registry holds handles on the same values.
+#[derive(Debug)]
+struct Metrics {
+    registry: Registry,
+    lag: Family<LagLabels, Gauge>,
+    messages: Counter,
+    rows: Counter,
+    unchanged: Counter,
+    batches: Counter,
+    dead_letters: Counter,
+    records: Family<OutcomeLabel, Counter>,
+    messages_set_aside: Counter,
+    errors: Family<StageLabel, Counter>,
+    up: Family<StageLabel, Gauge>,
+    flush_duration: Histogram,
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let mut m = Metrics {
+            registry: Registry::default(),
+            lag: Family::default(),
+            messages: Counter::default(),
+            rows: Counter::default(),
+            unchanged: Counter::default(),
+            batches: Counter::default(),
+            dead_letters: Counter::default(),
+            records: Family::default(),
+            messages_set_aside: Counter::default(),
+            errors: Family::default(),
+            up: Family::default(),
+            flush_duration: Histogram::new(BUCKETS),
+        };
+        // Every label set shown from the start, at 0.
+        for outcome in [&LOADED, &SET_ASIDE] {
+            let _ = m.records.get_or_create(outcome);
+        }
+        for stage in ERROR_STAGES {
+            let _ = m.errors.get_or_create(&StageLabel { stage });
+        }
+        for stage in UP_STAGES {
+            let _ = m.up.get_or_create(&StageLabel { stage });
+        }
+        // Help texts without their final period: the registry adds it. Counters are
+        // registered without `_total`: the encoder adds it to the sample's name.
+        m.registry.register(
+            "wmtop_consumer_lag",
+            "Messages not yet committed, per partition",
+            m.lag.clone(),
+        );
+        m.registry.register(
+            "wmtop_messages_consumed",
+            "Kafka messages consumed and flushed",
+            m.messages.clone(),
+        );
+        m.registry.register(
+            "wmtop_rows_inserted",
+            "Rows ClickHouse acknowledged",
+            m.rows.clone(),
+        );
+        m.registry.register(
+            "wmtop_rows_unchanged",
+            "Rows not written because their hour was stored with the same content",
+            m.unchanged.clone(),
+        );
+        m.registry.register(
+            "wmtop_batches_flushed",
+            "Batches inserted and committed",
+            m.batches.clone(),
+        );
+        m.registry.register(
+            "wmtop_dead_letters",
+            "Messages and records set aside",
+            m.dead_letters.clone(),
+        );
+        m.registry.register(
+            "wmtop_records",
+            "Records the consumer took in, by outcome: loaded (stored, or already stored the same) or set aside (each with its reason)",
+            m.records.clone(),
+        );
+        m.registry.register(
+            "wmtop_messages_set_aside",
+            "Messages set aside whole (not usable at all)",
+            m.messages_set_aside.clone(),
+        );
+        m.registry
+            .register("wmtop_errors", "Errors by pipeline stage", m.errors.clone());
+        m.registry.register(
+            "wmtop_up",
+            "Whether the stage is reachable (1) or not (0)",
+            m.up.clone(),
+        );
+        m.registry.register(
+            "wmtop_flush_duration_seconds",
+            "Time to insert a batch and commit its offsets",
+            m.flush_duration.clone(),
+        );
+        m
+    }
+
+    fn up(&self, stage: &'static str) -> bool {
+        self.up.get_or_create(&StageLabel { stage }).get() == 1
+    }
+
+    fn set_up(&self, stage: &'static str, up: bool) {
+        self.up
+            .get_or_create(&StageLabel { stage })
+            .set(i64::from(up));
+    }
+
+    fn error(&self, stage: &'static str) {
+        self.errors.get_or_create(&StageLabel { stage }).inc();
+    }
 }
 
 /// What the pipeline has done, for the endpoints.
 pub struct Ops {
     started_at: jiff::Timestamp,
     topic: String,
-    state: Mutex<State>,
+    metrics: Metrics,
+    last_flush_at: Mutex<Option<jiff::Timestamp>>,
+    /// Partitions in `wmtop_consumer_lag`, so one no longer sampled is taken out.
+    lag_shown: Mutex<BTreeSet<i32>>,
 }
 
 impl std::fmt::Debug for Ops {
@@ -52,23 +188,25 @@ impl std::fmt::Debug for Ops {
     }
 }
 
+/// Locks a mutex that holds plain values; a panic while it was held leaves them usable.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Ops {
     pub fn new(topic: &str) -> Arc<Ops> {
         Arc::new(Ops {
             started_at: jiff::Timestamp::now(),
             topic: topic.to_string(),
-            state: Mutex::new(State::default()),
+            metrics: Metrics::new(),
+            last_flush_at: Mutex::new(None),
+            lag_shown: Mutex::new(BTreeSet::new()),
         })
-    }
-
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock leaves plain counters; keep serving them.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Takes in a pipeline event.
     pub fn observe(&self, e: &Event) {
-        let mut s = self.lock();
+        let m = &self.metrics;
         match e {
             Event::Flushed {
                 rows,
@@ -78,35 +216,32 @@ impl Ops {
                 took,
                 ..
             } => {
-                s.kafka_connected = true;
-                s.clickhouse_connected = true;
-                s.rows += *rows as u64;
-                s.unchanged += *unchanged as u64;
-                s.messages += *messages as u64;
-                s.batches += 1;
-                s.dead_letters += *dead_letters as u64;
-                s.last_flush_at = Some(jiff::Timestamp::now());
-                let secs = took.as_secs_f64();
-                s.latency_sum += secs;
-                for (i, bound) in BUCKETS.iter().enumerate() {
-                    if secs <= *bound {
-                        s.latency_counts[i] += 1;
-                    }
-                }
+                m.set_up("kafka", true);
+                m.set_up("clickhouse", true);
+                m.rows.inc_by(*rows as u64);
+                m.unchanged.inc_by(*unchanged as u64);
+                m.records
+                    .get_or_create(&LOADED)
+                    .inc_by((*rows + *unchanged) as u64);
+                m.messages.inc_by(*messages as u64);
+                m.batches.inc();
+                m.dead_letters.inc_by(*dead_letters as u64);
+                *lock(&self.last_flush_at) = Some(jiff::Timestamp::now());
+                m.flush_duration.observe(took.as_secs_f64());
             }
             Event::InsertRetry { .. } => {
-                s.clickhouse_connected = false;
-                *s.errors.entry("clickhouse").or_default() += 1;
+                m.set_up("clickhouse", false);
+                m.error("clickhouse");
             }
             Event::DeadLettered { whole_message, .. } => {
-                *s.errors.entry("consume").or_default() += 1;
+                m.error("consume");
                 if *whole_message {
-                    s.set_aside_messages += 1;
+                    m.messages_set_aside.inc();
                 } else {
-                    s.set_aside_records += 1;
+                    m.records.get_or_create(&SET_ASIDE).inc();
                 }
             }
-            Event::Stuck(_) => *s.errors.entry("kafka").or_default() += 1,
+            Event::Stuck(_) => m.error("kafka"),
             Event::Assigned { .. }
             | Event::Paused(_)
             | Event::SchemaDrift(_)
@@ -116,152 +251,81 @@ impl Ops {
         }
     }
 
-    /// Records a failure of a stage (kafka, clickhouse, api, keycloak).
+    /// Records a failure of a stage (one of keycloak, api, kafka, consume, clickhouse).
     pub fn error(&self, stage: &'static str) {
-        let mut s = self.lock();
-        *s.errors.entry(stage).or_default() += 1;
-        match stage {
-            "kafka" => s.kafka_connected = false,
-            "clickhouse" => s.clickhouse_connected = false,
-            _ => {}
+        self.metrics.error(stage);
+        if UP_STAGES.contains(&stage) {
+            self.metrics.set_up(stage, false);
         }
     }
 
     /// Marks a stage reachable.
     pub fn connected(&self, stage: &'static str) {
-        let mut s = self.lock();
-        match stage {
-            "kafka" => s.kafka_connected = true,
-            "clickhouse" => s.clickhouse_connected = true,
-            _ => {}
+        if UP_STAGES.contains(&stage) {
+            self.metrics.set_up(stage, true);
         }
     }
 
     /// A fresh lag sample.
     pub fn set_lag(&self, lag: &[PartitionLag]) {
-        let mut s = self.lock();
-        s.kafka_connected = true;
-        s.lag = lag.to_vec();
+        let mut shown = lock(&self.lag_shown);
+        self.metrics.set_up("kafka", true);
+        let labels = |partition| LagLabels {
+            topic: self.topic.clone(),
+            partition,
+        };
+        let mut now = BTreeSet::new();
+        for p in lag {
+            if let Some(n) = p.lag {
+                self.metrics.lag.get_or_create(&labels(p.partition)).set(n);
+                now.insert(p.partition);
+            }
+        }
+        for gone in shown.difference(&now) {
+            self.metrics.lag.remove(&labels(*gone));
+        }
+        *shown = now;
     }
 
     /// The `/health` body.
     pub fn health_json(&self) -> String {
-        let s = self.lock();
-        let errors: u64 = s.errors.values().sum();
-        let status = if s.kafka_connected && s.clickhouse_connected {
+        let m = &self.metrics;
+        let errors_by_stage: BTreeMap<&str, u64> = ERROR_STAGES
+            .iter()
+            .map(|stage| (*stage, m.errors.get_or_create(&StageLabel { stage }).get()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        let errors: u64 = errors_by_stage.values().sum();
+        let (kafka_connected, clickhouse_connected) = (m.up("kafka"), m.up("clickhouse"));
+        let status = if kafka_connected && clickhouse_connected {
             "ok"
         } else {
             "degraded"
         };
         serde_json::json!({
             "status": status,
-            "kafka_connected": s.kafka_connected,
-            "clickhouse_connected": s.clickhouse_connected,
-            "events_consumed": s.messages,
-            "events_inserted": s.rows,
-            "rows_unchanged": s.unchanged,
-            "batches_flushed": s.batches,
-            "dead_letters": s.dead_letters,
+            "kafka_connected": kafka_connected,
+            "clickhouse_connected": clickhouse_connected,
+            "events_consumed": m.messages.get(),
+            "events_inserted": m.rows.get(),
+            "rows_unchanged": m.unchanged.get(),
+            "batches_flushed": m.batches.get(),
+            "dead_letters": m.dead_letters.get(),
             "errors": errors,
-            "errors_by_stage": s.errors,
-            "last_flush_at": s.last_flush_at.map(|t| t.to_string()),
+            "errors_by_stage": errors_by_stage,
+            "last_flush_at": lock(&self.last_flush_at).map(|t| t.to_string()),
             "started_at": self.started_at.to_string(),
         })
         .to_string()
     }
 
-    /// The `/metrics` body, Prometheus text format 0.0.4.
+    /// The `/metrics` body, OpenMetrics text (ending with `# EOF`).
     pub fn metrics_text(&self) -> String {
-        let s = self.lock();
         let mut out = String::new();
-        let topic = self.topic.replace('\\', "\\\\").replace('"', "\\\"");
-        let _ = writeln!(
-            out,
-            "# HELP wmtop_consumer_lag Messages not yet committed, per partition."
-        );
-        let _ = writeln!(out, "# TYPE wmtop_consumer_lag gauge");
-        for p in &s.lag {
-            if let Some(lag) = p.lag {
-                let _ = writeln!(
-                    out,
-                    "wmtop_consumer_lag{{topic=\"{topic}\",partition=\"{}\"}} {lag}",
-                    p.partition
-                );
-            }
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.metrics.registry)
+        {
+            tracing::warn!("encoding /metrics failed: {e}");
         }
-        let counters = [
-            (
-                "wmtop_messages_consumed_total",
-                "Kafka messages consumed and flushed.",
-                s.messages,
-            ),
-            (
-                "wmtop_rows_inserted_total",
-                "Rows ClickHouse acknowledged.",
-                s.rows,
-            ),
-            (
-                "wmtop_rows_unchanged_total",
-                "Rows not written because their hour was stored with the same content.",
-                s.unchanged,
-            ),
-            (
-                "wmtop_batches_flushed_total",
-                "Batches inserted and committed.",
-                s.batches,
-            ),
-            (
-                "wmtop_dead_letters_total",
-                "Messages and records set aside.",
-                s.dead_letters,
-            ),
-        ];
-        for (name, help, value) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
-        }
-        let _ = writeln!(
-            out,
-            "# HELP wmtop_records_total Records the consumer took in, by outcome: loaded (stored, or already stored the same) or set aside (each with its reason).\n# TYPE wmtop_records_total counter\nwmtop_records_total{{outcome=\"loaded\"}} {}\nwmtop_records_total{{outcome=\"set_aside\"}} {}",
-            s.rows + s.unchanged,
-            s.set_aside_records
-        );
-        let _ = writeln!(
-            out,
-            "# HELP wmtop_messages_set_aside_total Messages set aside whole (not usable at all).\n# TYPE wmtop_messages_set_aside_total counter\nwmtop_messages_set_aside_total {}",
-            s.set_aside_messages
-        );
-        let _ = writeln!(out, "# HELP wmtop_errors_total Errors by pipeline stage.\n# TYPE wmtop_errors_total counter");
-        for stage in ["keycloak", "api", "kafka", "consume", "clickhouse"] {
-            let n = s.errors.get(stage).copied().unwrap_or(0);
-            let _ = writeln!(out, "wmtop_errors_total{{stage=\"{stage}\"}} {n}");
-        }
-        for (name, up) in [
-            ("kafka", s.kafka_connected),
-            ("clickhouse", s.clickhouse_connected),
-        ] {
-            let _ = writeln!(out, "wmtop_up{{stage=\"{name}\"}} {}", u8::from(up));
-        }
-        let _ = writeln!(
-            out,
-            "# HELP wmtop_flush_duration_seconds Time to insert a batch and commit its offsets.\n# TYPE wmtop_flush_duration_seconds histogram"
-        );
-        for (i, bound) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "wmtop_flush_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                s.latency_counts[i]
-            );
-        }
-        let _ = writeln!(
-            out,
-            "wmtop_flush_duration_seconds_bucket{{le=\"+Inf\"}} {}",
-            s.batches
-        );
-        let _ = writeln!(out, "wmtop_flush_duration_seconds_sum {}", s.latency_sum);
-        let _ = writeln!(out, "wmtop_flush_duration_seconds_count {}", s.batches);
         out
     }
 }
@@ -269,11 +333,7 @@ impl Ops {
 fn respond(ops: &Ops, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     let (status, ctype, body) = match (req.method().as_str(), req.uri().path()) {
         ("GET", "/health") => (StatusCode::OK, "application/json", ops.health_json()),
-        ("GET", "/metrics") => (
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            ops.metrics_text(),
-        ),
+        ("GET", "/metrics") => (StatusCode::OK, METRICS_CONTENT_TYPE, ops.metrics_text()),
         _ => (
             StatusCode::NOT_FOUND,
             "text/plain",
@@ -411,5 +471,30 @@ mod tests {
         assert!(m.contains("wmtop_flush_duration_seconds_bucket{le=\"0.05\"} 1\n"));
         assert!(m.contains("wmtop_flush_duration_seconds_count 1\n"));
         assert!(m.contains("wmtop_errors_total{stage=\"clickhouse\"} 1\n"));
+        assert!(
+            m.contains("wmtop_errors_total{stage=\"keycloak\"} 0\n"),
+            "{m}"
+        );
+        assert!(m.contains("wmtop_up{stage=\"clickhouse\"} 0\n"), "{m}");
+        assert!(m.contains("wmtop_messages_set_aside_total 0\n"), "{m}");
+        assert!(m.ends_with("# EOF\n"), "{m}");
+        assert_eq!(h["errors_by_stage"]["clickhouse"], 1);
+        assert_eq!(h["errors_by_stage"]["consume"], 1);
+        assert!(h["errors_by_stage"].get("kafka").is_none());
+
+        // A partition no longer sampled leaves the lag gauge.
+        ops.set_lag(&[PartitionLag {
+            partition: 3,
+            committed: None,
+            low: 0,
+            high: 0,
+            lag: Some(0),
+        }]);
+        let m = ops.metrics_text();
+        assert!(!m.contains("partition=\"2\""), "{m}");
+        assert!(
+            m.contains("wmtop_consumer_lag{topic=\"topic_a\",partition=\"3\"} 0\n"),
+            "{m}"
+        );
     }
 }

@@ -269,8 +269,7 @@ impl PrivateStack {
     }
 
     fn command(&self, args: &[&str]) -> std::process::Command {
-        let mut c =
-            std::process::Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/stack"));
+        let mut c = std::process::Command::new(repo_root().join("scripts/stack"));
         c.args(args)
             .env("WMTOP_STACK_DIR", &self.dir)
             .env("WMTOP_STACK_KAFKA_PORT", self.kafka_port.to_string())

@@ -7,8 +7,11 @@
 
 use std::borrow::Cow;
 
-use super::{finish_record, id_slot, timestamp_text, Flattened, Value, TIMESTAMP_COLUMN};
-use crate::record::columns::{column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS};
+use super::record::{finish_record, id_slot, timestamp_text, Flattened};
+use crate::record::columns::{
+    column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS, TIMESTAMP_COLUMN,
+};
+use crate::record::value::{Convert, Value};
 
 /// Outcome of the fast path: None means "use the serde path".
 pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
@@ -56,7 +59,7 @@ pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Optio
                 let value = s.scalar()?;
                 if let Some(n) = id_slot(key) {
                     let mut id = String::new();
-                    super::Convert::convert(value, &mut id).ok()?;
+                    Convert::convert(value, &mut id).ok()?;
                     ids[n] = (!id.is_empty()).then_some(id);
                 }
             }

@@ -1,5 +1,7 @@
 //! The simulator's data: deterministic transactions and their hourly records, every field
-//! of contract section 3 (except `ingestion_time`), mutually consistent.
+//! of contract section 3 (except `ingestion_time`), mutually consistent. This file owns
+//! the record types and assembles them; names, traffic and budget arithmetic are in
+//! [`names`], [`traffic`] and [`budget`].
 //!
 //! Rules the records follow (checked by the tests on every record):
 //! - counts: `success_count = total_count - error_count`, rates are percents of `total_count`;
@@ -17,15 +19,19 @@
 //!   UNHEALTHY/RED; a budget is breached at 100% consumed or more.
 //! - floats are rounded to 4 decimals.
 
+pub(crate) mod budget;
+mod names;
+mod traffic;
+
 use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::rng::{hash_words, SplitMix64};
-use super::SimConfig;
-
-/// One hour in milliseconds.
-pub const HOUR_MS: i64 = 3_600_000;
+use crate::config::SimConfig;
+use crate::rng::{hash_words, SplitMix64};
+use budget::{breaches, health, round4, severity, Budget, PERCENTILES};
+use names::{alias_of, transaction_name};
+use traffic::{hours_of, Hour, Profile};
 
 /// The records' timezone.
 pub const TIMEZONE: &str = "Asia/Kolkata";
@@ -166,226 +172,6 @@ pub struct SimRecord {
     pub percentile_99: f64,
 }
 
-/// The percentiles' standard-normal quantiles and the share of requests above each.
-pub(crate) const PERCENTILES: [(f64, f64); 8] = [
-    (-0.674_489_750_196_081_7, 0.75),
-    (0.0, 0.50),
-    (0.674_489_750_196_081_7, 0.25),
-    (0.841_621_233_572_914_3, 0.20),
-    (1.036_433_389_493_789_6, 0.15),
-    (1.281_551_565_544_600_5, 0.10),
-    (1.644_853_626_951_472_2, 0.05),
-    (2.326_347_874_040_841, 0.01),
-];
-
-/// Rounds to 4 decimals.
-pub fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
-}
-
-/// `floor(total * percent / 100)` computed exactly for a percent with at most 4 decimals.
-pub fn allocated_count(total: i64, percent: f64) -> i64 {
-    let scaled = (percent * 10_000.0).round() as i64; // percent in units of 1e-4
-    total.saturating_mul(scaled) / 1_000_000
-}
-
-/// Consumed percent of a budget; 0 when nothing is allocated nor consumed, 100 when nothing
-/// is allocated but something was consumed.
-pub fn consumed_percent(consumed: i64, allocated: i64) -> f64 {
-    if allocated <= 0 {
-        if consumed > 0 {
-            100.0
-        } else {
-            0.0
-        }
-    } else {
-        round4(consumed as f64 / allocated as f64 * 100.0)
-    }
-}
-
-/// Health for a consumed percent.
-pub fn health(consumed_percent: f64) -> &'static str {
-    if consumed_percent < 50.0 {
-        "HEALTHY"
-    } else if consumed_percent < 100.0 {
-        "WARNING"
-    } else {
-        "UNHEALTHY"
-    }
-}
-
-/// The colour for a health.
-pub fn severity(health: &str) -> &'static str {
-    match health {
-        "HEALTHY" => "GREEN",
-        "WARNING" => "AMBER",
-        _ => "RED",
-    }
-}
-
-/// The standard normal survival function 1 - Φ(z) (Abramowitz-Stegun 7.1.26, |error| < 1e-7).
-fn normal_sf(z: f64) -> f64 {
-    let x = z.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.327_591_1 * x);
-    let poly = t
-        * (0.254_829_592
-            + t * (-0.284_496_736
-                + t * (1.421_413_741 + t * (-1.453_152_027 + t * 1.061_405_429))));
-    let erfc = poly * (-x * x).exp();
-    let upper = 0.5 * erfc;
-    if z >= 0.0 {
-        upper
-    } else {
-        1.0 - upper
-    }
-}
-
-/// Requests slower than `threshold` out of `total`, for log-normal latencies with median
-/// `median` and shape `sigma`, kept between the shares of the percentiles around the threshold.
-fn breaches(total: i64, threshold: f64, median: f64, sigma: f64, pct: &[f64; 8]) -> i64 {
-    let mut hi: f64 = 1.0;
-    let mut lo: f64 = 0.0;
-    for (p, (_, tail)) in pct.iter().zip(PERCENTILES.iter()) {
-        if *p <= threshold {
-            hi = hi.min(*tail);
-        }
-        if *p >= threshold {
-            lo = lo.max(*tail);
-        }
-    }
-    let z = (threshold / median).ln() / sigma;
-    let share = normal_sf(z).clamp(lo, hi.max(lo));
-    ((share * total as f64).round() as i64).clamp(0, total)
-}
-
-/// What a transaction is like: fixed for all its hours.
-struct Profile {
-    always_on: bool,
-    traffic_prob: f64,
-    base_volume: f64,
-    error_level: f64,
-    spiky: bool,
-    base_latency: f64,
-    sigma: f64,
-    slo: f64,
-    response_target: f64,
-    response_slo: f64,
-    aspirational_response_slo: f64,
-    phase: f64,
-}
-
-impl Profile {
-    fn draw(rng: &mut SplitMix64) -> Self {
-        let always_on = rng.chance(0.4);
-        let traffic_prob = rng.range(0.05, 0.9);
-        let base_volume = rng.log_range(50.0, 50_000.0);
-        let error_level = rng.log_range(0.0005, 0.03);
-        let spiky = rng.chance(0.3);
-        let base_latency = rng.log_range(20.0, 800.0);
-        let sigma = rng.range(0.25, 0.7);
-        // Most teams pick an SLO their service can meet (a budget at least twice the usual
-        // error level); the rest pick at random, and some of those live over budget.
-        let fitting = [99.9, 99.5, 99.0]
-            .into_iter()
-            .find(|slo| (100.0 - slo) / 100.0 >= 2.0 * error_level)
-            .unwrap_or(99.0);
-        let slo = if rng.chance(0.75) {
-            fitting
-        } else {
-            [99.0, 99.5, 99.9][rng.index(3)]
-        };
-        let response_target = [95.0, 99.0][rng.index(2)];
-        // The threshold sits at a z-score around the target's quantile, so some transactions
-        // keep within their response budget and some do not.
-        let z = if response_target >= 99.0 {
-            rng.range(1.9, 3.2)
-        } else {
-            rng.range(1.3, 2.6)
-        };
-        let median = base_latency / (sigma * sigma / 2.0).exp();
-        let response_slo = (median * (sigma * z).exp()).round().max(2.0);
-        let aspirational_response_slo = (response_slo * 0.8).round().max(1.0);
-        let phase = rng.range(-2.0, 2.0);
-        Self {
-            always_on,
-            traffic_prob,
-            base_volume,
-            error_level,
-            spiky,
-            base_latency,
-            sigma,
-            slo,
-            response_target,
-            response_slo,
-            aspirational_response_slo,
-            phase,
-        }
-    }
-}
-
-const METHODS: [&str; 5] = ["GET", "POST", "PUT", "DELETE", "PATCH"];
-const RESOURCES: [&str; 16] = [
-    "orders",
-    "users",
-    "payments",
-    "products",
-    "cart",
-    "inventory",
-    "accounts",
-    "sessions",
-    "invoices",
-    "shipments",
-    "reviews",
-    "search",
-    "notifications",
-    "reports",
-    "customers",
-    "refunds",
-];
-
-/// A unique name for transaction `i`.
-fn transaction_name(i: usize, rng: &mut SplitMix64, used: &mut HashSet<String>) -> String {
-    let method = METHODS[rng.index(METHODS.len())];
-    let res = RESOURCES[rng.index(RESOURCES.len())];
-    let sub = RESOURCES[rng.index(RESOURCES.len())];
-    let path = match rng.index(6) {
-        0 => format!("/api/{res}"),
-        1 => format!("/api/{res}/{{id}}"),
-        2 => format!("/api/v2/{res}"),
-        3 => format!("/api/{res}/{{id}}/{sub}"),
-        _ => format!("/api/endpoint{}", i + 1),
-    };
-    let candidate = format!("{method} {path}");
-    // Collisions fall back to the endpoint form, which is unique to this index.
-    let name = if used.contains(&candidate) {
-        format!("{method} /api/endpoint{}", i + 1)
-    } else {
-        candidate
-    };
-    used.insert(name.clone());
-    name
-}
-
-/// "GET /api/orders/{id}" -> "get-orders-id".
-fn alias_of(name: &str) -> String {
-    let mut out = String::new();
-    for part in name.split([' ', '/']) {
-        let part: String = part
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        if part.is_empty() || part == "api" {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push('-');
-        }
-        out.push_str(&part);
-    }
-    out
-}
-
 /// "YYYY-MM-DD HH:MM:SS" of `ms` in the records' timezone.
 struct HourFormatter {
     tz: jiff::tz::TimeZone,
@@ -414,42 +200,8 @@ impl HourFormatter {
     }
 }
 
-/// Inputs of one hourly record.
-struct Hour {
-    timestamp: i64,
-    total: i64,
-    errors: i64,
-    avg: f64,
-}
-
-/// One error or response budget, computed from its allocated percent and consumed count.
-struct Budget {
-    allocated_percent: f64,
-    allocated: i64,
-    consumed: i64,
-    consumed_percent: f64,
-    actual_consumed_percent: f64,
-    left_percent: f64,
-    left: i64,
-}
-
-impl Budget {
-    fn new(total: i64, allocated_percent: f64, consumed: i64) -> Self {
-        let allocated_percent = round4(allocated_percent);
-        let allocated = allocated_count(total, allocated_percent);
-        let consumed_pct = consumed_percent(consumed, allocated);
-        Self {
-            allocated_percent,
-            allocated,
-            consumed,
-            consumed_percent: consumed_pct,
-            actual_consumed_percent: round4(consumed as f64 / total as f64 * 100.0),
-            left_percent: round4(100.0 - consumed_pct),
-            left: allocated - consumed,
-        }
-    }
-}
-
+/// One hourly record of transaction `p` for hour `h`, with its identifiers when the
+/// transaction repeats them on its records.
 fn record(p: &Profile, h: &Hour, ids: Option<(&str, u64)>, fmt: &HourFormatter) -> SimRecord {
     let total = h.total;
     let errors = h.errors;
@@ -566,61 +318,6 @@ fn record(p: &Profile, h: &Hour, ids: Option<(&str, u64)>, fmt: &HourFormatter) 
         percentile_95: pct[6],
         percentile_99: pct[7],
     }
-}
-
-/// The hours transaction `p` has traffic in, and each hour's counts and latency.
-fn hours_of(p: &Profile, cfg: &SimConfig, rng: &mut SplitMix64) -> Vec<Hour> {
-    let n = cfg.hours;
-    let mut active: Vec<bool> = (0..n)
-        .map(|_| p.always_on || rng.chance(p.traffic_prob))
-        .collect();
-    if n > 0 && !active.iter().any(|a| *a) {
-        let h = rng.index(n);
-        active[h] = true;
-    }
-    let mut out = Vec::new();
-    for (h, on) in active.iter().enumerate() {
-        // Draw every hour's noise even when idle, so an hour's values do not depend on
-        // which other hours had traffic.
-        let noise_volume = rng.range(0.8, 1.2);
-        let noise_errors = rng.range(0.5, 1.5);
-        let spike = p.spiky && rng.chance(0.04);
-        let spike_factor = rng.range(5.0, 25.0);
-        let round_up = rng.next_f64();
-        let noise_latency = rng.range(0.9, 1.1);
-        let latency_spike = rng.chance(0.02);
-        let latency_spike_factor = rng.range(1.5, 3.0);
-        if !on {
-            continue;
-        }
-        let timestamp = cfg.start_ms + h as i64 * HOUR_MS;
-        // Local (UTC+05:30) hour of day, for the day/night cycle peaking in the afternoon.
-        let local_hour = ((timestamp + 19_800_000).rem_euclid(24 * HOUR_MS) / HOUR_MS) as f64;
-        let angle = 2.0 * std::f64::consts::PI * (local_hour - 9.0 - p.phase) / 24.0;
-        let load = 0.55 + 0.45 * angle.sin(); // 0.1 ..= 1.0
-        let total = ((p.base_volume * load * noise_volume).round() as i64).max(1);
-        let mut rate = p.error_level * noise_errors;
-        if spike {
-            rate *= spike_factor;
-        }
-        let expected = total as f64 * rate.min(0.5);
-        let mut errors = expected.floor() as i64;
-        if round_up < expected - expected.floor() {
-            errors += 1;
-        }
-        let errors = errors.clamp(0, total);
-        let mut avg = p.base_latency * (0.85 + 0.3 * load) * noise_latency;
-        if latency_spike {
-            avg *= latency_spike_factor;
-        }
-        out.push(Hour {
-            timestamp,
-            total,
-            errors,
-            avg,
-        });
-    }
-    out
 }
 
 /// The data the API serves for the configured window (before any fault is applied):

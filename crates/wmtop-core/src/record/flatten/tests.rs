@@ -1,0 +1,292 @@
+//! Flattening held to its rules: identifiers, nulls, numbers sent as strings, wrong
+//! types, time fallbacks, message errors, drift; and the fast path held to the serde path.
+
+use super::fast;
+use super::serde_path::flatten_serde;
+use super::*;
+use crate::record::columns::{MetricRow, Timestamp, COLUMNS, TIMESTAMP_COLUMN};
+
+const T0: i64 = 1_767_205_800_000;
+
+fn one(record: &str) -> Result<MetricRow, String> {
+    let msg = format!(
+        r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{record}]}}"#
+    );
+    let f = flatten_message(msg.as_bytes()).map_err(|e| e.to_string())?;
+    match (f.rows.into_iter().next(), f.bad_records.into_iter().next()) {
+        (Some(row), None) => Ok(row),
+        (None, Some(bad)) => Err(bad.reason),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn identifiers_come_from_the_transaction_when_the_record_lacks_them() {
+    let row = one(&format!(r#"{{"timestamp":{T0},"totalCount":10}}"#)).unwrap();
+    assert_eq!(row.transaction_name, "GET /a");
+    assert_eq!(row.application_id, "31854");
+    assert_eq!(row.timestamp, Timestamp(T0));
+    assert_eq!(row.total_count, Some(10));
+}
+
+#[test]
+fn a_records_own_identifier_wins() {
+    let row = one(&format!(
+        r#"{{"timestamp":{T0},"transactionName":"GET /b","applicationId":"7"}}"#
+    ))
+    .unwrap();
+    assert_eq!(row.transaction_name, "GET /b");
+    assert_eq!(row.application_id, "7");
+}
+
+#[test]
+fn missing_and_null_fields_are_null_not_zero() {
+    let row = one(&format!(
+        r#"{{"timestamp":{T0},"errorRate":null,"ebHealth":null}}"#
+    ))
+    .unwrap();
+    assert_eq!(row.error_rate, None);
+    assert_eq!(row.eb_health, None);
+    assert_eq!(row.percentile_99, None);
+    assert_eq!(row.eb_breached, None);
+}
+
+#[test]
+fn numbers_sent_as_strings_keep_their_value() {
+    let row = one(&format!(
+        r#"{{"timestamp":"{T0}","totalCount":"1234","errorRate":" 0.125 ","percentile95":"88.5","ebBreached":"true","ebLeftCount":"-3"}}"#
+    ))
+    .unwrap();
+    assert_eq!(row.timestamp, Timestamp(T0));
+    assert_eq!(row.total_count, Some(1234));
+    assert_eq!(row.error_rate, Some(0.125));
+    assert_eq!(row.percentile_95, Some(88.5));
+    assert_eq!(row.eb_breached, Some(true));
+    assert_eq!(row.eb_left_count, Some(-3));
+}
+
+#[test]
+fn wrong_types_are_an_error_for_the_record_naming_the_field() {
+    let err = one(&format!(r#"{{"timestamp":{T0},"totalCount":"lots"}}"#)).unwrap_err();
+    assert!(
+        err.contains("record 0") && err.contains("field totalCount") && err.contains("\"lots\""),
+        "{err}"
+    );
+    let err = one(&format!(r#"{{"timestamp":{T0},"errorCount":2.5}}"#)).unwrap_err();
+    assert!(err.contains("expected an integer, got 2.5"), "{err}");
+    let err = one(&format!(r#"{{"timestamp":{T0},"avgResponseTime":[1,2]}}"#)).unwrap_err();
+    assert!(
+        err.contains("field avgResponseTime: expected a number, got an array"),
+        "{err}"
+    );
+    let err = one(&format!(r#"{{"timestamp":{T0},"ebBreached":"maybe"}}"#)).unwrap_err();
+    assert!(err.contains("expected a boolean"), "{err}");
+}
+
+#[test]
+fn time_falls_back_from_timestamp_to_key_to_timestamp_str() {
+    let row = one(&format!(r#"{{"key":{T0}}}"#)).unwrap();
+    assert_eq!(row.timestamp, Timestamp(T0));
+    assert_eq!(row.key, Some(T0));
+    // 2026-01-01 00:00 in Kolkata is 2025-12-31 18:30 UTC = T0.
+    let row = one(r#"{"timestampStr":"2026-01-01 00:00:00","timezone":"Asia/Kolkata"}"#).unwrap();
+    assert_eq!(row.timestamp, Timestamp(T0));
+    let row = one(r#"{"timestampStr":"2025-12-31T18:30:00Z"}"#).unwrap();
+    assert_eq!(row.timestamp, Timestamp(T0));
+    let row = one(&format!(
+        r#"{{"timestamp":"garbage","key":{}}}"#,
+        T0 + 3_600_000
+    ))
+    .unwrap();
+    assert_eq!(row.timestamp, Timestamp(T0 + 3_600_000));
+}
+
+#[test]
+fn no_usable_time_is_an_error_for_that_record_only() {
+    let msg = format!(
+        r#"{{"transactionName":"GET /a","transactionSeries":[{{"totalCount":1}},{{"timestamp":{T0}}},{{"timestamp":1767205800,"timestampStr":"yesterday"}}]}}"#
+    );
+    let f = flatten_message(msg.as_bytes()).unwrap();
+    assert_eq!(f.records, 3);
+    assert_eq!(f.rows.len(), 1);
+    assert_eq!(f.bad_records.len(), 2);
+    assert_eq!(f.bad_records[0].index, 0);
+    assert!(
+        f.bad_records[0]
+            .reason
+            .starts_with("record 0: no usable time"),
+        "{}",
+        f.bad_records[0].reason
+    );
+    assert_eq!(f.bad_records[0].raw, r#"{"totalCount":1}"#);
+    // Epoch seconds where milliseconds are due are not taken for a 1970 time.
+    assert!(
+        f.bad_records[1].reason.contains("timestamp \"1767205800\""),
+        "{}",
+        f.bad_records[1].reason
+    );
+}
+
+#[test]
+fn message_errors_say_what_is_wrong() {
+    let err = |b: &[u8]| flatten_message(b).unwrap_err();
+    assert!(matches!(err(b"not json"), MessageError::NotJson(_)));
+    assert!(matches!(
+        err(b"{\"transactionName\":\"x\""),
+        MessageError::NotJson(_)
+    ));
+    assert!(matches!(err(b"[1,2]"), MessageError::NotATransaction(_)));
+    assert_eq!(err(b"{\"transactionName\":\"x\"}"), MessageError::NoSeries);
+    assert_eq!(
+        err(b"{\"transactionSeries\":[]}"),
+        MessageError::EmptySeries
+    );
+    let e = err(b"{\"transactionSeries\":{\"a\":1}}");
+    assert!(
+        e.to_string().contains("transactionSeries is not an array"),
+        "{e}"
+    );
+    assert!(matches!(
+        err(b"{\"a\":\"\xff\xfe\"}"),
+        MessageError::NotJson(_)
+    ));
+}
+
+#[test]
+fn the_columns_sent_are_tracked() {
+    assert_eq!(COLUMNS[TIMESTAMP_COLUMN].name, "timestamp");
+    let msg = format!(
+        r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"totalCount":1}},{{"key":{T0},"errorRate":null}}]}}"#
+    );
+    let f = flatten_message(msg.as_bytes()).unwrap();
+    let sent: Vec<&str> = COLUMNS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| f.present_columns & (1 << i) != 0)
+        .map(|(_, c)| c.name)
+        .collect();
+    assert_eq!(sent, vec!["timestamp", "key", "total_count", "error_rate"]);
+}
+
+#[test]
+fn unknown_fields_are_reported_as_drift() {
+    let msg = format!(
+        r#"{{"transactionName":"x","transactionSeries":[{{"timestamp":{T0},"brandNewField":1}}]}}"#
+    );
+    let f = flatten_message(msg.as_bytes()).unwrap();
+    assert_eq!(f.rows.len(), 1);
+    assert_eq!(
+        f.unknown_fields.into_iter().collect::<Vec<_>>(),
+        vec!["brandNewField".to_string()]
+    );
+}
+
+/// The fast path, where it answers, agrees with the serde path row for row.
+fn same_on_both_paths(text: &str) -> bool {
+    let mut fast_rows = Vec::new();
+    let fast = fast::flatten(text, &mut |r| fast_rows.push(std::mem::take(r)));
+    let mut slow_rows = Vec::new();
+    let slow = flatten_serde(text, |r| slow_rows.push(std::mem::take(r)));
+    let Some(fast) = fast else {
+        return false;
+    };
+    let slow = slow.unwrap_or_else(|e| panic!("fast path took what serde refused ({e}): {text}"));
+    assert!(
+        slow.bad_records.is_empty(),
+        "fast path took a bad record: {text}"
+    );
+    assert_eq!(fast_rows, slow_rows, "rows differ for {text}");
+    assert_eq!(fast.records, slow.records);
+    assert_eq!(fast.good, slow.good);
+    assert_eq!(fast.present_columns, slow.present_columns);
+    assert_eq!(fast.unknown_fields, slow.unknown_fields);
+    assert_eq!(fast.transaction_name, slow.transaction_name);
+    true
+}
+
+#[test]
+fn the_fast_path_takes_the_simulators_data_and_agrees_with_serde() {
+    // The simulator is a dev-dependency: its own copy of this crate's types.
+    let mut cfg = wmtop_sim::SimConfig::new(Default::default());
+    cfg.transactions = 12;
+    cfg.hours = 30;
+    let body = wmtop_sim::full_answer(&cfg).unwrap();
+    let answer = crate::source::api::split_answer(body.into()).unwrap();
+    assert_eq!(answer.transactions.len(), 12);
+    for tx in &answer.transactions {
+        let text = std::str::from_utf8(&tx.payload).unwrap();
+        assert!(
+            same_on_both_paths(text),
+            "the fast path gave up on clean data"
+        );
+    }
+}
+
+#[test]
+fn the_fast_path_agrees_or_gives_up_on_untidy_input() {
+    let rec = |body: &str| {
+        format!(
+            r#"{{"transactionName":"GET /a","applicationId":31854,"transactionSeries":[{body}]}}"#
+        )
+    };
+    let t = format!(r#""timestamp":{T0}"#);
+    let taken = [
+        rec(&format!(
+            r#"{{{t},"successRate":"99.5","totalCount":"12"}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"successRate":-0,"errorRate":-0.0,"totalCount":-0}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"successRate":1.5e3,"errorRate":123456789012345678901234.5}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"successRate":0.1,"errorRate":0.30000000000000004,"avgResponseTime":1e-7}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"totalCount":9223372036854775807,"errorCount":-9223372036854775808,"successRate":18446744073709551616}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"successRate":null,"ebBreached":true,"responseBreached":0,"timelinessHealth":"OK"}}"#
+        )),
+        rec(&format!(
+            r#"{{ {t} , "newField" : 1 , "successRate" : 2 }} , {{{t},"successRate":3,"successRate":4}}"#
+        )),
+        rec(&format!(r#"{{{t},"transactionName":"GET /b","alias":17}}"#)),
+        format!(r#"{{"transactionSeries":[{{{t}}}],"transactionName":"late"}}"#),
+        format!(" \n{}\t ", rec(&format!("{{{t}}}"))),
+        rec(
+            r#"{"key":1767205800000,"timestampStr":"2026-01-01 05:30:00","timezone":"Asia/Kolkata"}"#,
+        ),
+        rec(r#"{"timestampStr":"2026-01-01 05:30:00","timezone":"Asia/Kolkata"}"#),
+        rec(&format!(r#"{{"timestamp":"{T0}"}}"#)),
+    ];
+    for text in &taken {
+        assert!(same_on_both_paths(text), "the fast path gave up on {text}");
+    }
+    let declined = [
+        rec(&format!(r#"{{{t},"timelinessHealth":"O\u004b"}}"#)),
+        rec(&format!(r#"{{{t},"nested":{{"a":1}}}}"#)),
+        rec(&format!(r#"{{{t},"successRate":"abc"}}"#)),
+        rec(&format!(r#"{{{t},"successRate":01}}"#)),
+        rec(&format!(r#"{{{t},"successRate":1.}}"#)),
+        rec(&format!(r#"{{{t},"successRate":+1}}"#)),
+        rec(&format!(r#"{{{t},"successRate":.5}}"#)),
+        rec(&format!(r#"{{{t},"successRate":1e}}"#)),
+        rec(&format!("{{{t},\"timelinessHealth\":\"a{}b\"}}", '\u{1}')),
+        rec(r#"{"successRate":1}"#),
+        rec(&format!(r#"{{{t},"totalCount":18446744073709551616}}"#)),
+        rec("7"),
+        rec(""),
+        format!("{} x", rec(&format!("{{{t}}}"))),
+        rec(&format!("{{{t}}}")).replace("]}", "]"),
+        format!(
+            r#"{{"transactionName":"a","transactionSeries":[{{{t}}}],"transactionSeries":[{{{t}}}]}}"#
+        ),
+        r#"{"transactionName":"a","transactionSeries":null}"#.to_string(),
+        r#"{"transactionName":"a"}"#.to_string(),
+    ];
+    for text in &declined {
+        assert!(!same_on_both_paths(text), "the fast path took {text}");
+    }
+}

@@ -1,0 +1,243 @@
+//! The monitor's control loop: what each [`Command`] does (reloads, replay plans and
+//! replays, skips, pause, one ad-hoc query at a time, reconciliation), with the tasks it
+//! starts at the beginning and stops in order at the end.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use super::consumer::{forward_consumer_events, spawn_consumer, stop_consumer};
+use super::feeds::{forward_lag, refresh_counts};
+use super::out::Out;
+use super::protocol::{Command, MonitorEvent, MonitorOptions, Stage, StageState};
+use super::reload::run_reload;
+use crate::clickhouse::Ch;
+use crate::config::{Settings, Source};
+use crate::kafka::{replay, sampler, Kafka, ReplayPart};
+use crate::source::api::ApiClient;
+use crate::source::keycloak::{http_client, TokenSource};
+
+/// The API client, or why there is none.
+fn api_client(settings: &Settings) -> Result<Arc<ApiClient>, String> {
+    let Source::Api {
+        api_url,
+        keycloak_url,
+    } = settings.source()
+    else {
+        return Err("no API or Keycloak URL to fetch from".into());
+    };
+    let http = http_client(settings).map_err(|e| e.to_string())?;
+    let tokens = Arc::new(TokenSource::new(http.clone(), settings, &keycloak_url));
+    Ok(Arc::new(ApiClient::new(http, tokens, settings, &api_url)))
+}
+
+/// The monitor's task: starts the consumer, the lag sampler and the counts, then
+/// carries out commands until told to shut down, and stops everything in order.
+pub(super) async fn control(
+    settings: Settings,
+    opts: MonitorOptions,
+    mut commands: mpsc::Receiver<Command>,
+    out: Out,
+) {
+    out.send(MonitorEvent::Source {
+        simulator: opts.simulator.clone(),
+    });
+    let api = match api_client(&settings) {
+        Ok(a) => Some(a),
+        Err(e) => {
+            out.stage(Stage::Api, StageState::Down, Some(e));
+            None
+        }
+    };
+    let kafka = Kafka::new(&settings);
+    let (pause_tx, pause_rx) = watch::channel(false);
+    let (counts_dirty_tx, counts_dirty_rx) = watch::channel(true);
+    let (stop_all_tx, stop_all) = watch::channel(false);
+    let consumer_events = forward_consumer_events(out.clone(), counts_dirty_tx);
+    let mut consumer = Some(spawn_consumer(
+        &settings,
+        pause_rx.clone(),
+        consumer_events.clone(),
+        out.clone(),
+    ));
+    let (samples, sampler_task) = sampler::spawn_sampler(
+        kafka.clone(),
+        Duration::from_secs(1),
+        true,
+        stop_all.clone(),
+    );
+    let lag_task = tokio::spawn(forward_lag(samples, out.clone()));
+    let counts_task = tokio::spawn(refresh_counts(
+        settings.clone(),
+        out.clone(),
+        counts_dirty_rx,
+        stop_all.clone(),
+    ));
+    let mut reload: Option<JoinHandle<()>> = None;
+    let mut query: Option<(u64, String, JoinHandle<()>)> = None;
+    let mut query_ch: Option<Ch> = None;
+
+    while let Some(cmd) = commands.recv().await {
+        match cmd {
+            Command::Reload => {
+                if reload.as_ref().is_some_and(|t| !t.is_finished()) {
+                    continue;
+                }
+                let Some(api) = api.clone() else {
+                    out.stage(
+                        Stage::Api,
+                        StageState::Down,
+                        Some("no API to fetch from".into()),
+                    );
+                    continue;
+                };
+                reload = Some(tokio::spawn(run_reload(
+                    kafka.clone(),
+                    api,
+                    out.clone(),
+                    stop_all.clone(),
+                )));
+            }
+            Command::PlanReplay(from) => {
+                let k = kafka.clone();
+                let out2 = out.clone();
+                tokio::spawn(async move {
+                    let plan = tokio::task::spawn_blocking(move || replay::plan(&k, from))
+                        .await
+                        .map_err(|e| e.to_string())
+                        .and_then(|r| r.map_err(|e| e.to_string()));
+                    out2.send(MonitorEvent::ReplayPlan(plan));
+                });
+            }
+            Command::Replay(plan) => {
+                if let Some(c) = consumer.take() {
+                    stop_consumer(c).await;
+                }
+                let k = kafka.clone();
+                let messages: i64 = plan.iter().map(ReplayPart::messages).sum();
+                let applied = tokio::task::spawn_blocking(move || replay::apply(&k, &plan))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()));
+                out.send(MonitorEvent::Replayed(applied.map(|()| messages)));
+                consumer = Some(spawn_consumer(
+                    &settings,
+                    pause_rx.clone(),
+                    consumer_events.clone(),
+                    out.clone(),
+                ));
+            }
+            Command::Skip { partition, offset } => {
+                if let Some(c) = consumer.take() {
+                    stop_consumer(c).await;
+                }
+                let result = async {
+                    let ch = Ch::connect(&settings).await.map_err(|e| e.to_string())?;
+                    let loader = crate::clickhouse::Loader::prepare(ch, &settings.clickhouse_user)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    crate::tools::redrive::skip(&settings, &loader, partition, offset)
+                        .await
+                        .map_err(|e| e.to_string())
+                }
+                .await;
+                out.send(MonitorEvent::Skipped(
+                    result.map(|s| (s.partition, s.offset)),
+                ));
+                consumer = Some(spawn_consumer(
+                    &settings,
+                    pause_rx.clone(),
+                    consumer_events.clone(),
+                    out.clone(),
+                ));
+            }
+            Command::Pause(p) => {
+                let _ = pause_tx.send(p);
+            }
+            Command::Query { id, sql } => {
+                if let Some((_, qid, task)) = query.take() {
+                    task.abort();
+                    if let Some(ch) = &query_ch {
+                        let _ = ch.kill_query(&qid).await;
+                    }
+                }
+                if query_ch.is_none() {
+                    match Ch::connect(&settings).await {
+                        Ok(ch) => query_ch = Some(ch),
+                        Err(e) => {
+                            tracing::warn!("query: {e}");
+                            out.send(MonitorEvent::QueryDone {
+                                id,
+                                result: Err(e.short()),
+                                took: Duration::ZERO,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                let Some(ch) = query_ch.clone() else { continue };
+                let qid = format!("wmtop-{}-{id}", std::process::id());
+                let out2 = out.clone();
+                let allow_writes = opts.allow_writes;
+                let qid2 = qid.clone();
+                let task = tokio::spawn(async move {
+                    let started = Instant::now();
+                    let result = ch
+                        .query_table(&sql, allow_writes, &qid2)
+                        .await
+                        .map_err(|e| {
+                            tracing::warn!("query failed: {e}");
+                            e.short()
+                        });
+                    out2.send(MonitorEvent::QueryDone {
+                        id,
+                        result,
+                        took: started.elapsed(),
+                    });
+                });
+                query = Some((id, qid, task));
+            }
+            Command::CancelQuery => {
+                if let Some((id, qid, task)) = query.take() {
+                    if !task.is_finished() {
+                        task.abort();
+                        if let Some(ch) = &query_ch {
+                            let _ = ch.kill_query(&qid).await;
+                        }
+                        out.send(MonitorEvent::QueryDone {
+                            id,
+                            result: Err("cancelled".into()),
+                            took: Duration::ZERO,
+                        });
+                    }
+                }
+            }
+            Command::Check => {
+                let s = settings.clone();
+                let out2 = out.clone();
+                tokio::spawn(async move {
+                    let report = crate::tools::check::reconcile(&s)
+                        .await
+                        .map_err(|e| e.to_string());
+                    out2.send(MonitorEvent::Checked(report));
+                });
+            }
+            Command::Shutdown => break,
+        }
+    }
+    let _ = stop_all_tx.send(true);
+    if let Some(t) = reload.take() {
+        t.abort();
+    }
+    if let Some((_, _, t)) = query.take() {
+        t.abort();
+    }
+    if let Some(c) = consumer.take() {
+        stop_consumer(c).await;
+    }
+    let _ = sampler_task.await;
+    let _ = lag_task.await;
+    let _ = counts_task.await;
+}

@@ -1,0 +1,140 @@
+//! What a front end and the monitor say to each other: the [`Command`]s a front end
+//! sends, the [`MonitorEvent`]s it is told, the pipeline's [`Stage`]s and their
+//! [`StageState`], and the [`MonitorOptions`] of a live run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::clickhouse::{QueryResult, Stored};
+use crate::kafka::sampler::LagRow;
+use crate::kafka::{ReplayFrom, ReplayPart};
+use crate::load::events::Event;
+use crate::runtime::ops::Ops;
+use crate::source::api::Accounting;
+
+/// What a front end asks for.
+#[derive(Clone, Debug)]
+pub enum Command {
+    /// Fetch again and publish.
+    Reload,
+    /// Work out what a replay would re-read (answered with [`MonitorEvent::ReplayPlan`]).
+    PlanReplay(ReplayFrom),
+    /// Stop the consumer, move the group to the plan's offsets, start it again.
+    Replay(Vec<ReplayPart>),
+    /// Stop the consumer, record the message as a dead letter and move the group past
+    /// it, start the consumer again.
+    Skip { partition: i32, offset: i64 },
+    /// Pause (true) or resume (false) the consumer.
+    Pause(bool),
+    /// Run an ad-hoc query; a new one cancels the one running.
+    Query { id: u64, sql: String },
+    /// Cancel the running query.
+    CancelQuery,
+    /// Reconcile API, topic and ClickHouse per transaction and hour.
+    Check,
+    /// Flush, commit and stop everything.
+    Shutdown,
+}
+
+/// A stage of the pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Stage {
+    Keycloak,
+    Api,
+    Kafka,
+    ClickHouse,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 4] = [Stage::Keycloak, Stage::Api, Stage::Kafka, Stage::ClickHouse];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Keycloak => "Keycloak",
+            Stage::Api => "API",
+            Stage::Kafka => "Kafka",
+            Stage::ClickHouse => "ClickHouse",
+        }
+    }
+
+    /// The stage's name in /health and /metrics.
+    pub(super) fn ops_name(self) -> &'static str {
+        match self {
+            Stage::Keycloak => "keycloak",
+            Stage::Api => "api",
+            Stage::Kafka => "kafka",
+            Stage::ClickHouse => "clickhouse",
+        }
+    }
+}
+
+/// How a stage is doing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StageState {
+    Unknown,
+    Ok,
+    Retrying(u32),
+    Down,
+}
+
+/// What a front end is told.
+#[derive(Clone, Debug)]
+pub enum MonitorEvent {
+    Stage {
+        stage: Stage,
+        state: StageState,
+        error: Option<String>,
+    },
+    /// Where the series come from: the simulator's URL when it is the simulator.
+    Source { simulator: Option<String> },
+    /// When the access token expires (None: no token yet).
+    TokenExpiry(Option<Instant>),
+    /// A fetch finished: per transaction, records served and set aside.
+    Fetched {
+        per_transaction: Vec<(String, Accounting)>,
+        took: Duration,
+    },
+    /// A publish finished: messages per transaction delivered.
+    Published {
+        per_transaction: Vec<(String, u64)>,
+        delivered: usize,
+        failed: usize,
+        took: Duration,
+    },
+    /// A reload is running (true) or done (false).
+    Reloading(bool),
+    /// A fact from the consumer.
+    Pipeline(Event),
+    /// The consumer task is running (true) or stopped (false).
+    ConsumerRunning(bool),
+    /// Lag per partition, sampled now; an error when the sample failed.
+    Lag(Result<Vec<LagRow>, String>),
+    /// Rows stored and distinct records per transaction, as a plain query sees them.
+    Counts(BTreeMap<String, Stored>),
+    /// A replay's plan, for the front end to confirm.
+    ReplayPlan(Result<Vec<ReplayPart>, String>),
+    /// A replay was applied (messages to re-read), or refused.
+    Replayed(Result<i64, String>),
+    /// A skip was applied, or refused.
+    Skipped(Result<(i32, i64), String>),
+    /// A reconciliation finished.
+    Checked(Result<crate::tools::check::Report, String>),
+    /// A query finished, failed (the server's code and message first) or was cancelled.
+    QueryDone {
+        id: u64,
+        result: Result<QueryResult, String>,
+        took: Duration,
+    },
+}
+
+/// Options of a live run.
+#[derive(Clone, Debug, Default)]
+pub struct MonitorOptions {
+    /// Let ad-hoc queries write (default: read-only).
+    pub allow_writes: bool,
+    /// Where to report for /health and /metrics.
+    pub ops: Option<Arc<Ops>>,
+    /// The simulator's URL when the series come from it.
+    pub simulator: Option<String>,
+}
