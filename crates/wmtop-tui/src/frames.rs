@@ -14,18 +14,16 @@ use wmtop_core::load::events::Event;
 use wmtop_core::runtime::monitor::{LagRow, MonitorEvent, Stage, StageState};
 use wmtop_core::source::api::Accounting;
 
-use super::state::App;
+use super::state::{App, AppConfig};
 use super::ui::{self, Theme};
 
 /// Draw time of each of `frames` frames at `width`×`height`.
 pub fn draw_times(width: u16, height: u16, frames: usize) -> anyhow::Result<Vec<Duration>> {
-    let dir = std::env::temp_dir().join("wmtop-bench-never-written");
-    let mut app = App::new(
-        "watermelon.transaction_metrics".into(),
-        dir.clone(),
-        dir.join("wmtop.log"),
-        false,
-    );
+    let mut app = App::new(AppConfig {
+        table: "watermelon.transaction_metrics".into(),
+        log_path: std::env::temp_dir().join("wmtop-bench-never-written.log"),
+        ..AppConfig::default()
+    });
     fill(&mut app);
     let theme = Theme {
         color: true,
@@ -143,7 +141,11 @@ fn step(app: &mut App, i: usize) {
         dead_letters: 0,
         took: Duration::from_millis(60 + (i % 50) as u64),
         retries: 0,
-        offsets: vec![(0, i as i64, i as i64 + 5), (1, i as i64, i as i64 + 5)],
+        offsets: vec![
+            (0, i as i64, i as i64 + 5),
+            (1, i as i64, i as i64 + 5),
+            (2, i as i64, i as i64 + 5),
+        ],
         per_transaction: vec![(tx, 288)],
     }));
     app.on_event(MonitorEvent::Lag(Ok((0..4)

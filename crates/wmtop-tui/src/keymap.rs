@@ -1,14 +1,22 @@
 //! One keymap for the TUI: `(mode, key) -> action`. It drives the key handling, the
-//! footer hints and the `?` help overlay, so help cannot disagree with behaviour.
+//! footer hints and the `?` help overlay, so help cannot disagree with behaviour. Keys
+//! that could hurt (quit, reload) are bound to confirmations while work is running;
+//! in the query pane every printable key is text for the editor.
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
-/// Which keys are live.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which keys are live. A mode's bindings are looked up through its [`layers`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Mode {
-    /// Moving between panes and acting on them.
+    /// Keys that work in every mode.
+    Always,
+    /// Moving between panes and within one (no printable keys).
+    Moving,
+    /// A pane other than the query pane has focus.
     Normal,
-    /// The query pane has focus (Normal keys apply too).
+    /// The transactions pane has focus (Normal keys apply too).
+    Transactions,
+    /// The query pane has focus: printable keys start the editor.
     QueryPane,
     /// Typing in the query editor.
     Edit,
@@ -17,31 +25,90 @@ pub enum Mode {
     /// Typing where a replay starts.
     ReplayFrom,
     /// Confirming a replay.
+    ReplayConfirm,
+    /// Confirming a quit while work is running.
+    ConfirmQuit,
+    /// Confirming a reload, re-drive or skip.
     Confirm,
+    /// Choosing an export format.
+    ExportAs,
+    /// Choosing what to copy from the query pane.
+    CopyWhat,
+    /// Choosing a preset query.
+    Presets,
     /// The help overlay.
     Help,
+    /// Each stage's last error, in full.
+    Errors,
+    /// One transaction in detail.
+    Detail,
+    /// Messages and records set aside.
+    DeadLetters,
 }
 
 impl Mode {
+    /// Every mode, in the order help lists them.
+    pub const ALL: [Mode; 18] = [
+        Mode::Always,
+        Mode::Moving,
+        Mode::Normal,
+        Mode::Transactions,
+        Mode::QueryPane,
+        Mode::Edit,
+        Mode::Presets,
+        Mode::ExportAs,
+        Mode::CopyWhat,
+        Mode::Filter,
+        Mode::ReplayFrom,
+        Mode::ReplayConfirm,
+        Mode::ConfirmQuit,
+        Mode::Confirm,
+        Mode::Detail,
+        Mode::DeadLetters,
+        Mode::Errors,
+        Mode::Help,
+    ];
+
     pub fn title(self) -> &'static str {
         match self {
-            Mode::Normal => "Everywhere",
-            Mode::QueryPane => "Query pane",
+            Mode::Always => "Always",
+            Mode::Moving => "Moving (every pane)",
+            Mode::Normal => "Lag, flushes and transactions panes",
+            Mode::Transactions => "Transactions pane",
+            Mode::QueryPane => "Query pane (printable keys start the editor)",
             Mode::Edit => "Editing a query",
             Mode::Filter => "Filtering transactions",
             Mode::ReplayFrom => "Replay: where from",
-            Mode::Confirm => "Replay: confirm",
+            Mode::ReplayConfirm => "Replay: confirm",
+            Mode::ConfirmQuit => "Quit while work runs",
+            Mode::Confirm => "Confirm (reload, re-drive, skip)",
+            Mode::ExportAs => "Export the result as",
+            Mode::CopyWhat => "Copy from the query pane",
+            Mode::Presets => "Preset queries",
             Mode::Help => "Help",
+            Mode::Errors => "Stage errors",
+            Mode::Detail => "Transaction detail",
+            Mode::DeadLetters => "Set aside (dead letters)",
         }
+    }
+
+    /// Keys typed in this mode that no binding takes go to a text input.
+    pub fn is_text_entry(self) -> bool {
+        matches!(self, Mode::Edit | Mode::Filter | Mode::ReplayFrom)
     }
 }
 
 /// What a key does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
+    /// Quit; asks first while a load or replay runs.
     Quit,
+    /// Quit at once (still flushing and committing).
+    QuitNow,
     NextPane,
     PrevPane,
+    /// Focus the n-th pane (0-based).
+    Focus(usize),
     Down,
     Up,
     Top,
@@ -58,14 +125,32 @@ pub enum Action {
     Sort,
     SortReverse,
     Help,
+    Errors,
+    DeadLetters,
+    /// Open the selected transaction.
+    Open,
+    /// Copy the selection (row, name, record JSON, payload) to the clipboard.
+    Copy,
+    CopyWhat,
+    CopyCell,
+    CopyRow,
+    CopyQuery,
+    /// Open the editor with this character typed.
+    Type(char),
     EditQuery,
     RunQuery,
     CancelQuery,
+    ExportAs,
     ExportCsv,
     ExportJson,
+    Presets,
     Preset(usize),
     HistoryPrev,
     HistoryNext,
+    /// Match the replay time against message times or data times.
+    ToggleTimeMatch,
+    Redrive,
+    Skip,
     Accept,
     Cancel,
     Confirm,
@@ -90,323 +175,17 @@ pub struct Binding {
     pub hint: bool,
 }
 
+mod bindings;
+
+pub use bindings::BINDINGS;
 use Action as A;
-use Key::{Char, Code, Ctrl};
-use Mode as M;
-
-const fn b(
-    mode: Mode,
-    keys: &'static [Key],
-    action: Action,
-    help: &'static str,
-    hint: bool,
-) -> Binding {
-    Binding {
-        mode,
-        keys,
-        action,
-        help,
-        hint,
-    }
-}
-
-/// Every binding.
-pub const BINDINGS: &[Binding] = &[
-    b(
-        M::Normal,
-        &[Char('q')],
-        A::Quit,
-        "quit (flushes and commits first)",
-        true,
-    ),
-    b(
-        M::Normal,
-        &[Code(KeyCode::Tab)],
-        A::NextPane,
-        "next pane",
-        true,
-    ),
-    b(
-        M::Normal,
-        &[Code(KeyCode::BackTab)],
-        A::PrevPane,
-        "previous pane",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('j'), Code(KeyCode::Down)],
-        A::Down,
-        "scroll down",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('k'), Code(KeyCode::Up)],
-        A::Up,
-        "scroll up",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('g'), Code(KeyCode::Home)],
-        A::Top,
-        "to the top",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('G'), Code(KeyCode::End)],
-        A::Bottom,
-        "to the bottom",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Code(KeyCode::PageDown), Ctrl('d')],
-        A::PageDown,
-        "page down",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Code(KeyCode::PageUp), Ctrl('u')],
-        A::PageUp,
-        "page up",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('h'), Code(KeyCode::Left)],
-        A::Left,
-        "scroll left (query results)",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('l'), Code(KeyCode::Right)],
-        A::Right,
-        "scroll right (query results)",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('/')],
-        A::Filter,
-        "filter transactions by name",
-        true,
-    ),
-    b(
-        M::Normal,
-        &[Char('s')],
-        A::Sort,
-        "sort transactions by the next column",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('S')],
-        A::SortReverse,
-        "reverse the sort",
-        false,
-    ),
-    b(
-        M::Normal,
-        &[Char('r')],
-        A::Reload,
-        "reload: fetch again and publish",
-        true,
-    ),
-    b(
-        M::Normal,
-        &[Char('R')],
-        A::Replay,
-        "replay: re-read the topic into ClickHouse",
-        true,
-    ),
-    b(
-        M::Normal,
-        &[Char('p')],
-        A::TogglePause,
-        "pause / resume the consumer",
-        true,
-    ),
-    b(
-        M::Normal,
-        &[Char('v')],
-        A::Verify,
-        "verify: reconcile API, topic and ClickHouse per hour",
-        false,
-    ),
-    b(M::Normal, &[Char('?')], A::Help, "help", true),
-    b(
-        M::QueryPane,
-        &[Char('i'), Code(KeyCode::Enter)],
-        A::EditQuery,
-        "edit the query (Enter in the editor runs it)",
-        true,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('1')],
-        A::Preset(0),
-        "preset: row count by transaction",
-        false,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('2')],
-        A::Preset(1),
-        "preset: avg response time, last 7 days",
-        false,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('3')],
-        A::Preset(2),
-        "preset: hourly p95/p99 of the selected transaction",
-        false,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('4')],
-        A::Preset(3),
-        "preset: error-budget health",
-        false,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('5')],
-        A::Preset(4),
-        "preset: error rate above 1%",
-        false,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('e')],
-        A::ExportCsv,
-        "export results to CSV",
-        true,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('E')],
-        A::ExportJson,
-        "export results to JSON",
-        false,
-    ),
-    b(
-        M::QueryPane,
-        &[Char('c')],
-        A::CancelQuery,
-        "cancel the running query",
-        false,
-    ),
-    b(
-        M::Edit,
-        &[Code(KeyCode::Enter)],
-        A::RunQuery,
-        "run the query",
-        true,
-    ),
-    b(
-        M::Edit,
-        &[Code(KeyCode::Esc)],
-        A::Cancel,
-        "leave the editor",
-        true,
-    ),
-    b(
-        M::Edit,
-        &[Code(KeyCode::Up)],
-        A::HistoryPrev,
-        "previous query from history",
-        true,
-    ),
-    b(
-        M::Edit,
-        &[Code(KeyCode::Down)],
-        A::HistoryNext,
-        "next query from history",
-        false,
-    ),
-    b(
-        M::Edit,
-        &[Ctrl('c')],
-        A::CancelQuery,
-        "cancel the running query",
-        true,
-    ),
-    b(
-        M::Filter,
-        &[Code(KeyCode::Enter)],
-        A::Accept,
-        "keep the filter",
-        true,
-    ),
-    b(
-        M::Filter,
-        &[Code(KeyCode::Esc)],
-        A::Cancel,
-        "clear the filter",
-        true,
-    ),
-    b(
-        M::ReplayFrom,
-        &[Code(KeyCode::Enter)],
-        A::Accept,
-        "plan the replay (empty: from the beginning)",
-        true,
-    ),
-    b(
-        M::ReplayFrom,
-        &[Code(KeyCode::Esc)],
-        A::Cancel,
-        "cancel",
-        true,
-    ),
-    b(
-        M::Confirm,
-        &[Char('y')],
-        A::Confirm,
-        "replay as shown",
-        true,
-    ),
-    b(
-        M::Confirm,
-        &[Char('n'), Code(KeyCode::Esc)],
-        A::Cancel,
-        "cancel",
-        true,
-    ),
-    b(
-        M::Help,
-        &[Code(KeyCode::Esc), Char('?'), Char('q')],
-        A::Cancel,
-        "close help",
-        true,
-    ),
-    b(
-        M::Help,
-        &[Char('j'), Code(KeyCode::Down)],
-        A::Down,
-        "scroll down",
-        false,
-    ),
-    b(
-        M::Help,
-        &[Char('k'), Code(KeyCode::Up)],
-        A::Up,
-        "scroll up",
-        false,
-    ),
-];
 
 impl Key {
     fn matches(self, ev: &KeyEvent) -> bool {
         let ctrl = ev.modifiers.contains(KeyModifiers::CONTROL);
+        let alt = ev.modifiers.contains(KeyModifiers::ALT);
         match self {
-            Key::Char(c) => !ctrl && ev.code == KeyCode::Char(c),
+            Key::Char(c) => !ctrl && !alt && ev.code == KeyCode::Char(c),
             Key::Ctrl(c) => ctrl && ev.code == KeyCode::Char(c),
             Key::Code(code) => ev.code == code,
         }
@@ -437,44 +216,99 @@ impl Key {
 
 impl Binding {
     pub fn keys_label(&self) -> String {
-        self.keys
-            .iter()
-            .map(|k| k.label())
-            .collect::<Vec<_>>()
-            .join("/")
+        let labels: Vec<String> = self.keys.iter().map(|k| k.label()).collect();
+        // A run of digits reads as a range.
+        if labels.len() > 2
+            && labels
+                .iter()
+                .all(|l| l.len() == 1 && l.as_bytes()[0].is_ascii_digit())
+        {
+            return format!("{}-{}", labels[0], labels[labels.len() - 1]);
+        }
+        labels.join("/")
     }
 }
 
 /// The modes whose bindings apply, most specific first.
 pub fn layers(mode: Mode) -> &'static [Mode] {
     match mode {
-        Mode::QueryPane => &[Mode::QueryPane, Mode::Normal],
-        Mode::Normal => &[Mode::Normal],
-        Mode::Edit => &[Mode::Edit],
-        Mode::Filter => &[Mode::Filter],
-        Mode::ReplayFrom => &[Mode::ReplayFrom],
-        Mode::Confirm => &[Mode::Confirm],
-        Mode::Help => &[Mode::Help],
+        Mode::Normal => &[Mode::Normal, Mode::Moving, Mode::Always],
+        Mode::Transactions => &[Mode::Transactions, Mode::Normal, Mode::Moving, Mode::Always],
+        Mode::QueryPane => &[Mode::QueryPane, Mode::Moving, Mode::Always],
+        Mode::Always => &[Mode::Always],
+        Mode::Moving => &[Mode::Moving, Mode::Always],
+        Mode::Edit => &[Mode::Edit, Mode::Always],
+        Mode::Filter => &[Mode::Filter, Mode::Always],
+        Mode::ReplayFrom => &[Mode::ReplayFrom, Mode::Always],
+        Mode::ReplayConfirm => &[Mode::ReplayConfirm, Mode::Always],
+        Mode::ConfirmQuit => &[Mode::ConfirmQuit, Mode::Always],
+        Mode::Confirm => &[Mode::Confirm, Mode::Always],
+        Mode::ExportAs => &[Mode::ExportAs, Mode::Always],
+        Mode::CopyWhat => &[Mode::CopyWhat, Mode::Always],
+        Mode::Presets => &[Mode::Presets, Mode::Always],
+        Mode::Help => &[Mode::Help, Mode::Always],
+        Mode::Errors => &[Mode::Errors, Mode::Always],
+        Mode::Detail => &[Mode::Detail, Mode::Always],
+        Mode::DeadLetters => &[Mode::DeadLetters, Mode::Always],
     }
 }
 
-/// The action a key has in a mode, if any.
+/// The action a key has in a mode, if any. In the query pane a printable key no binding
+/// takes starts the editor with that key typed.
 pub fn lookup(mode: Mode, ev: &KeyEvent) -> Option<Action> {
-    layers(mode).iter().find_map(|m| {
+    let found = layers(mode).iter().find_map(|m| {
         BINDINGS
             .iter()
             .find(|b| b.mode == *m && b.keys.iter().any(|k| k.matches(ev)))
-            .map(|b| b.action)
-    })
+            .map(|b| match b.action {
+                // One binding for a run of digits: which one was pressed.
+                A::Focus(_) | A::Preset(_) => digit_action(b.action, ev),
+                other => other,
+            })
+    });
+    if found.is_some() {
+        return found;
+    }
+    match ev.code {
+        KeyCode::Char(c)
+            if mode == Mode::QueryPane
+                && !ev
+                    .modifiers
+                    .intersects(KeyModifiers::CONTROL | KeyModifiers::ALT) =>
+        {
+            Some(Action::Type(c))
+        }
+        _ => None,
+    }
 }
 
-/// Footer hints for a mode.
+fn digit_action(action: Action, ev: &KeyEvent) -> Action {
+    let n = match ev.code {
+        KeyCode::Char(c) => c.to_digit(10).map_or(1, |d| d as usize),
+        _ => 1,
+    };
+    match action {
+        A::Focus(_) => A::Focus(n - 1),
+        A::Preset(_) => A::Preset(n - 1),
+        other => other,
+    }
+}
+
+/// Footer hints for a mode, in the order bound; `?` help last.
 pub fn hints(mode: Mode) -> Vec<(String, &'static str)> {
-    layers(mode)
+    let mut out: Vec<(String, &'static str)> = layers(mode)
         .iter()
         .flat_map(|m| BINDINGS.iter().filter(move |b| b.mode == *m && b.hint))
-        .map(|b| (b.keys[0].label(), short(b.help)))
-        .collect()
+        .filter(|b| b.action != A::Help)
+        .map(|b| (b.keys_label(), short(b.help)))
+        .collect();
+    if layers(mode)
+        .iter()
+        .any(|m| BINDINGS.iter().any(|b| b.mode == *m && b.action == A::Help))
+    {
+        out.push(("?".into(), "help"));
+    }
+    out
 }
 
 fn short(help: &'static str) -> &'static str {
@@ -482,87 +316,20 @@ fn short(help: &'static str) -> &'static str {
 }
 
 /// The keymap as a Markdown table, as the README shows it.
-#[cfg(test)]
 pub fn markdown_table() -> String {
     let mut out = String::from("| where | keys | action |\n| --- | --- | --- |\n");
-    for b in BINDINGS {
-        out.push_str(&format!(
-            "| {} | `{}` | {} |\n",
-            b.mode.title(),
-            b.keys_label(),
-            b.help
-        ));
+    for m in Mode::ALL {
+        for b in BINDINGS.iter().filter(|b| b.mode == m) {
+            out.push_str(&format!(
+                "| {} | `{}` | {} |\n",
+                b.mode.title(),
+                b.keys_label(),
+                b.help
+            ));
+        }
     }
     out
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_readme_lists_every_binding() {
-        let readme = include_str!("../../../README.md");
-        let table = markdown_table();
-        assert!(
-            readme.contains(&table),
-            "README's key table is out of date; it should read:\n{table}"
-        );
-    }
-
-    #[test]
-    fn no_key_is_bound_twice_in_one_mode() {
-        for (i, a) in BINDINGS.iter().enumerate() {
-            for b in &BINDINGS[i + 1..] {
-                // A key in a pane mode may not shadow one of the modes layered under it.
-                let clash = layers(a.mode).contains(&b.mode) || layers(b.mode).contains(&a.mode);
-                if clash {
-                    for k in a.keys {
-                        assert!(
-                            !b.keys.contains(k),
-                            "{:?} bound twice: {:?} and {:?}",
-                            k,
-                            a.action,
-                            b.action
-                        );
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn lookup_follows_the_table() {
-        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-        assert_eq!(lookup(Mode::Normal, &key('q')), Some(Action::Quit));
-        assert_eq!(lookup(Mode::QueryPane, &key('q')), Some(Action::Quit));
-        assert_eq!(lookup(Mode::QueryPane, &key('3')), Some(Action::Preset(2)));
-        assert_eq!(lookup(Mode::Normal, &key('3')), None);
-        assert_eq!(
-            lookup(Mode::Edit, &key('q')),
-            None,
-            "typing q in the editor is text"
-        );
-        let ctrl_c = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
-        assert_eq!(lookup(Mode::Edit, &ctrl_c), Some(Action::CancelQuery));
-        assert_eq!(lookup(Mode::QueryPane, &ctrl_c), None);
-    }
-
-    #[test]
-    fn the_issue_keys_are_all_bound() {
-        let key = |c| KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE);
-        for (c, a) in [
-            ('r', A::Reload),
-            ('R', A::Replay),
-            ('p', A::TogglePause),
-            ('/', A::Filter),
-            ('?', A::Help),
-        ] {
-            assert_eq!(lookup(Mode::Normal, &key(c)), Some(a));
-        }
-        let tab = KeyEvent::new(KeyCode::Tab, KeyModifiers::NONE);
-        assert_eq!(lookup(Mode::Normal, &tab), Some(A::NextPane));
-        let back = KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT);
-        assert_eq!(lookup(Mode::Normal, &back), Some(A::PrevPane));
-    }
-}
+mod tests;

@@ -1,16 +1,24 @@
 //! The monitor end to end, as a user drives it: the real binary in a pseudo-terminal
-//! (tmux) against the real stack and its in-process simulator. Press r and wait for the
-//! load to be reported done; press r again, and R twice: each time, the moment the
-//! screen says "load done", a plain count per transaction equals the API's; type a query
-//! and read its result off the screen; a copy inserted by hand shows as DUPS; press q and
-//! check the exit status and that the terminal was restored. Each step prints `TUI <step>
-//! ms=…` (key press to done, visible with --no-capture).
+//! (tmux) against the real stack and its in-process simulator.
+//!
+//! - Load, reload twice, replay twice: each time the screen says "load done", a plain
+//!   count per transaction equals the API's; a query typed straight into the query pane
+//!   runs; a copy inserted by hand shows as DUPS; `q` restores the terminal, exit 0.
+//! - Keys that cannot hurt and errors you can read, at 120x36: `q` during a load asks;
+//!   a bad query shows the server's reason; the replay dialog shows what is typed; Enter
+//!   on a transaction opens its detail with the record's JSON; `y` copies it with OSC 52
+//!   (read back from a `script` recording); Ctrl-C quits with the batch flushed.
+//! - SIGHUP mid-load: the monitor flushes and commits, says so in the log, and a restart
+//!   leaves every record stored exactly once.
+//!
+//! Each step prints `TUI <step> ms=…` (key press to done, visible with --no-capture).
 
 mod common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use base64::Engine;
 use common::*;
 
 struct Tmux {
@@ -18,7 +26,7 @@ struct Tmux {
 }
 
 impl Tmux {
-    fn start(session: &str, command: &str) -> Tmux {
+    fn start(session: &str, command: &str, w: u16, h: u16) -> Tmux {
         let ok = Command::new("tmux")
             .args([
                 "new-session",
@@ -26,9 +34,9 @@ impl Tmux {
                 "-s",
                 session,
                 "-x",
-                "160",
+                &w.to_string(),
                 "-y",
-                "48",
+                &h.to_string(),
                 command,
             ])
             .status()
@@ -48,7 +56,7 @@ impl Tmux {
 
     fn literal(&self, text: &str) {
         assert!(Command::new("tmux")
-            .args(["send-keys", "-t", &self.session, "-l", text])
+            .args(["send-keys", "-t", &self.session, "-l", "--", text])
             .status()
             .unwrap()
             .success());
@@ -77,6 +85,15 @@ impl Tmux {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+
+    /// The pid of the process tmux started for the pane.
+    fn pane_pid(&self) -> u32 {
+        let out = Command::new("tmux")
+            .args(["display", "-p", "-t", &self.session, "#{pane_pid}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    }
 }
 
 impl Drop for Tmux {
@@ -93,11 +110,14 @@ fn done_at(screen: &str) -> Option<String> {
     Some(at.chars().take(8).collect())
 }
 
-#[test]
-fn the_monitor_loads_queries_replays_and_quits_cleanly() {
-    let s = settings("tui", None);
-    let data_dir = s.data_dir.display().to_string();
-    let env: Vec<String> = env_for(&s)
+/// The monitor's command line on the built-in source (the simulator), with `extra`
+/// environment.
+fn monitor_command(
+    s: &wmtop_core::config::Settings,
+    extra: &str,
+    wrap: impl Fn(String) -> String,
+) -> String {
+    let env: Vec<String> = env_for(s)
         .into_iter()
         .filter(|(k, _)| {
             !matches!(
@@ -107,12 +127,34 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
         })
         .map(|(k, v)| format!("{k}='{v}'"))
         .collect();
-    let command = format!(
-        "env {} {} ; echo EXIT=$? ; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon' ; sleep 300",
+    let run = wrap(format!(
+        "env {} {extra} {}",
         env.join(" "),
         wmtop_bin().display()
+    ));
+    format!(
+        "{run} ; echo EXIT=$? ; stty -a | tr ' ;' '\\n\\n' | grep -x -- '-\\?icanon' ; sleep 300"
+    )
+}
+
+/// A table row's cells, without the pane borders.
+fn cells(line: &str) -> Vec<String> {
+    line.split(|c: char| c.is_whitespace() || c == '│' || c == '┃')
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn the_monitor_loads_queries_replays_and_quits_cleanly() {
+    let s = settings("tui", None);
+    let data_dir = s.data_dir.display().to_string();
+    let tmux = Tmux::start(
+        &unique("wmtop_tui"),
+        &monitor_command(&s, "", |c| c),
+        160,
+        48,
     );
-    let tmux = Tmux::start(&unique("wmtop_tui"), &command);
     tmux.wait_for("the monitor", 60, |s| {
         s.contains("consumer running") && s.contains("press r")
     });
@@ -143,6 +185,7 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
     let mut last_done = done_at(&screen);
 
     // r twice more, and R twice: the moment the screen says done, no copy anywhere.
+    // Nothing runs between steps, so nothing asks for confirmation.
     for (step, keys) in [
         ("reload 1", &["r"][..]),
         ("reload 2", &["r"][..]),
@@ -152,9 +195,7 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
         let started = Instant::now();
         tmux.keys(keys);
         if keys == ["R"] {
-            tmux.wait_for("the replay prompt", 10, |s| {
-                s.contains("From: empty for the beginning")
-            });
+            tmux.wait_for("the replay prompt", 10, |s| s.contains("From: "));
             tmux.keys(&["Enter"]);
             tmux.wait_for("the replay plan", 30, |s| {
                 s.contains("messages are read again")
@@ -169,9 +210,8 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
         last_done = done_at(&screen);
     }
 
-    // A query typed in the editor; its result read off the screen.
-    tmux.keys(&["Tab"]);
-    tmux.keys(&["i", "C-u"]);
+    // A query typed straight into the query pane (no key to start the editor first).
+    tmux.keys(&["4"]);
     tmux.literal(&format!(
         "SELECT 6*7 AS answer, count() AS n FROM {}.{}",
         s.database, s.table
@@ -179,15 +219,6 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
     tmux.keys(&["Enter"]);
     let screen = tmux.wait_for("the query result", 30, |s| s.contains("1 rows, 2 columns"));
     let lines: Vec<&str> = screen.lines().collect();
-    let cells = |line: &str| -> Vec<String> {
-        // The query pane is the right-hand column: the cells right of the divider.
-        let right = line.rsplit_once("│┃").map_or(line, |(_, r)| r);
-        right
-            .split(|c: char| c.is_whitespace() || c == '┃')
-            .filter(|c| !c.is_empty())
-            .map(str::to_owned)
-            .collect()
-    };
     let status = lines
         .iter()
         .position(|l| l.contains("1 rows, 2 columns"))
@@ -212,7 +243,6 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
     );
 
     // A copy inserted by hand: the pane says DUPS for that transaction (a plain count).
-    tmux.keys(&["Escape"]);
     let victim = expected.keys().next().unwrap().clone();
     rt.block_on(async {
         let sink = ch(&s).await;
@@ -234,7 +264,9 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
         "{screen}"
     );
 
-    // q: flush, commit, restore the terminal, exit 0.
+    // q (from a pane other than the query pane, where it is text): flush, commit,
+    // restore, exit 0.
+    tmux.keys(&["Tab"]);
     tmux.keys(&["q"]);
     let screen = tmux.wait_for("the exit", 60, |s| s.contains("EXIT="));
     assert!(screen.contains("EXIT=0"), "{screen}");
@@ -246,4 +278,147 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
         !screen.contains("Consumer lag"),
         "the alternate screen was not left:\n{screen}"
     );
+}
+
+#[test]
+fn keys_cannot_hurt_errors_read_whole_and_a_transaction_opens() {
+    let s = settings("tui_keys", None);
+    let recording = s.data_dir.join("typescript");
+    std::fs::create_dir_all(&s.data_dir).unwrap();
+    // Small batches: the load takes long enough to press q in the middle of it.
+    let command = monitor_command(&s, "WMTOP_BATCH_ROWS=400", |c| {
+        format!("script -q -f -e -c \"{c}\" {}", recording.display())
+    });
+    let tmux = Tmux::start(&unique("wmtop_tui_keys"), &command, 120, 36);
+    tmux.wait_for("the monitor", 60, |s| s.contains("press r"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // q during a load asks, and n stays.
+    tmux.keys(&["r"]);
+    tmux.wait_for("the load under way", 60, |s| s.contains("reloading"));
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the quit question", 10, |s| s.contains("Quit?"));
+    assert!(screen.contains("q/y quit"), "{screen}");
+    tmux.keys(&["n"]);
+    tmux.wait_for("the question gone", 10, |s| !s.contains("Quit?"));
+    tmux.wait_for("the load done", 120, |s| done_at(s).is_some());
+    let answer = wmtop_core::source::api::read_answer(&s.data_dir.join("last_fetch.json")).unwrap();
+    let expected = expected_rows(&answer);
+    rt.block_on(assert_exact(&s, &expected));
+
+    // SQL typed into the query pane without starting the editor: it runs, wmtop runs on.
+    tmux.keys(&["Tab"]);
+    tmux.literal(&format!(
+        "SELECT uniq(transaction_name) FROM {}.{}",
+        s.database, s.table
+    ));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the uniq result", 30, |s| s.contains("1 rows, 1 columns"));
+    assert!(
+        screen
+            .lines()
+            .any(|l| cells(l) == vec![expected.len().to_string()]),
+        "{screen}"
+    );
+    // A bad query: the server's reason on screen, not the URL or the SQL echoed.
+    tmux.literal(&format!("SELECT nope FROM {}.{}", s.database, s.table));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the error", 30, |s| s.contains("the query failed"));
+    assert!(screen.contains("Unknown identifier"), "{screen}");
+    assert!(!screen.contains("8123"), "the URL is not echoed:\n{screen}");
+    assert!(
+        !screen.contains("1 rows, 1 columns"),
+        "the old result is cleared:\n{screen}"
+    );
+
+    // The replay dialog draws what is typed and what it means.
+    tmux.keys(&["Tab", "R"]);
+    tmux.literal("-2h");
+    let screen = tmux.wait_for("the replay input", 10, |s| s.contains("From: -2h"));
+    assert!(screen.contains("Kafka took at or after"), "{screen}");
+    tmux.keys(&["Escape"]);
+
+    // Enter on a transaction: its detail, with the record's JSON from the topic.
+    tmux.keys(&["3", "Enter"]);
+    let screen = tmux.wait_for("the detail view", 60, |s| {
+        s.contains("Record on the topic") && s.contains("\"transaction_name\": ")
+    });
+    assert!(
+        screen.contains("Kafka messages (1; newest last)"),
+        "{screen}"
+    );
+    assert!(screen.contains("Row in ClickHouse"), "{screen}");
+    // y: the record's JSON goes out as OSC 52.
+    tmux.keys(&["y"]);
+    tmux.wait_for("the copy said", 10, |s| {
+        s.contains("copied the hour's record JSON")
+    });
+    tmux.keys(&["Escape"]);
+
+    // Ctrl-C quits, flushing and committing.
+    tmux.keys(&["C-c"]);
+    let screen = tmux.wait_for("the exit", 60, |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=0"), "{screen}");
+    assert_eq!(independent_lag(&s), 0, "everything read was committed");
+    rt.block_on(assert_exact(&s, &expected));
+
+    let typescript = std::fs::read(&recording).unwrap();
+    let text = String::from_utf8_lossy(&typescript);
+    let at = text
+        .find("\x1b]52;c;")
+        .expect("an OSC 52 sequence in the recording");
+    let encoded: String = text[at + 7..]
+        .chars()
+        .take_while(|c| *c != '\x07')
+        .collect();
+    let copied = base64::engine::general_purpose::STANDARD
+        .decode(encoded.as_bytes())
+        .unwrap();
+    let copied = String::from_utf8(copied).unwrap();
+    let record: serde_json::Value = serde_json::from_str(&copied).unwrap();
+    assert!(record.get("timestamp").is_some(), "{copied}");
+}
+
+#[test]
+fn sighup_mid_load_flushes_and_commits() {
+    let s = settings("tui_hup", None);
+    // Small batches: the load takes a while, and the signal comes in the middle of it,
+    // once every message is published.
+    let command = monitor_command(&s, "WMTOP_BATCH_ROWS=100", |c| c);
+    let tmux = Tmux::start(&unique("wmtop_tui_hup"), &command, 120, 36);
+    tmux.wait_for("the monitor", 60, |s| s.contains("press r"));
+    tmux.keys(&["r"]);
+    let screen = tmux.wait_for("the publish, with the load under way", 60, |s| {
+        s.contains("published 122 messages") || done_at(s).is_some()
+    });
+    assert!(
+        done_at(&screen).is_none(),
+        "the load finished before the signal:\n{screen}"
+    );
+    // The shell tmux started runs wmtop as its child.
+    let shell = tmux.pane_pid();
+    let out = Command::new("pgrep")
+        .args(["-P", &shell.to_string()])
+        .output()
+        .unwrap();
+    let pid = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(!pid.is_empty(), "no wmtop under the pane's shell");
+    assert!(Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let screen = tmux.wait_for("the exit", 60, |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=129"), "{screen}");
+    let log = std::fs::read_to_string(s.data_dir.join("wmtop.log")).unwrap();
+    assert!(log.contains("stopping on SIGHUP"), "{log}");
+    assert!(log.contains("flushed and committed"), "{log}");
+    // A restart reads on from what was committed: every record stored exactly once.
+    let answer = wmtop_core::source::api::read_answer(&s.data_dir.join("last_fetch.json")).unwrap();
+    let expected = expected_rows(&answer);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        consume_until_idle(&s, Duration::from_secs(2)).await;
+        assert_exact(&s, &expected).await;
+    });
 }

@@ -174,7 +174,9 @@ impl Ch {
         limit: usize,
         transaction: Option<&str>,
     ) -> Result<Vec<DeadLetterEntry>, ChError> {
-        let filter = transaction.map_or(String::new(), |t| format!("WHERE message_key = {}", quote(t)));
+        let filter = transaction.map_or(String::new(), |t| {
+            format!("WHERE message_key = {}", quote(t))
+        });
         let sql = format!(
             "SELECT toString(max(recorded_at)) AS last_recorded, toString(scope) AS kind, topic, kafka_partition, \
              kafka_offset, message_key, record_index, any(reason) AS why, \

@@ -109,8 +109,10 @@ fn first_reaching(
         latest >= hour
     };
     let client = kafka.reader()?;
-    let mut next: std::collections::BTreeMap<i32, (i64, i64)> =
-        positions.iter().map(|p| (p.partition, (p.low, p.high))).collect();
+    let mut next: std::collections::BTreeMap<i32, (i64, i64)> = positions
+        .iter()
+        .map(|p| (p.partition, (p.low, p.high)))
+        .collect();
     let mut found = std::collections::BTreeMap::new();
     let mut chunk = 8;
     loop {
@@ -130,7 +132,9 @@ fn first_reaching(
         })
         .map_err(|e| match e {
             super::reader::ReadError::Kafka(k) => k,
-            super::reader::ReadError::Stalled(s) => KafkaOpError::Refused(format!("finding where the data time starts: {s}")),
+            super::reader::ReadError::Stalled(s) => {
+                KafkaOpError::Refused(format!("finding where the data time starts: {s}"))
+            }
         })?;
         for (p, _, to) in ranges {
             if let Some(n) = next.get_mut(&p) {

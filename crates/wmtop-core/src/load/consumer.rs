@@ -101,6 +101,10 @@ pub async fn run(
     // last changed, and when this consumer last re-joined.
     let mut held_since = Instant::now();
     let mut last_rejoin: Option<Instant> = None;
+    // Caught up and settled for a while: fetching rests (partitions paused) until a look
+    // at the watermarks shows something new, so an idle consumer does not poll the
+    // broker many times a second.
+    let mut rest = Rest::default();
     let topic_name = settings.topic.clone();
     let end: End = loop {
         if *stop.borrow() {
@@ -151,10 +155,15 @@ pub async fn run(
                         break end;
                     }
                 }
-                let before = held.clone();
+                let before = (held.clone(), paused);
                 let now_held = r.watch_assignment(&mut held, &mut paused, opts.pause.as_ref());
-                if held != before {
+                if held != before.0 {
                     held_since = Instant::now();
+                }
+                if (held.clone(), paused) != before {
+                    // A new assignment, or the user's pause or resume, sets every
+                    // partition's state anew.
+                    rest = Rest::default();
                 }
                 if now_held.is_empty() {
                     let since = *unassigned_since.get_or_insert_with(Instant::now);
@@ -215,6 +224,9 @@ pub async fn run(
                     continue;
                 }
                 let settled_now = look.caught_up && r.in_flight.is_none() && r.batch.is_empty();
+                if opts.until_idle.is_none() {
+                    rest.follow(&r.consumer, settled_now && !r.unsettled);
+                }
                 if settled_now && r.unsettled && opts.until_idle.is_none() {
                     if let Err(end) = r.settle().await {
                         break end;
@@ -246,4 +258,60 @@ pub async fn run(
     }
     r.summary.unknown_fields = r.drift.unknown.iter().cloned().collect();
     finish(r.summary, end, started)
+}
+
+/// How long a caught-up, settled consumer keeps fetching before it rests.
+const REST_AFTER: Duration = Duration::from_secs(3);
+
+/// Fetching at rest: while every partition held is read to its end and landed, the
+/// partitions are paused; the next look that finds one behind resumes them (within the
+/// look's second).
+#[derive(Default)]
+struct Rest {
+    quiet_since: Option<Instant>,
+    resting: bool,
+}
+
+impl Rest {
+    fn follow(&mut self, consumer: &crate::kafka::GroupConsumer, quiet: bool) {
+        if !quiet {
+            self.quiet_since = None;
+            if self.resting {
+                self.set(consumer, false);
+            }
+            return;
+        }
+        let since = *self.quiet_since.get_or_insert_with(Instant::now);
+        if !self.resting && since.elapsed() >= REST_AFTER {
+            self.set(consumer, true);
+        }
+    }
+
+    fn set(&mut self, consumer: &crate::kafka::GroupConsumer, rest: bool) {
+        let Ok(assignment) = consumer.assignment() else {
+            return;
+        };
+        let done = if rest {
+            consumer.pause(&assignment)
+        } else {
+            consumer.resume(&assignment)
+        };
+        match done {
+            Ok(()) => {
+                tracing::debug!(
+                    "{} fetching",
+                    if rest {
+                        "caught up: resting"
+                    } else {
+                        "new messages: resuming"
+                    }
+                );
+                self.resting = rest;
+            }
+            Err(e) => tracing::warn!(
+                "could not {} fetching: {e}",
+                if rest { "rest" } else { "resume" }
+            ),
+        }
+    }
 }

@@ -81,7 +81,8 @@ fn hour_of(ms: i64) -> i64 {
 /// Per hour, the records of one transaction's JSON object, as sent; and how many.
 pub fn records_by_hour(payload: &[u8]) -> (BTreeMap<i64, String>, BTreeMap<i64, u32>) {
     let mut times = Vec::new();
-    let bad: BTreeSet<usize> = match flatten_each(payload, |row| times.push(row.timestamp.millis())) {
+    let bad: BTreeSet<usize> = match flatten_each(payload, |row| times.push(row.timestamp.millis()))
+    {
         Ok(f) => f.bad_records.iter().map(|b| b.index).collect(),
         Err(_) => return Default::default(),
     };
@@ -113,7 +114,11 @@ fn api_hours(settings: &Settings, name: &str) -> Option<BTreeMap<i64, u32>> {
     }
     let answer = read_answer(&path).ok()?;
     let mut hours = BTreeMap::new();
-    for tx in answer.transactions.iter().filter(|t| t.name.as_deref() == Some(name)) {
+    for tx in answer
+        .transactions
+        .iter()
+        .filter(|t| t.name.as_deref() == Some(name))
+    {
         let _ = flatten_each(&tx.payload, |row| {
             *hours.entry(hour_of(row.timestamp.millis())).or_insert(0) += 1;
         });
@@ -121,19 +126,27 @@ fn api_hours(settings: &Settings, name: &str) -> Option<BTreeMap<i64, u32>> {
     Some(hours)
 }
 
+/// What reading the topic backwards found.
+struct Found {
+    /// The transaction's messages, oldest first.
+    messages: Vec<MessageRef>,
+    /// The newest one's payload.
+    newest: Option<Vec<u8>>,
+    /// Messages read.
+    scanned: u64,
+}
+
 /// The transaction's messages found reading backwards, and the newest one's payload.
 /// Blocking.
-fn find_messages(
-    kafka: &Kafka,
-    name: &str,
-    stall: Duration,
-) -> Result<(Vec<MessageRef>, Option<Vec<u8>>, u64), String> {
+fn find_messages(kafka: &Kafka, name: &str, stall: Duration) -> Result<Found, String> {
     let offsets = kafka.offsets().map_err(|e| e.to_string())?;
     let parts = lag::read(kafka, &offsets).map_err(|e| e.to_string())?;
     let client = kafka.reader().map_err(|e| e.to_string())?;
     // Per partition: how far back it has been read.
-    let mut floor: BTreeMap<i32, (i64, i64)> =
-        parts.iter().map(|p| (p.partition, (p.high, p.low))).collect();
+    let mut floor: BTreeMap<i32, (i64, i64)> = parts
+        .iter()
+        .map(|p| (p.partition, (p.high, p.low)))
+        .collect();
     let mut found: Vec<MessageRef> = Vec::new();
     let mut newest: Option<(i64, Vec<u8>)> = None;
     let mut chunk = 16;
@@ -178,7 +191,12 @@ fn find_messages(
         }
         let deepest = floor
             .iter()
-            .map(|(p, (at, _))| parts.iter().find(|x| x.partition == *p).map_or(0, |x| x.high - at))
+            .map(|(p, (at, _))| {
+                parts
+                    .iter()
+                    .find(|x| x.partition == *p)
+                    .map_or(0, |x| x.high - at)
+            })
             .max()
             .unwrap_or(0);
         if !found.is_empty() || deepest >= SCAN_BUDGET {
@@ -187,7 +205,11 @@ fn find_messages(
         chunk = (chunk * 2).min(SCAN_BUDGET);
     }
     found.sort_by_key(|m| (m.at_ms, m.partition, m.offset));
-    Ok((found, newest.map(|(_, p)| p), scanned))
+    Ok(Found {
+        messages: found,
+        newest: newest.map(|(_, p)| p),
+        scanned,
+    })
 }
 
 /// Per hour, the stored rows of `name` in the table's column order, as a plain query
@@ -201,12 +223,19 @@ async fn stored_rows(ch: &Ch, name: &str) -> Result<BTreeMap<i64, Vec<String>>, 
         quote(name)
     );
     let result = ch
-        .query_table(&sql, false, &format!("wmtop-inspect-{}", std::process::id()))
+        .query_table(
+            &sql,
+            false,
+            &format!("wmtop-inspect-{}", std::process::id()),
+        )
         .await
         .map_err(|e| e.short())?;
     let mut out: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for row in &result.rows {
-        let Some(ms) = row.first().and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok())) else {
+        let Some(ms) = row
+            .first()
+            .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()))
+        else {
             continue;
         };
         let fields: Vec<String> = result
@@ -242,8 +271,14 @@ pub async fn inspect(
         .dead_letter_entries(100, Some(name))
         .await
         .map_err(|e| e.short());
-    let (found, api) = topic.await.map_err(|e| format!("reading the topic failed: {e}"))?;
-    let (messages, newest, scanned) = found?;
+    let (found, api) = topic
+        .await
+        .map_err(|e| format!("reading the topic failed: {e}"))?;
+    let Found {
+        messages,
+        newest,
+        scanned,
+    } = found?;
     let (records, topic_counts) = newest.as_deref().map(records_by_hour).unwrap_or_default();
     let rows = rows?;
     let mut hours: BTreeSet<i64> = topic_counts.keys().copied().collect();

@@ -1,6 +1,8 @@
-//! Rendering snapshots: each pane, focused, at 80x24 (one pane at a time) and 160x48
-//! (all panes), the help overlay and the replay confirmation, drawn with TestBackend
-//! from a fixed state.
+//! Rendering: snapshots of each pane, focused, at 80x24 (one pane at a time), 120x36
+//! and 160x48 (all panes), the help overlay and the dialogs, drawn with TestBackend from
+//! a fixed state; and checks that with every pane full of realistic values (10 MiB
+//! batches, 3-partition offsets, long names) every header is whole, every number is
+//! whole, and any text cut ends in `…`.
 
 use std::time::Duration;
 
@@ -14,17 +16,14 @@ use wmtop_core::source::api::Accounting;
 
 use super::{draw, Theme};
 use crate::keymap::{Action, Mode};
-use crate::state::{App, Pane};
+use crate::state::{App, AppConfig, Pane};
 
 fn fixed_app() -> App {
-    let dir = std::env::temp_dir().join("wmtop-snapshots-never-written");
-    let mut a = App::new(
-        "watermelon.transaction_metrics".into(),
-        dir.clone(),
-        dir.join("wmtop.log"),
-        false,
-    );
-    a.query.history.clear();
+    let mut a = App::new(AppConfig {
+        table: "watermelon.transaction_metrics".into(),
+        log_path: "/var/lib/wmtop/wmtop.log".into(),
+        ..AppConfig::default()
+    });
     for (stage, state, err) in [
         (Stage::Keycloak, StageState::Ok, None),
         (
@@ -113,7 +112,7 @@ fn fixed_app() -> App {
             per_transaction: per,
         }));
     }
-    for (i, f) in a.flushes.iter_mut().enumerate() {
+    for (i, f) in a.flushes.rows.iter_mut().enumerate() {
         f.at = jiff::Timestamp::from_second(1_767_225_600 + 60 * i as i64).unwrap();
     }
     a.on_event(MonitorEvent::Counts(
@@ -136,9 +135,9 @@ fn fixed_app() -> App {
         .into(),
     ));
     // Times on screen are fixed, so snapshots do not depend on the clock.
-    a.counts_at = Some(jiff::Timestamp::from_second(1_767_229_200).unwrap());
-    a.lag_history = [0, 3, 8, 12, 5, 1, 0].into_iter().collect();
-    a.rows_per_sec = [0, 4000, 9000, 295, 0].into_iter().collect();
+    a.txs.counts_at = Some(jiff::Timestamp::from_second(1_767_229_200).unwrap());
+    a.lag.history = [0, 3, 8, 12, 5, 1, 0].into_iter().collect();
+    a.flushes.per_second = [0, 4000, 9000, 295, 0].into_iter().collect();
     a.query.result = Some(QueryResult {
         columns: vec![
             "transaction_name".into(),
@@ -196,6 +195,15 @@ fn each_pane_at_80x24() {
 }
 
 #[test]
+fn each_pane_at_120x36() {
+    for pane in Pane::ALL {
+        let mut a = fixed_app();
+        a.focus = pane;
+        insta::assert_snapshot!(format!("pane_{pane:?}_120x36"), render(&a, 120, 36, PLAIN));
+    }
+}
+
+#[test]
 fn each_pane_at_160x48() {
     for pane in Pane::ALL {
         let mut a = fixed_app();
@@ -218,7 +226,7 @@ fn help_lists_every_binding_and_the_log_file() {
     a.on_action(Action::Help);
     let mut seen = String::new();
     // Scroll through the whole overlay, collecting what it shows.
-    for _ in 0..40 {
+    for _ in 0..120 {
         seen.push_str(&render(&a, 100, 60, PLAIN));
         a.on_action(Action::Down);
     }
@@ -241,7 +249,7 @@ fn replay_confirmation_shows_what_is_re_read() {
     let mut a = fixed_app();
     a.on_action(Action::Replay);
     a.on_action(Action::Accept);
-    assert_eq!(a.mode, Mode::Confirm);
+    assert_eq!(a.key_mode(), Mode::ReplayConfirm);
     a.on_event(MonitorEvent::ReplayPlan(Ok(vec![
         ReplayPart {
             partition: 0,
@@ -265,7 +273,7 @@ fn replay_confirmation_shows_what_is_re_read() {
 fn insecure_mode_is_on_screen() {
     let mut a = fixed_app();
     assert!(!render(&a, 160, 48, PLAIN).contains("TLS VERIFICATION OFF"));
-    a.insecure = true;
+    a.status.insecure = true;
     assert!(render(&a, 160, 48, PLAIN).contains("TLS VERIFICATION OFF (--insecure)"));
 }
 
@@ -278,4 +286,235 @@ fn unknown_lag_is_said_not_shown_as_a_number() {
     assert!(text.contains("total unknown"), "{text}");
     assert!(text.contains("not current"), "{text}");
     assert!(text.contains("unknown"));
+}
+
+/// Names as long as real ones get.
+const LONG: [&str; 3] = [
+    "GET /api/v2/merchant-settlements/{settlementId}/reconciliation-report",
+    "POST /api/v2/payments/authorize",
+    "PUT /api/v1/customers/{customerId}/preferences/notifications",
+];
+
+/// Every pane full of realistic values.
+fn full_app() -> App {
+    let mut a = fixed_app();
+    a.on_event(MonitorEvent::Fetched {
+        per_transaction: LONG
+            .iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Accounting {
+                        served: 288,
+                        set_aside: 1,
+                    },
+                )
+            })
+            .collect(),
+        took: Duration::from_millis(700),
+    });
+    a.on_event(MonitorEvent::Counts(
+        LONG.iter()
+            .map(|n| {
+                (
+                    n.to_string(),
+                    Stored {
+                        rows: 287,
+                        distinct: 287,
+                    },
+                )
+            })
+            .collect(),
+    ));
+    a.on_event(MonitorEvent::Lag(Ok((0..3)
+        .map(|p| LagRow {
+            lag: PartitionLag {
+                partition: p,
+                committed: Some(1_234_560 + i64::from(p)),
+                low: 0,
+                high: 1_234_600,
+                lag: Some(40 - i64::from(p)),
+            },
+            oldest_age: Some(Duration::from_secs(75)),
+        })
+        .collect())));
+    for i in 0..4 {
+        a.on_event(MonitorEvent::Pipeline(Event::Flushed {
+            rows: 5_184,
+            unchanged: 0,
+            replaced: 0,
+            messages: 18,
+            bytes: 11 * 1024 * 1024 + i,
+            dead_letters: 0,
+            took: Duration::from_millis(1_450),
+            retries: 0,
+            offsets: vec![
+                (0, 1_234_538, 1_234_540),
+                (1, 1_234_530, 1_234_536),
+                (2, 1_234_510, 1_234_520),
+            ],
+            per_transaction: vec![],
+        }));
+    }
+    for (i, f) in a.flushes.rows.iter_mut().enumerate() {
+        f.at = jiff::Timestamp::from_second(1_767_259_661 + 60 * i as i64).unwrap();
+    }
+    a
+}
+
+/// Asserts `text` is on screen whole, or cut with `…` after at least a few characters.
+fn whole_or_marked(screen: &str, text: &str) {
+    if screen.contains(text) {
+        return;
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let marked = (4..chars.len()).any(|n| {
+        let prefix: String = chars[..n].iter().collect();
+        screen.contains(&format!("{prefix}…"))
+    });
+    assert!(marked, "{text:?} is cut without … or missing:\n{screen}");
+}
+
+#[test]
+fn nothing_that_matters_is_cut_at_120x36_and_80x24() {
+    let headers = [
+        "part",
+        "committed",
+        "high",
+        "lag",
+        "age",
+        "held by",
+        "time",
+        "rows",
+        "bytes",
+        "took",
+        "offsets",
+        "outcome",
+        "Transaction",
+        "API",
+        "Msgs",
+        "Loaded",
+        "Stored",
+        "Distinct",
+        "Status",
+        "transaction_name",
+        "avg_error_rate",
+    ];
+    let numbers = [
+        "1234560", "1234600", "40", "5184", "11.0M", "1.4s", "288", "287", "09:27:41",
+    ];
+    let texts = ["this wmtop", "ok, 1 set aside"];
+    // Wide: every pane at once.
+    let mut a = full_app();
+    a.focus = Pane::Lag;
+    let wide = render(&a, 120, 36, PLAIN);
+    for h in headers {
+        assert!(
+            wide.contains(h),
+            "header {h:?} not whole at 120x36:\n{wide}"
+        );
+    }
+    for n in numbers {
+        assert!(wide.contains(n), "{n:?} not whole at 120x36:\n{wide}");
+    }
+    for t in texts.iter().chain(LONG.iter()) {
+        whole_or_marked(&wide, t);
+    }
+    assert!(
+        wide.contains("3 parts 0:1234538-1234540") || wide.contains("0:1234538-1234540 1:"),
+        "{wide}"
+    );
+    assert!(wide.lines().last().unwrap().ends_with("? help"), "{wide}");
+    // Small: each tab on its own.
+    for pane in Pane::ALL {
+        let mut a = full_app();
+        a.focus = pane;
+        let small = render(&a, 80, 24, PLAIN);
+        assert!(small.lines().last().unwrap().ends_with("? help"), "{small}");
+        let (hs, ns): (&[&str], &[&str]) = match pane {
+            Pane::Lag => (&headers[..6], &numbers[..3]),
+            Pane::Flushes => (&headers[6..12], &numbers[3..6]),
+            Pane::Transactions => (&headers[12..19], &numbers[6..8]),
+            Pane::Query => (&headers[19..], &[]),
+        };
+        for h in hs {
+            assert!(
+                small.contains(h),
+                "header {h:?} not whole at 80x24 on {pane:?}:\n{small}"
+            );
+        }
+        for n in ns {
+            assert!(
+                small.contains(n),
+                "{n:?} not whole at 80x24 on {pane:?}:\n{small}"
+            );
+        }
+        if pane == Pane::Transactions {
+            for t in LONG {
+                whole_or_marked(&small, t);
+            }
+        }
+        // The status bar stays within the screen.
+        assert!(small.lines().next().unwrap().chars().count() <= 80);
+    }
+}
+
+#[test]
+fn a_failed_query_shows_the_reason_wrapped_and_no_old_result() {
+    let mut a = fixed_app();
+    a.focus = Pane::Query;
+    a.query.input = tui_input::Input::new("SELECT nope FROM watermelon.transaction_metrics".into());
+    a.on_action(Action::EditQuery);
+    a.on_action(Action::RunQuery);
+    a.on_event(MonitorEvent::QueryDone {
+        id: 1,
+        result: Err("Code 47: Missing columns: 'nope' while processing query: 'SELECT nope FROM watermelon.transaction_metrics', required columns: 'nope' (Unknown identifier)".into()),
+        took: Duration::ZERO,
+    });
+    let text = render(&a, 80, 24, PLAIN);
+    assert!(text.contains("Code 47: Missing columns"), "{text}");
+    assert!(
+        text.contains("(Unknown identifier)"),
+        "the reason is wrapped, not cut:\n{text}"
+    );
+    assert!(
+        !text.contains("GET /api/orders  288"),
+        "the old result is gone:\n{text}"
+    );
+}
+
+#[test]
+fn the_replay_dialog_draws_its_input_at_every_size() {
+    for (w, h) in [(80, 24), (120, 36), (200, 50)] {
+        let mut a = fixed_app();
+        a.on_action(Action::Replay);
+        a.replay.input = tui_input::Input::new("2026-01-05T00:00:00Z".into());
+        let text = render(&a, w, h, PLAIN);
+        assert!(
+            text.contains("From: 2026-01-05T00:00:00Z"),
+            "{w}x{h}:\n{text}"
+        );
+        assert!(text.contains("message times"), "{w}x{h}:\n{text}");
+        a.replay.input = tui_input::Input::new("yesterday-ish".into());
+        let text = render(&a, w, h, PLAIN);
+        assert!(
+            text.contains("! \"yesterday-ish\" is neither"),
+            "{w}x{h}:\n{text}"
+        );
+    }
+}
+
+#[test]
+fn plain_terminals_get_no_colour_codes_or_box_glyphs() {
+    use ratatui::backend::TestBackend;
+    let theme = crate::terminal::theme(Some("vt100"), false, crate::terminal::LookFlags::default());
+    let a = full_app();
+    let mut t = Terminal::new(TestBackend::new(120, 36)).unwrap();
+    t.draw(|f| draw(&a, theme, f)).unwrap();
+    let buf = t.backend().buffer().clone();
+    for cell in buf.content() {
+        assert!(cell.symbol().is_ascii(), "non-ASCII {:?}", cell.symbol());
+        assert_eq!(cell.fg, ratatui::style::Color::Reset);
+        assert_eq!(cell.bg, ratatui::style::Color::Reset);
+    }
 }

@@ -27,12 +27,22 @@ pub struct ScreenArgs {
     /// Most frames drawn per second; nothing is drawn while nothing changes.
     #[arg(long, env = "WMTOP_FPS", default_value_t = 10)]
     pub fps: u32,
-    /// No colours (NO_COLOR is honoured too).
-    #[arg(long)]
+    /// No colours (NO_COLOR is honoured too; plain terminals such as TERM=vt100 get none).
+    #[arg(long, conflicts_with = "color")]
     pub no_color: bool,
-    /// Plain ASCII, for terminals without box-drawing glyphs.
-    #[arg(long, env = "WMTOP_ASCII")]
+    /// Colours even on a terminal that looks plain (TERM=vt100, linux, dumb).
+    #[arg(long)]
+    pub color: bool,
+    /// Plain ASCII, for terminals without box-drawing glyphs (the default on plain ones).
+    #[arg(long, env = "WMTOP_ASCII", conflicts_with = "unicode")]
     pub ascii: bool,
+    /// Box-drawing glyphs even on a terminal that looks plain.
+    #[arg(long)]
+    pub unicode: bool,
+    /// Mouse: the wheel scrolls, a click focuses a pane (off: the terminal keeps
+    /// selecting text as usual).
+    #[arg(long)]
+    pub mouse: bool,
     /// Let the query pane run statements that write.
     #[arg(long)]
     pub allow_writes: bool,
@@ -244,20 +254,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The monitor: the simulator in-process when it is the source, then the TUI.
+/// The monitor: the simulator in-process when it is the source, then the TUI. A signal
+/// that stopped it gives the shell's code for it (129 for SIGHUP, 143 for SIGTERM).
 async fn monitor(settings: &Settings, screen: ScreenArgs) -> anyhow::Result<ExitCode> {
     let (settings, sim) = headless::source::with_simulator(settings, 122).await?;
-    let no_color = screen.no_color || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let flag = |yes: bool, no: bool| match (yes, no) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    let theme = wmtop_tui::terminal::theme(
+        std::env::var("TERM").ok().as_deref(),
+        std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+        wmtop_tui::terminal::LookFlags {
+            color: flag(screen.color, screen.no_color),
+            ascii: flag(screen.ascii, screen.unicode),
+        },
+    );
     let opts = wmtop_tui::TuiOptions {
         fps: screen.fps,
-        color: !no_color,
-        ascii: screen.ascii,
+        theme,
         allow_writes: screen.allow_writes,
+        mouse: screen.mouse,
         simulator: sim.as_ref().map(|s| s.url()),
     };
     let outcome = wmtop_tui::run(&settings, opts).await;
     if let Some(s) = sim {
         s.shutdown().await;
     }
-    outcome.map(|()| ExitCode::SUCCESS)
+    outcome.map(|ended| match ended {
+        wmtop_tui::Ended::Quit => ExitCode::SUCCESS,
+        wmtop_tui::Ended::Signal(n) => ExitCode::from(128 + n as u8),
+        wmtop_tui::Ended::TerminalLost => ExitCode::from(129),
+    })
 }

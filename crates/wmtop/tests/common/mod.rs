@@ -229,6 +229,7 @@ pub fn env_for(s: &Settings) -> Vec<(String, String)> {
             format!("{}s", s.max_wait.0.as_secs()),
         ),
         ("WMTOP_LOG".into(), "info".into()),
+        ("WMTOP_OPS_ADDR".into(), "off".into()),
     ];
     if let (Some(a), Some(k)) = (&s.api_url, &s.keycloak_url) {
         v.push(("WMTOP_API_URL".into(), a.clone()));

@@ -224,6 +224,9 @@ pub(super) async fn control(
                     out2.send(MonitorEvent::Checked(report));
                 });
             }
+            Command::Inspect { name } => super::tools::inspect(&settings, &kafka, &out, name),
+            Command::ListDeadLetters => super::tools::list_dead_letters(&settings, &out),
+            Command::Redrive => super::tools::redrive(&settings, &out),
             Command::Shutdown => break,
         }
     }

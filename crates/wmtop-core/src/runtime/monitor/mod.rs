@@ -1,6 +1,6 @@
 //! The pipeline run live for a front end, and the front end's handle on it ([`start`],
 //! [`Monitor`]): the consumer as a long-lived background task, pausable and restartable
-//! for a replay or a skip (`consumer`), reloads on demand (`reload`), lag samples and
+//! for a replay or a skip (`consumer`), reloads on demand (`reload`), errands for the detail and dead-letter views (`tools`), lag samples and
 //! ClickHouse counts kept fresh (`feeds`), and the loop that carries out commands
 //! (`control`). Front ends send [`Command`]s and receive [`MonitorEvent`]s
 //! (`protocol`) on a bounded channel that never blocks the pipeline: when the front end
@@ -12,6 +12,7 @@ mod feeds;
 mod out;
 mod protocol;
 mod reload;
+mod tools;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -6,12 +6,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::clickhouse::{QueryResult, Stored};
+use crate::clickhouse::{DeadLetterEntry, QueryResult, Stored};
 use crate::kafka::sampler::LagRow;
 use crate::kafka::{ReplayFrom, ReplayPart};
 use crate::load::events::Event;
 use crate::runtime::ops::Ops;
 use crate::source::api::Accounting;
+use crate::tools::inspect::TransactionDetail;
+use crate::tools::redrive::RedriveReport;
 
 /// What a front end asks for.
 #[derive(Clone, Debug)]
@@ -33,6 +35,14 @@ pub enum Command {
     CancelQuery,
     /// Reconcile API, topic and ClickHouse per transaction and hour.
     Check,
+    /// Look at one transaction across the saved fetch, the topic and ClickHouse
+    /// (answered with [`MonitorEvent::Inspected`]).
+    Inspect { name: String },
+    /// List what was set aside (answered with [`MonitorEvent::DeadLetters`]).
+    ListDeadLetters,
+    /// Publish the set-aside messages and records again (answered with
+    /// [`MonitorEvent::Redriven`], then a new listing).
+    Redrive,
     /// Flush, commit and stop everything.
     Shutdown,
 }
@@ -126,6 +136,15 @@ pub enum MonitorEvent {
         result: Result<QueryResult, String>,
         took: Duration,
     },
+    /// What was found for one transaction.
+    Inspected {
+        name: String,
+        detail: Result<TransactionDetail, String>,
+    },
+    /// What is set aside, newest first.
+    DeadLetters(Result<Vec<DeadLetterEntry>, String>),
+    /// A re-drive finished, or failed.
+    Redriven(Result<RedriveReport, String>),
 }
 
 /// Options of a live run.

@@ -1,0 +1,76 @@
+//! The consumer-lag pane's state: the last sample per partition, when it was taken (or
+//! why it failed: then the figures are not current and say so), who holds which
+//! partition, and five minutes of total lag for the sparkline.
+
+use std::collections::VecDeque;
+use std::time::Instant;
+
+use wmtop_core::runtime::monitor::LagRow;
+
+use super::history::{push_sample, HISTORY};
+
+/// The lag pane.
+#[derive(Default)]
+pub struct LagState {
+    pub rows: Vec<LagRow>,
+    /// When the lag was last sampled; None: never, or the last sample failed.
+    pub at: Option<Instant>,
+    /// Why the last sample failed.
+    pub error: Option<String>,
+    pub history: VecDeque<u64>,
+    /// Partitions this wmtop's consumer holds.
+    pub assigned: Vec<i32>,
+    pub selected: usize,
+}
+
+impl LagState {
+    /// A sample, or why there is none; true when what is shown changed.
+    pub fn on_sample(&mut self, sample: Result<Vec<LagRow>, String>) -> bool {
+        match sample {
+            Ok(rows) => {
+                let changed = self.at.is_none() || rows != self.rows;
+                self.rows = rows;
+                self.at = Some(Instant::now());
+                self.error = None;
+                changed
+            }
+            Err(e) => {
+                let changed = self.at.is_some() || self.error.as_ref() != Some(&e);
+                self.at = None;
+                self.error = Some(e);
+                changed
+            }
+        }
+    }
+
+    /// Total lag, if every partition's is known and the sample is current.
+    pub fn total(&self) -> Option<u64> {
+        if self.at.is_none() || self.rows.is_empty() {
+            return None;
+        }
+        self.rows
+            .iter()
+            .map(|l| l.lag.lag.and_then(|n| u64::try_from(n).ok()))
+            .sum()
+    }
+
+    /// Once a second: the sparkline moves on. True when it shows something.
+    pub fn tick(&mut self) -> bool {
+        if let Some(l) = self.total() {
+            push_sample(&mut self.history, l, HISTORY);
+        }
+        self.history.iter().any(|n| *n > 0)
+    }
+
+    /// The selected partition's row, tab-separated, for the clipboard.
+    pub fn selected_text(&self) -> Option<String> {
+        let l = self.rows.get(self.selected)?;
+        Some(format!(
+            "partition\tcommitted\thigh\tlag\n{}\t{}\t{}\t{}",
+            l.lag.partition,
+            l.lag.committed.map_or("none".into(), |c| c.to_string()),
+            l.lag.high,
+            l.lag.lag.map_or("unknown".into(), |n| n.to_string())
+        ))
+    }
+}
