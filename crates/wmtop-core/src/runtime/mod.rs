@@ -1,5 +1,7 @@
 //! The pipeline run live for a front end: the monitor's control of its tasks
-//! ([`monitor`]) and /health and /metrics ([`ops`]).
+//! ([`monitor`]), /health and /metrics ([`ops`]), and giving memory back after a load
+//! ([`memory`]).
 
+pub mod memory;
 pub mod monitor;
 pub mod ops;

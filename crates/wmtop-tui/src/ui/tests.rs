@@ -518,3 +518,119 @@ fn plain_terminals_get_no_colour_codes_or_box_glyphs() {
         assert_eq!(cell.bg, ratatui::style::Color::Reset);
     }
 }
+
+#[test]
+fn the_detail_view_marks_gaps_and_copies_and_shows_the_record_beside_its_rows() {
+    use wmtop_core::tools::inspect::{HourView, MessageRef, TransactionDetail};
+    let mut a = fixed_app();
+    a.on_action(Action::Open);
+    let name = a.detail.as_ref().unwrap().name.clone();
+    let h = |i: i64| 1_767_225_600_000 + i * 3_600_000;
+    let detail = TransactionDetail {
+        name: name.clone(),
+        hours: vec![
+            HourView {
+                hour_ms: h(0),
+                api: Some(1),
+                topic: 1,
+                stored: 1,
+            },
+            HourView {
+                hour_ms: h(1),
+                api: Some(1),
+                topic: 1,
+                stored: 0,
+            },
+            HourView {
+                hour_ms: h(2),
+                api: Some(1),
+                topic: 1,
+                stored: 2,
+            },
+        ],
+        messages: vec![MessageRef {
+            partition: 2,
+            offset: 7,
+            bytes: 11 * 1024 * 1024,
+            at_ms: Some(h(3)),
+            records: 3,
+        }],
+        records: [(
+            h(2),
+            r#"{"timestamp":1767232800000,"totalCount":"5"}"#.to_string(),
+        )]
+        .into(),
+        rows: [(
+            h(2),
+            vec![r#"{"transaction_name":"x","total_count":5}"#.to_string(); 2],
+        )]
+        .into(),
+        ..TransactionDetail::default()
+    };
+    a.on_event(MonitorEvent::Inspected {
+        name,
+        detail: Ok(detail),
+    });
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(
+        text.contains("CH     █x2"),
+        "a gap and a copy marked:\n{text}"
+    );
+    assert!(
+        text.contains("hour 3/3"),
+        "the newest hour with a record is selected:\n{text}"
+    );
+    assert!(text.contains("stored 2 - COPIES"), "{text}");
+    assert!(text.contains("partition 2 offset 7  11.0M"), "{text}");
+    assert!(
+        text.contains("\"totalCount\": \"5\""),
+        "the record as sent:\n{text}"
+    );
+    assert!(text.contains("Rows in ClickHouse: 2 (copies)"), "{text}");
+    a.on_action(Action::Left);
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(text.contains("stored 0"), "{text}");
+    assert!(text.contains("No row stored for this hour."), "{text}");
+}
+
+#[test]
+fn the_dead_letter_view_lists_unserved_messages_first_with_reasons() {
+    use wmtop_core::clickhouse::DeadLetterEntry;
+    use wmtop_core::load::events::Stuck;
+    let mut a = fixed_app();
+    a.on_event(MonitorEvent::Pipeline(Event::Stuck(Stuck {
+        partition: 1,
+        offset: 36,
+        high: 37,
+        size: Some(6_000_000),
+        waited_s: 120,
+    })));
+    a.focus = Pane::Lag;
+    a.on_action(Action::DeadLetters);
+    a.on_event(MonitorEvent::DeadLetters(Ok(vec![DeadLetterEntry {
+        recorded_at: "2026-01-01 00:00:00".into(),
+        scope: "record".into(),
+        topic: "t".into(),
+        kafka_partition: 0,
+        kafka_offset: 12,
+        message_key: "DELETE /api/cart".into(),
+        record_index: 3,
+        reason: "record 3: no usable time (timestamp \"soon\")".into(),
+        payload_bytes: 61,
+        payload_preview: "{\"timestamp\":\"soon\",\"totalCount\":1}".into(),
+    }])));
+    let text = render(&a, 120, 36, PLAIN);
+    let unserved = text.find("UNSERVED").expect("the unserved message listed");
+    let record = text
+        .find("no usable time")
+        .expect("the set-aside record listed");
+    assert!(unserved < record, "{text}");
+    assert!(text.contains("1 unserved, 1 set aside"), "{text}");
+    assert!(text.contains("not served by the broker"), "{text}");
+    a.on_action(Action::Down);
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(
+        text.contains("{\"timestamp\":\"soon\",\"totalCount\":1}"),
+        "the payload preview:\n{text}"
+    );
+}

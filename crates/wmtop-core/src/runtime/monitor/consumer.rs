@@ -42,6 +42,7 @@ pub(super) fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool
                 }
                 Event::Settled(_) => {
                     let _ = counts_dirty.send(true);
+                    crate::runtime::memory::give_back();
                 }
                 Event::InsertRetry { attempt, error } => {
                     out.stage(

@@ -76,6 +76,8 @@ pub(super) async fn run_reload(
         }
         Err(e) => out.stage(Stage::Kafka, StageState::Down, Some(e.to_string())),
     }
+    drop(answer);
+    crate::runtime::memory::give_back();
     out.send(MonitorEvent::Reloading(false));
 }
 
