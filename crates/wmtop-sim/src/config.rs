@@ -44,6 +44,10 @@ pub struct SimConfig {
     pub shape: Shape,
     /// The faults in force when the simulator starts.
     pub faults: Faults,
+    /// Keep the generated data and the last answer between requests: repeats are served
+    /// at once, at the cost of ~100 MB held. Off when the simulator runs inside a monitor
+    /// that stays open, so an idle screen holds only its own figures.
+    pub keep_answers: bool,
 }
 
 impl SimConfig {
@@ -66,6 +70,7 @@ impl SimConfig {
             refresh_ttl: Duration::from_secs(1800),
             shape: Shape::Array,
             faults: Faults::default(),
+            keep_answers: true,
         }
     }
 

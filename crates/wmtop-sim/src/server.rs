@@ -106,14 +106,11 @@ impl State {
         }
     }
 
-    /// The dataset, generated on first use (call from a blocking context).
-    fn data(&self) -> &[SimTransaction] {
-        self.data.get_or_init(|| dataset(&self.cfg))
-    }
-
-    /// The answer body for a window, from the cache when no data fault is set.
+    /// The answer body for a window, from the cache when answers are kept and no data
+    /// fault is set (call from a blocking context).
     fn body(&self, start: i64, end: i64, df: Option<DataFaults>) -> Result<Bytes, String> {
-        if df.is_none() {
+        let keep = self.cfg.keep_answers && df.is_none();
+        if keep {
             let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
             if let Some((s, e, b)) = cache.as_ref() {
                 if (*s, *e) == (start, end) {
@@ -121,10 +118,17 @@ impl State {
                 }
             }
         }
-        let body = wire::body(self.data(), start, end, self.cfg.shape, df)
+        let generated;
+        let data = if self.cfg.keep_answers {
+            self.data.get_or_init(|| dataset(&self.cfg))
+        } else {
+            generated = dataset(&self.cfg);
+            &generated
+        };
+        let body = wire::body(data, start, end, self.cfg.shape, df)
             .map(Bytes::from)
             .map_err(|e| format!("serializing the answer failed: {e}"))?;
-        if df.is_none() {
+        if keep {
             *self.cache.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((start, end, body.clone()));
         }

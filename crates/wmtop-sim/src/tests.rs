@@ -1088,6 +1088,32 @@ async fn window_selects_records_inclusively() {
 }
 
 #[tokio::test]
+async fn answers_not_kept_are_generated_again_byte_for_byte() {
+    let kept = small();
+    let fresh = SimConfig {
+        keep_answers: false,
+        ..small()
+    };
+    let a = spawn(kept.clone()).await.expect("spawn");
+    let b = spawn(fresh.clone()).await.expect("spawn");
+    let (ta, tb) = (login(a.addr).await, login(b.addr).await);
+    let window = full_window(&kept);
+    let from_kept = get_series(a.addr, &ta, &window).await;
+    let first = get_series(b.addr, &tb, &window).await;
+    let second = get_series(b.addr, &tb, &window).await;
+    assert_eq!(first.status, 200);
+    assert!(!first.body.is_empty());
+    assert_eq!(first.body, second.body);
+    assert_eq!(first.body, from_kept.body);
+    assert_eq!(
+        first.json(),
+        Value::Array(expected(&fresh, fresh.start_ms, fresh.end_ms()))
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
 async fn fail_5xx_and_401_count_down() {
     let c = small();
     let sim = spawn(c.clone()).await.expect("spawn");

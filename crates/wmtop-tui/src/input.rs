@@ -21,7 +21,8 @@ pub fn spawn() -> mpsc::Receiver<Event> {
     let (tx, rx) = mpsc::channel(256);
     std::thread::spawn(move || {
         while !tx.is_closed() {
-            match event::poll(Duration::from_millis(250)) {
+            // Long enough to stay idle, short enough to notice a closed channel soon.
+            match event::poll(Duration::from_secs(1)) {
                 Ok(true) => match event::read() {
                     Ok(ev) => {
                         if tx.blocking_send(ev).is_err() {

@@ -457,6 +457,7 @@ async fn a_table_wmtop_cannot_write_is_refused_by_column_before_any_insert() {
     let opts = wmtop_core::load::ConsumeOptions {
         until_idle: Some(Duration::from_secs(1)),
         pause: None,
+        lag: None,
     };
     let summary = wmtop_core::load::run(
         &s,

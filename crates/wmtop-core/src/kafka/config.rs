@@ -45,7 +45,7 @@ pub fn client_config(settings: &Settings, role: Role, quirks: Quirks) -> ClientC
                 .set("enable.auto.offset.store", "false")
                 .set("auto.offset.reset", "earliest")
                 .set("session.timeout.ms", "10000")
-                .set("heartbeat.interval.ms", "1000")
+                .set("heartbeat.interval.ms", "3000")
                 .set("queued.max.messages.kbytes", "32768");
             fetch(&mut c);
         }

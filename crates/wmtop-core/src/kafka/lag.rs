@@ -6,7 +6,13 @@ use std::time::Duration;
 use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+
 use super::client::{Kafka, KafkaOpError, Reader};
+use super::context::KafkaContext;
+
+/// How long one request may take.
+const TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One partition's position.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -29,10 +35,18 @@ impl PartitionLag {
 
 /// Each partition's committed offset, watermarks and lag. Blocking.
 pub fn read(kafka: &Kafka, client: &Reader) -> Result<Vec<PartitionLag>, KafkaOpError> {
-    let topic = kafka.settings().topic.clone();
-    let timeout = Duration::from_secs(2);
+    let parts = partitions(kafka, client)?;
+    read_of(kafka, client, &parts)
+}
+
+/// The topic's partitions, as the broker lists them. Blocking.
+pub fn partitions<C: Consumer<KafkaContext>>(
+    kafka: &Kafka,
+    client: &C,
+) -> Result<Vec<i32>, KafkaOpError> {
+    let topic = &kafka.settings().topic;
     let md = client
-        .fetch_metadata(Some(&topic), timeout)
+        .fetch_metadata(Some(topic), TIMEOUT)
         .map_err(kafka.op("read topic metadata"))?;
     let parts: Vec<i32> = md
         .topics()
@@ -42,28 +56,36 @@ pub fn read(kafka: &Kafka, client: &Reader) -> Result<Vec<PartitionLag>, KafkaOp
         .collect();
     if parts.is_empty() {
         return Err(KafkaOpError::NoTopic {
-            topic,
+            topic: topic.clone(),
             hint: " (yet)",
         });
     }
+    Ok(parts)
+}
+
+/// [`read`] for partitions already listed. Blocking.
+pub fn read_of(
+    kafka: &Kafka,
+    client: &Reader,
+    parts: &[i32],
+) -> Result<Vec<PartitionLag>, KafkaOpError> {
+    let topic = &kafka.settings().topic;
     let mut tpl = TopicPartitionList::new();
-    for p in &parts {
-        tpl.add_partition(&topic, *p);
+    for p in parts {
+        tpl.add_partition(topic, *p);
     }
     let committed = client
-        .committed_offsets(tpl, timeout)
+        .committed_offsets(tpl, TIMEOUT)
         .map_err(kafka.op("read committed offsets"))?;
+    let marks = watermarks(kafka, client, parts)?;
     let mut out = Vec::with_capacity(parts.len());
-    for p in parts {
+    for (&p, (low, high)) in parts.iter().zip(marks) {
         let committed_at = committed
-            .find_partition(&topic, p)
+            .find_partition(topic, p)
             .and_then(|e| match e.offset() {
                 Offset::Offset(o) => Some(o),
                 _ => None,
             });
-        let (low, high) = client
-            .fetch_watermarks(&topic, p, timeout)
-            .map_err(kafka.op("read watermarks"))?;
         let from = committed_at.unwrap_or(low).max(low);
         out.push(PartitionLag {
             partition: p,
@@ -74,4 +96,47 @@ pub fn read(kafka: &Kafka, client: &Reader) -> Result<Vec<PartitionLag>, KafkaOp
         });
     }
     Ok(out)
+}
+
+/// Each partition's low and high watermark, in the order asked: one request per end for
+/// all partitions (the list-offsets request for the earliest and the latest offset,
+/// which is what a watermark query sends for one partition at a time). Blocking.
+pub fn watermarks<C: Consumer<KafkaContext>>(
+    kafka: &Kafka,
+    client: &C,
+    parts: &[i32],
+) -> Result<Vec<(i64, i64)>, KafkaOpError> {
+    let topic = &kafka.settings().topic;
+    let ends = |at: Offset| -> Result<Vec<i64>, KafkaOpError> {
+        let mut tpl = TopicPartitionList::new();
+        for &p in parts {
+            tpl.add_partition_offset(topic, p, at)
+                .map_err(kafka.op("read watermarks"))?;
+        }
+        let got = client
+            .offsets_for_times(tpl, TIMEOUT)
+            .map_err(kafka.op("read watermarks"))?;
+        parts
+            .iter()
+            .map(|&p| {
+                let e = got.find_partition(topic, p).ok_or_else(|| {
+                    kafka.error(
+                        "read watermarks",
+                        KafkaError::OffsetFetch(RDKafkaErrorCode::UnknownPartition),
+                    )
+                })?;
+                e.error().map_err(kafka.op("read watermarks"))?;
+                match e.offset() {
+                    Offset::Offset(o) => Ok(o),
+                    _ => Err(kafka.error(
+                        "read watermarks",
+                        KafkaError::OffsetFetch(RDKafkaErrorCode::OffsetNotAvailable),
+                    )),
+                }
+            })
+            .collect()
+    };
+    let low = ends(Offset::Beginning)?;
+    let high = ends(Offset::End)?;
+    Ok(low.into_iter().zip(high).collect())
 }

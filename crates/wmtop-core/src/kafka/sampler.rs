@@ -9,8 +9,15 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use super::client::{Kafka, KafkaOpError, Reader};
-use super::lag::{read, PartitionLag};
+use super::lag::{self, PartitionLag};
 use super::reader;
+
+/// Samples in a row without any change after which the sampler takes one every two
+/// periods (each sample carries its time, so the figures say how old they are).
+const STEADY_AFTER: u32 = 5;
+
+/// How long a partition list is used before the broker is asked again.
+const RELIST: Duration = Duration::from_secs(30);
 
 /// One partition's lag with its age: how old the oldest uncommitted message is.
 #[derive(Clone, Debug, PartialEq)]
@@ -27,7 +34,8 @@ pub struct LagSample {
     pub rows: Result<Vec<LagRow>, String>,
 }
 
-/// Samples lag every `period` until `stop`, publishing each sample. Oldest ages are
+/// Samples lag every `period` (every two once nothing has moved for five samples) until
+/// `stop`, publishing each sample. Oldest ages are
 /// read (one message peeked per partition with lag, cached per offset) when `ages`.
 pub fn spawn_sampler(
     kafka: Kafka,
@@ -39,29 +47,48 @@ pub fn spawn_sampler(
     tokio::task::JoinHandle<()>,
 ) {
     let (tx, rx) = watch::channel(None);
+    let runtime = tokio::runtime::Handle::current();
+    let mut stop = stop;
     let task = tokio::task::spawn_blocking(move || {
-        let mut clients: Option<(Reader, Option<Reader>)> = None;
+        let mut offsets: Option<Reader> = None;
+        // The reader that peeks at the oldest uncommitted message: made when some
+        // partition has lag, dropped when none has, so an idle monitor keeps no
+        // client (and its threads) it does not use.
+        let mut peek: Option<Reader> = None;
         let mut times: HashMap<(i32, i64), i64> = HashMap::new();
+        let mut parts: Option<(Vec<i32>, Instant)> = None;
+        let mut last: Option<Vec<PartitionLag>> = None;
+        let mut same = 0u32;
         while !*stop.borrow() {
             if kafka.fault().is_some() {
                 // Retrying cannot help; the run that owns the sampler reports why.
                 break;
             }
             let sampled = (|| {
-                if clients.is_none() {
-                    let peek = if ages { Some(kafka.reader()?) } else { None };
-                    clients = Some((kafka.offsets()?, peek));
-                }
-                let Some((c, peek)) = clients.as_ref() else {
-                    return Err(kafka.error("sample lag", rdkafka::error::KafkaError::Canceled));
+                let c = match offsets.take() {
+                    Some(c) => offsets.insert(c),
+                    None => offsets.insert(kafka.offsets()?),
                 };
-                let lags = read(&kafka, c)?;
+                // The partition list is asked for again every half minute (and after
+                // any failed sample), not every second.
+                let listed = match parts.take() {
+                    Some((list, at)) if at.elapsed() < RELIST => (list, at),
+                    _ => (lag::partitions(&kafka, c)?, Instant::now()),
+                };
+                let lags = lag::read_of(&kafka, c, &listed.0)?;
+                parts = Some(listed);
+                let lagging = lags.iter().any(|l| l.lag.is_some_and(|n| n > 0));
+                if !(ages && lagging) {
+                    peek = None;
+                } else if peek.is_none() {
+                    peek = Some(kafka.reader()?);
+                }
                 let now_ms = jiff::Timestamp::now().as_millisecond();
                 Ok(lags
                     .into_iter()
                     .map(|l| {
                         let from = l.position();
-                        let oldest = match (peek, l.lag) {
+                        let oldest = match (&peek, l.lag) {
                             (Some(peek), Some(n)) if n > 0 => {
                                 let cached = times.get(&(l.partition, from)).copied();
                                 cached.or_else(|| {
@@ -82,19 +109,36 @@ pub fn spawn_sampler(
                     .collect())
             })();
             if sampled.is_err() {
-                clients = None;
+                offsets = None;
+                peek = None;
+                parts = None;
             }
             if times.len() > 10_000 {
                 times.clear();
             }
+            let now: Option<Vec<PartitionLag>> = sampled
+                .as_ref()
+                .ok()
+                .map(|rows: &Vec<LagRow>| rows.iter().map(|r| r.lag.clone()).collect());
+            same = if now.is_some() && now == last {
+                same.saturating_add(1)
+            } else {
+                0
+            };
+            last = now;
             let _ = tx.send(Some(LagSample {
                 at: Instant::now(),
                 rows: sampled.map_err(|e: KafkaOpError| e.to_string()),
             }));
-            // Sleep in short steps so a stop is seen quickly.
-            let until = Instant::now() + period;
-            while Instant::now() < until && !*stop.borrow() {
-                std::thread::sleep(Duration::from_millis(100).min(period));
+            // Wait for the next sample, or for a stop (seen at once); with nobody left
+            // to say stop, stop. Nothing has moved for a while: sample half as often.
+            let wait = if same >= STEADY_AFTER {
+                period * 2
+            } else {
+                period
+            };
+            if let Ok(Err(_)) = runtime.block_on(tokio::time::timeout(wait, stop.changed())) {
+                break;
             }
         }
     });

@@ -17,12 +17,14 @@ use tokio::sync::{mpsc, watch};
 use super::batch::Batch;
 use super::drift::DriftWatch;
 use super::events::Events;
+use super::rest::{News, Rest, RESTING_TICK};
 use super::session::Session;
 use super::startup;
 pub use super::summary::ConsumeSummary;
 use super::summary::{finish, interrupted, End};
 use super::verdict::{self, Verdict, WaitedFor};
 use crate::config::Settings;
+use crate::kafka::sampler::LagSample;
 use crate::kafka::KafkaOpError;
 
 /// How a consume run is driven.
@@ -33,6 +35,9 @@ pub struct ConsumeOptions {
     /// While this holds true, the consumer's partitions are paused (nothing is read;
     /// the group membership is kept).
     pub pause: Option<watch::Receiver<bool>>,
+    /// Lag samples the caller already takes (the monitor's sampler): a resting consumer
+    /// learns of new messages from them instead of asking the broker itself.
+    pub lag: Option<watch::Receiver<Option<LagSample>>>,
 }
 
 /// Runs the consumer until `stop` turns true or, with `until_idle`, until the topic has
@@ -87,10 +92,8 @@ pub async fn run(
     };
     let max_wait = settings.max_wait.0;
     let interval = settings.batch_interval.0;
-    let mut tick = tokio::time::interval(
-        (interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250)),
-    );
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let busy_tick = (interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+    let mut next_tick = tokio::time::Instant::now() + busy_tick;
     let drained = interval.min(Duration::from_millis(250));
     let mut progress = verdict::Progress::new(max_wait);
     let mut held: Option<Vec<i32>> = None;
@@ -145,7 +148,10 @@ pub async fn run(
                     progress.reset_clocks();
                 }
             }
-            _ = tick.tick() => {
+            _ = tokio::time::sleep_until(next_tick) => {
+                // A resting consumer has nothing to flush and only looks for news.
+                next_tick = tokio::time::Instant::now()
+                    + if rest.resting { RESTING_TICK } else { busy_tick };
                 // Due: the batch is T old, or the topic is drained (nothing new for a
                 // moment), so a caught-up consumer does not sit on rows for T.
                 let due = r.batch.started.is_some_and(|t| t.elapsed() >= interval)
@@ -190,7 +196,16 @@ pub async fn run(
                     progress.reset_clocks();
                     continue;
                 }
-                let Some(look) = progress.poll(&r.consumer, &topic_name) else { continue };
+                if rest.resting {
+                    match rest.news(opts.lag.as_ref(), &now_held) {
+                        // Nothing new anywhere: no need to ask the broker.
+                        Some(News::Nothing) => continue,
+                        Some(News::Held) => rest.follow(&r.consumer, false),
+                        // New messages elsewhere, or no fresh sample: look as usual.
+                        Some(News::Elsewhere) | None => {}
+                    }
+                }
+                let Some(look) = progress.poll(&r.consumer, &r.kafka) else { continue };
                 if let Some((silent, why)) = &look.broker_silent {
                     if *silent >= max_wait {
                         break End::gave_up_on_kafka(&settings.kafka_brokers, *silent, why.clone());
@@ -258,60 +273,4 @@ pub async fn run(
     }
     r.summary.unknown_fields = r.drift.unknown.iter().cloned().collect();
     finish(r.summary, end, started)
-}
-
-/// How long a caught-up, settled consumer keeps fetching before it rests.
-const REST_AFTER: Duration = Duration::from_secs(3);
-
-/// Fetching at rest: while every partition held is read to its end and landed, the
-/// partitions are paused; the next look that finds one behind resumes them (within the
-/// look's second).
-#[derive(Default)]
-struct Rest {
-    quiet_since: Option<Instant>,
-    resting: bool,
-}
-
-impl Rest {
-    fn follow(&mut self, consumer: &crate::kafka::GroupConsumer, quiet: bool) {
-        if !quiet {
-            self.quiet_since = None;
-            if self.resting {
-                self.set(consumer, false);
-            }
-            return;
-        }
-        let since = *self.quiet_since.get_or_insert_with(Instant::now);
-        if !self.resting && since.elapsed() >= REST_AFTER {
-            self.set(consumer, true);
-        }
-    }
-
-    fn set(&mut self, consumer: &crate::kafka::GroupConsumer, rest: bool) {
-        let Ok(assignment) = consumer.assignment() else {
-            return;
-        };
-        let done = if rest {
-            consumer.pause(&assignment)
-        } else {
-            consumer.resume(&assignment)
-        };
-        match done {
-            Ok(()) => {
-                tracing::debug!(
-                    "{} fetching",
-                    if rest {
-                        "caught up: resting"
-                    } else {
-                        "new messages: resuming"
-                    }
-                );
-                self.resting = rest;
-            }
-            Err(e) => tracing::warn!(
-                "could not {} fetching: {e}",
-                if rest { "rest" } else { "resume" }
-            ),
-        }
-    }
 }

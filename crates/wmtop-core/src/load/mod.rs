@@ -9,6 +9,7 @@ pub mod consumer;
 mod drift;
 pub mod events;
 pub mod land;
+mod rest;
 mod session;
 mod startup;
 mod summary;

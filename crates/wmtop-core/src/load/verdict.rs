@@ -13,7 +13,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::kafka::GroupConsumer;
+use crate::kafka::{lag, GroupConsumer, Kafka};
 use crate::load::events::Stuck;
 
 /// How a run ended.
@@ -101,20 +101,20 @@ impl Progress {
     }
 
     /// Starts a look when due; returns the last finished one, once.
-    pub fn poll(&mut self, consumer: &Arc<GroupConsumer>, topic: &str) -> Option<Look> {
-        if let Some(task) = self.pending.take_if(|t| t.is_finished()) {
+    pub fn poll(&mut self, consumer: &Arc<GroupConsumer>, kafka: &Kafka) -> Option<Look> {
+        let finished = self.pending.take_if(|t| t.is_finished()).map(|task| {
             let got = futures_util::FutureExt::now_or_never(task)
                 .map(|r| r.unwrap_or_else(|e| Err(e.to_string())))
                 .unwrap_or_else(|| Err("the look did not finish".into()));
-            return Some(self.judge(got));
-        }
+            self.judge(got)
+        });
         if self.pending.is_none() && self.last_look.elapsed() >= Duration::from_secs(1) {
             self.last_look = Instant::now();
             let c = Arc::clone(consumer);
-            let t = topic.to_string();
-            self.pending = Some(tokio::task::spawn_blocking(move || positions(&c, &t)));
+            let k = kafka.clone();
+            self.pending = Some(tokio::task::spawn_blocking(move || positions(&k, &c)));
         }
-        None
+        finished
     }
 
     fn judge(&mut self, got: Positions) -> Look {
@@ -159,31 +159,30 @@ impl Progress {
 
 /// Each held partition: (partition, position, high watermark), and every partition of
 /// the topic. Blocking.
-fn positions(consumer: &GroupConsumer, topic: &str) -> Positions {
+fn positions(kafka: &Kafka, consumer: &GroupConsumer) -> Positions {
+    let topic = kafka.settings().topic.as_str();
     let held = consumer.position().map_err(|e| e.to_string())?;
-    let all = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(2))
-        .map_err(|e| e.to_string())?
-        .topics()
+    let all = lag::partitions(kafka, consumer).map_err(|e| e.to_string())?;
+    let held: Vec<(i32, Offset)> = held
+        .elements()
         .iter()
-        .filter(|t| t.name() == topic)
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .filter(|e| e.topic() == topic)
+        .map(|e| (e.partition(), e.offset()))
         .collect();
-    let mut out = Vec::new();
-    for e in held.elements() {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, e.partition(), Duration::from_secs(2))
-            .map_err(|err| format!("partition {}: {err}", e.partition()))?;
+    let ids: Vec<i32> = held.iter().map(|(p, _)| *p).collect();
+    let marks = lag::watermarks(kafka, consumer, &ids).map_err(|e| e.to_string())?;
+    let mut out = Vec::with_capacity(held.len());
+    for ((p, offset), (low, high)) in held.into_iter().zip(marks) {
         // Nothing fetched yet on this partition: the group's committed offset says where
         // it stands, else the start.
-        let at = match e.offset() {
+        let at = match offset {
             Offset::Offset(o) => o,
             _ => {
                 let mut tpl = TopicPartitionList::new();
-                tpl.add_partition(topic, e.partition());
+                tpl.add_partition(topic, p);
                 consumer
                     .committed_offsets(tpl, Duration::from_secs(2))
-                    .map_err(|err| format!("partition {}: {err}", e.partition()))?
+                    .map_err(|err| format!("partition {p}: {err}"))?
                     .elements()
                     .first()
                     .and_then(|c| match c.offset() {
@@ -194,7 +193,7 @@ fn positions(consumer: &GroupConsumer, topic: &str) -> Positions {
                     .max(low)
             }
         };
-        out.push((e.partition(), at, high));
+        out.push((p, at, high));
     }
     Ok((out, all))
 }

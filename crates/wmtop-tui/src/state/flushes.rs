@@ -73,10 +73,12 @@ impl FlushesState {
     }
 
     /// Once a second: the sparkline moves on. True when it shows something.
-    pub fn tick(&mut self) -> bool {
+    /// Adds this second's sample; true while any of the newest `span` is non-zero (the
+    /// sparkline still moves).
+    pub fn tick(&mut self, span: usize) -> bool {
         push_sample(&mut self.per_second, self.this_second, HISTORY);
         self.this_second = 0;
-        self.per_second.iter().any(|n| *n > 0)
+        self.per_second.iter().rev().take(span).any(|n| *n > 0)
     }
 
     /// The selected flush, tab-separated, for the clipboard.

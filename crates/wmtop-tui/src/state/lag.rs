@@ -3,11 +3,14 @@
 //! partition, and five minutes of total lag for the sparkline.
 
 use std::collections::VecDeque;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wmtop_core::runtime::monitor::LagRow;
 
 use super::history::{push_sample, HISTORY};
+
+/// A sample older than this is shown with its age.
+pub const LATE_AFTER: Duration = Duration::from_secs(5);
 
 /// The lag pane.
 #[derive(Default)]
@@ -43,6 +46,14 @@ impl LagState {
         }
     }
 
+    /// How old the last sample is, once it is older than samples normally get (one
+    /// every one or two seconds): the pane then says so.
+    pub fn late(&self) -> Option<Duration> {
+        self.at
+            .map(|at| at.elapsed())
+            .filter(|age| *age >= LATE_AFTER)
+    }
+
     /// Total lag, if every partition's is known and the sample is current.
     pub fn total(&self) -> Option<u64> {
         if self.at.is_none() || self.rows.is_empty() {
@@ -55,11 +66,13 @@ impl LagState {
     }
 
     /// Once a second: the sparkline moves on. True when it shows something.
-    pub fn tick(&mut self) -> bool {
+    /// Adds this second's sample; true while any of the newest `span` is non-zero (the
+    /// sparkline still moves).
+    pub fn tick(&mut self, span: usize) -> bool {
         if let Some(l) = self.total() {
             push_sample(&mut self.history, l, HISTORY);
         }
-        self.history.iter().any(|n| *n > 0)
+        self.history.iter().rev().take(span).any(|n| *n > 0)
     }
 
     /// The selected partition's row, tab-separated, for the clipboard.

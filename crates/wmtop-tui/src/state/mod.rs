@@ -146,6 +146,11 @@ pub struct App {
     pub dirty: bool,
     /// The clock texts last drawn.
     shown_clock: (String, String),
+    /// The lag sample's age as last shown (only once it is late).
+    shown_late: Option<u64>,
+    /// The widest sparkline in the last frame (samples shown): once the newest this many
+    /// samples are all zero, a new second changes nothing on screen and needs no frame.
+    pub spark_span: std::cell::Cell<usize>,
     pub quit: bool,
     pub log_path: PathBuf,
     pub allow_writes: bool,
@@ -177,6 +182,8 @@ impl App {
             unknown_fields: Vec::new(),
             dirty: true,
             shown_clock: Default::default(),
+            shown_late: None,
+            spark_span: std::cell::Cell::new(history::HISTORY),
             quit: false,
             log_path: config.log_path,
             allow_writes: config.allow_writes,
@@ -250,13 +257,19 @@ impl App {
     /// Called once a second: sparklines move, old messages go, the clock is redrawn
     /// only when what it shows changed.
     pub fn tick(&mut self) {
-        let moving = self.flushes.tick() | self.lag.tick();
+        let span = self.spark_span.get();
+        let moving = self.flushes.tick(span) | self.lag.tick(span);
         if self
             .message
             .as_ref()
             .is_some_and(|(_, at)| at.elapsed() > MESSAGE_FOR)
         {
             self.message = None;
+            self.dirty = true;
+        }
+        let late = self.lag.late().map(|d| d.as_secs());
+        if late != self.shown_late {
+            self.shown_late = late;
             self.dirty = true;
         }
         let clock = self.clock();

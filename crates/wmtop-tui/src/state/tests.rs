@@ -154,6 +154,26 @@ fn an_unchanged_sample_does_not_redraw() {
 }
 
 #[test]
+fn a_sparkline_moves_only_while_its_shown_span_holds_data() {
+    let mut a = app();
+    a.spark_span.set(4);
+    a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(7))])));
+    a.tick();
+    a.on_event(MonitorEvent::Lag(Ok(vec![lag(0, Some(0))])));
+    // The 7 scrolls along the shown four seconds, one frame each ...
+    for second in 1..4 {
+        a.dirty = false;
+        a.tick();
+        assert!(a.dirty, "second {second}: the 7 is still shown and moves");
+    }
+    // ... and once it has scrolled off, a second changes nothing.
+    a.dirty = false;
+    a.tick();
+    assert!(!a.dirty, "only zeros are shown");
+    assert_eq!(a.lag.history.iter().filter(|n| **n == 7).count(), 1);
+}
+
+#[test]
 fn each_stage_keeps_its_own_last_error_until_it_is_ok() {
     let mut a = app();
     let stage = |a: &mut App, stage, state, error: Option<&str>| {

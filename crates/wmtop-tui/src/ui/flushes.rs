@@ -140,5 +140,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
             );
         }
     }
+    app.spark_span
+        .set(app.spark_span.get().max(usize::from(spark_area.width)));
     sparkline(f, spark_area, theme, "rows/s", &fl.per_second, theme.ok());
 }

@@ -14,10 +14,17 @@ use crate::text::{fit, short_duration};
 
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let lag = &app.lag;
-    let title = match lag.total() {
+    let mut title = match lag.total() {
         Some(t) => format!("{} - total {t}", Pane::Lag.title()),
         None => format!("{} - total unknown", Pane::Lag.title()),
     };
+    if let Some(age) = lag.late() {
+        let age = match age.as_secs() {
+            s @ 0..60 => format!("{s}s"),
+            _ => short_duration(age),
+        };
+        title.push_str(&format!(", sampled {age} ago"));
+    }
     let focused = app.focus == Pane::Lag;
     let block = theme.block(title, focused, area.width);
     let inner = block.inner(area);
@@ -102,6 +109,8 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let selected = focused.then(|| lag.selected - start);
     let hidden = table(f, table_area, theme, &cols, &rows, selected);
     note_hidden(f, area, theme, hidden);
+    app.spark_span
+        .set(app.spark_span.get().max(usize::from(spark_area.width)));
     sparkline(
         f,
         spark_area,

@@ -120,6 +120,7 @@ fn tab_label(p: Pane) -> String {
 /// Draws the whole screen.
 pub fn draw(app: &App, theme: Theme, f: &mut Frame) {
     let area = f.area();
+    app.spark_span.set(0);
     let areas = layout(area, app.focus);
     status::draw(app, theme, f, areas.status);
     match app.view {

@@ -288,6 +288,20 @@ fn unknown_lag_is_said_not_shown_as_a_number() {
     assert!(text.contains("unknown"));
 }
 
+#[test]
+fn a_late_lag_sample_shows_its_age() {
+    let mut a = fixed_app();
+    a.focus = Pane::Lag;
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(
+        !text.contains("sampled"),
+        "a fresh sample needs no age: {text}"
+    );
+    a.lag.at = a.lag.at.map(|at| at - std::time::Duration::from_secs(8));
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(text.contains("sampled 8s ago"), "{text}");
+}
+
 /// Names as long as real ones get.
 const LONG: [&str; 3] = [
     "GET /api/v2/merchant-settlements/{settlementId}/reconciliation-report",

@@ -68,6 +68,7 @@ pub async fn consume(settings: &Settings, a: ConsumeArgs) -> anyhow::Result<Exit
     let opts = ConsumeOptions {
         until_idle: a.until_idle.map(Duration::from_secs_f64),
         pause: None,
+        lag: None,
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
     let observer = Arc::clone(&ops);

@@ -70,6 +70,7 @@ async fn run_steps(
     let opts = ConsumeOptions {
         until_idle: Some(Duration::from_secs_f64(a.idle)),
         pause: None,
+        lag: None,
     };
     let summary = load::run(settings, opts, signals.stop.clone(), Events::default()).await;
     let consume_ms = consumed_at.elapsed().as_millis() as u64;

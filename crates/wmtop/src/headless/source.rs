@@ -51,6 +51,9 @@ pub async fn with_simulator(
     let password = random_password();
     let mut cfg = sim_config(settings, password.clone())?;
     cfg.transactions = transactions;
+    // The series are asked for once per load: holding them between loads would keep
+    // ~100 MB in a monitor left open.
+    cfg.keep_answers = false;
     let handle = wmtop_sim::spawn(cfg)
         .await
         .context("starting the simulator")?;

@@ -161,6 +161,7 @@ pub async fn consume_until_idle(s: &Settings, idle: Duration) -> ConsumeSummary 
     let opts = ConsumeOptions {
         until_idle: Some(idle),
         pause: None,
+        lag: None,
     };
     let summary = load::run(s, opts, never(), Events::default()).await;
     assert_eq!(summary.verdict, Verdict::Done, "{summary:?}");

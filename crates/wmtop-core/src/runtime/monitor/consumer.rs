@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 use super::out::Out;
 use super::protocol::{MonitorEvent, Stage, StageState};
 use crate::config::Settings;
+use crate::kafka::sampler::LagSample;
 use crate::load::events::{Event, Events};
 use crate::load::{self, ConsumeOptions, Verdict};
 use crate::net::retry;
@@ -63,6 +64,7 @@ pub(super) fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool
 pub(super) fn spawn_consumer(
     settings: &Settings,
     pause: watch::Receiver<bool>,
+    lag: watch::Receiver<Option<LagSample>>,
     events: Events,
     out: Out,
 ) -> ConsumerTask {
@@ -76,6 +78,7 @@ pub(super) fn spawn_consumer(
             let opts = ConsumeOptions {
                 until_idle: None,
                 pause: Some(pause.clone()),
+                lag: Some(lag.clone()),
             };
             let summary = load::run(&settings, opts, stop.clone(), events.clone()).await;
             if matches!(summary.verdict, Verdict::Done | Verdict::Interrupted) {

@@ -56,19 +56,20 @@ pub(super) async fn control(
     let (counts_dirty_tx, counts_dirty_rx) = watch::channel(true);
     let (stop_all_tx, stop_all) = watch::channel(false);
     let consumer_events = forward_consumer_events(out.clone(), counts_dirty_tx);
-    let mut consumer = Some(spawn_consumer(
-        &settings,
-        pause_rx.clone(),
-        consumer_events.clone(),
-        out.clone(),
-    ));
     let (samples, sampler_task) = sampler::spawn_sampler(
         kafka.clone(),
         Duration::from_secs(1),
         true,
         stop_all.clone(),
     );
-    let lag_task = tokio::spawn(forward_lag(samples, out.clone()));
+    let mut consumer = Some(spawn_consumer(
+        &settings,
+        pause_rx.clone(),
+        samples.clone(),
+        consumer_events.clone(),
+        out.clone(),
+    ));
+    let lag_task = tokio::spawn(forward_lag(samples.clone(), out.clone()));
     let counts_task = tokio::spawn(refresh_counts(
         settings.clone(),
         out.clone(),
@@ -125,6 +126,7 @@ pub(super) async fn control(
                 consumer = Some(spawn_consumer(
                     &settings,
                     pause_rx.clone(),
+                    samples.clone(),
                     consumer_events.clone(),
                     out.clone(),
                 ));
@@ -149,6 +151,7 @@ pub(super) async fn control(
                 consumer = Some(spawn_consumer(
                     &settings,
                     pause_rx.clone(),
+                    samples.clone(),
                     consumer_events.clone(),
                     out.clone(),
                 ));
