@@ -18,10 +18,13 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let Some(d) = &app.detail else { return };
     let title = match d.detail() {
         Some(t) => format!(
-            "{} - {} hours, {} messages on the topic, {} set aside (Esc back)",
+            "{} - {} hours, {} on the topic, {} set aside (Esc back)",
             d.name,
             t.hours.len(),
-            t.messages.len(),
+            match t.messages.len() {
+                1 => "1 message".to_string(),
+                n => format!("{n} messages"),
+            },
             t.set_aside.len()
         ),
         None => format!("{} (Esc back)", d.name),
