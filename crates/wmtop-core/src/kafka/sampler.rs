@@ -65,9 +65,9 @@ pub fn spawn_sampler(
                 break;
             }
             let sampled = (|| {
-                let c = match offsets.take() {
-                    Some(c) => offsets.insert(c),
-                    None => offsets.insert(kafka.offsets()?),
+                let c: &Reader = match &mut offsets {
+                    Some(c) => c,
+                    empty => empty.insert(kafka.offsets()?),
                 };
                 // The partition list is asked for again every half minute (and after
                 // any failed sample), not every second.
