@@ -72,53 +72,46 @@ impl End {
         }
     }
 
-    /// A wait for ClickHouse that did not succeed.
-    pub(super) fn from_clickhouse(e: WaitError<ChError>, url: &str) -> End {
+    /// A wait that did not succeed: stopped, refused for good, or given up on (which
+    /// `gave_up` describes, from how long it waited and the last error).
+    fn from_wait<E: std::fmt::Display>(
+        e: WaitError<E>,
+        gave_up: impl FnOnce(Duration, String) -> End,
+    ) -> End {
         match e {
-            WaitError::Stopped => End {
-                verdict: Verdict::Interrupted,
-                waited_for: None,
-                error: None,
-            },
+            WaitError::Stopped => interrupted(),
             WaitError::Permanent(e) => End {
                 verdict: Verdict::Failed,
                 waited_for: None,
                 error: Some(e.to_string()),
             },
-            WaitError::GaveUp { waited, last } => End {
-                verdict: Verdict::GaveUp,
-                waited_for: Some(WaitedFor {
-                    what: "clickhouse",
-                    server: url.to_string(),
-                    partition: None,
-                    offset: None,
-                    high: None,
-                    size: None,
-                    waited_s: waited.as_secs(),
-                    reason: last.to_string(),
-                }),
-                error: Some(last.to_string()),
-            },
+            WaitError::GaveUp { waited, last } => gave_up(waited, last.to_string()),
         }
+    }
+
+    /// A wait for ClickHouse that did not succeed.
+    pub(super) fn from_clickhouse(e: WaitError<ChError>, url: &str) -> End {
+        End::from_wait(e, |waited, last| End {
+            verdict: Verdict::GaveUp,
+            waited_for: Some(WaitedFor {
+                what: "clickhouse",
+                server: url.to_string(),
+                partition: None,
+                offset: None,
+                high: None,
+                size: None,
+                waited_s: waited.as_secs(),
+                reason: last.clone(),
+            }),
+            error: Some(last),
+        })
     }
 
     /// A wait for Kafka that did not succeed.
     pub(super) fn from_kafka(e: WaitError<KafkaOpError>, brokers: &str) -> End {
-        match e {
-            WaitError::Stopped => End {
-                verdict: Verdict::Interrupted,
-                waited_for: None,
-                error: None,
-            },
-            WaitError::Permanent(e) => End {
-                verdict: Verdict::Failed,
-                waited_for: None,
-                error: Some(e.to_string()),
-            },
-            WaitError::GaveUp { waited, last } => {
-                End::gave_up_on_kafka(brokers, waited, last.to_string())
-            }
-        }
+        End::from_wait(e, |waited, last| {
+            End::gave_up_on_kafka(brokers, waited, last)
+        })
     }
 
     /// The brokers did not answer for `waited`.

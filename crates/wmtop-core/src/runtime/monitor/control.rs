@@ -62,13 +62,17 @@ pub(super) async fn control(
         true,
         stop_all.clone(),
     );
-    let mut consumer = Some(spawn_consumer(
-        &settings,
-        pause_rx.clone(),
-        samples.clone(),
-        consumer_events.clone(),
-        out.clone(),
-    ));
+    // The consumer, started again the same way after a replay or a skip.
+    let start_consumer = || {
+        spawn_consumer(
+            &settings,
+            pause_rx.clone(),
+            samples.clone(),
+            consumer_events.clone(),
+            out.clone(),
+        )
+    };
+    let mut consumer = Some(start_consumer());
     let lag_task = tokio::spawn(forward_lag(samples.clone(), out.clone()));
     let counts_task = tokio::spawn(refresh_counts(
         settings.clone(),
@@ -123,13 +127,7 @@ pub(super) async fn control(
                     .map_err(|e| e.to_string())
                     .and_then(|r| r.map_err(|e| e.to_string()));
                 out.send(MonitorEvent::Replayed(applied.map(|()| messages)));
-                consumer = Some(spawn_consumer(
-                    &settings,
-                    pause_rx.clone(),
-                    samples.clone(),
-                    consumer_events.clone(),
-                    out.clone(),
-                ));
+                consumer = Some(start_consumer());
             }
             Command::Skip { partition, offset } => {
                 if let Some(c) = consumer.take() {
@@ -148,13 +146,7 @@ pub(super) async fn control(
                 out.send(MonitorEvent::Skipped(
                     result.map(|s| (s.partition, s.offset)),
                 ));
-                consumer = Some(spawn_consumer(
-                    &settings,
-                    pause_rx.clone(),
-                    samples.clone(),
-                    consumer_events.clone(),
-                    out.clone(),
-                ));
+                consumer = Some(start_consumer());
             }
             Command::Pause(p) => {
                 let _ = pause_tx.send(p);
