@@ -410,9 +410,8 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
 }
 
 /// The topic holding the `scale`x dataset for the load and ceiling runs: filled once and
-/// reused by later runs while it holds exactly the dataset (topics are never deleted:
-/// on tansu, deleting one topic deletes them all). Returns the time filling took, if it
-/// had to be filled.
+/// reused by later runs while it holds exactly the dataset. Returns the time filling took,
+/// if it had to be filled.
 async fn prefill(
     settings: &Settings,
     scale: usize,

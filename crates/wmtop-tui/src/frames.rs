@@ -9,6 +9,7 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use wmtop_core::clickhouse::{QueryResult, Stored};
+use wmtop_core::kafka::sampler::Holder;
 use wmtop_core::kafka::PartitionLag;
 use wmtop_core::load::events::Event;
 use wmtop_core::runtime::monitor::{LagRow, MonitorEvent, Stage, StageState};
@@ -160,6 +161,8 @@ fn step(app: &mut App, i: usize) {
                 lag: Some((i as i64 * (p as i64 + 1)) % 40),
             },
             oldest_age: Some(Duration::from_secs((i % 90) as u64)),
+            holder: Holder::This,
+            replicas: None,
         })
         .collect())));
     app.tick();

@@ -104,6 +104,8 @@ fn load_through_the_secured_stack(mechanism: SaslMechanism, name: &str) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt.block_on(start_sim(sim_config(122, 288)));
     let s = secure_settings(name, Some(&sim.url()), mechanism);
+    // The loader users may not create topics: the topic exists, as on a managed cluster.
+    create_topic(&s, 3, 1, &[]);
     let (out, _) = run(wmtop(&s, &["produce"]));
     assert!(
         out.status.success(),
@@ -246,6 +248,7 @@ fn a_read_only_user_queries_and_checks_and_loading_names_the_missing_grant() {
     let sim = rt.block_on(start_sim(sim_config(6, 24)));
     // Load as the loader first.
     let loader = secure_settings("secro", Some(&sim.url()), SaslMechanism::ScramSha512);
+    create_topic(&loader, 3, 1, &[]);
     let (out, _) = run(wmtop(&loader, &["produce"]));
     assert!(
         out.status.success(),
@@ -308,5 +311,62 @@ fn a_read_only_user_queries_and_checks_and_loading_names_the_missing_grant() {
         )),
         "{all}"
     );
+    rt.block_on(sim.shutdown());
+}
+
+#[test]
+fn the_acls_hold_a_missing_topic_names_create_and_a_user_without_read_on_the_group_is_told() {
+    let env = secure_env();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(start_sim(sim_config(4, 24)));
+    let loader = secure_settings("secacl", Some(&sim.url()), SaslMechanism::ScramSha256);
+    // The loader may not create topics: the missing permission is named, at once.
+    fails_clearly(
+        &loader,
+        &["produce"],
+        &[
+            &format!("creating topic {} was refused", loader.topic),
+            "Topic authorization failed",
+            "it needs the CREATE permission",
+        ],
+        &[],
+    );
+    create_topic(&loader, 3, 1, &[]);
+    let (out, _) = run(wmtop(&loader, &["produce"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(json(&out)["messages_delivered"], 4);
+    // A user that may only describe: consuming is refused on the group, by name.
+    let mut describer = loader.clone();
+    describer.kafka_sasl_mechanism = Some(SaslMechanism::ScramSha512);
+    describer.kafka_sasl_username = Some(env["WMTOP_SECURE_DESCRIBER_USER"].clone());
+    describer.kafka_sasl_password = Some(wmtop_core::config::secret::Secret::new(
+        env["WMTOP_SECURE_DESCRIBER_PASSWORD"].clone(),
+    ));
+    fails_clearly(
+        &describer,
+        &["consume", "--until-idle", "2"],
+        &[
+            &format!(
+                "user wmtop_describer may not use consumer group {}",
+                describer.group
+            ),
+            &format!("it needs the READ permission on group {}", describer.group),
+            "\"verdict\":\"failed\"",
+        ],
+        &[],
+    );
+    // The loader reads it all.
+    let (out, _) = run(wmtop(&loader, &["consume", "--until-idle", "2"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer = wmtop_core::source::api::read_answer(&loader.last_fetch_path()).unwrap();
+    rt.block_on(assert_exact(&loader, &expected_rows(&answer)));
     rt.block_on(sim.shutdown());
 }

@@ -118,16 +118,17 @@ fn tx(name: &str, hour: i64, count: i64) -> Vec<u8> {
 fn a_message_the_broker_never_serves_is_named_then_skipped_and_kept_as_a_dead_letter() {
     let s = settings("v_stuck", None);
     let rt = tokio::runtime::Runtime::new().unwrap();
-    // A good message, one of 6 MB (the local broker takes it and never serves it), and a
-    // good one behind it, all on partition 0.
+    // A good message, one of 12 MB (the topic takes it; it is more than wmtop's consumer
+    // can receive in one fetch, so the broker never serves it to wmtop), and a good one
+    // behind it, all on partition 0.
+    create_topic(&s, 1, 1, &["max.message.bytes=16777216"]);
     rt.block_on(async {
-        Kafka::new(&s).ready().await.unwrap();
         let producer: FutureProducer = rdkafka::ClientConfig::new()
             .set("bootstrap.servers", &s.kafka_brokers)
-            .set("message.max.bytes", "10485760")
+            .set("message.max.bytes", "16777216")
             .create()
             .unwrap();
-        let big = vec![b' '; 6_000_000];
+        let big = vec![b' '; 12_000_000];
         for (key, payload) in [
             ("GET /a", tx("GET /a", 0, 1)),
             ("big", big),
@@ -163,6 +164,16 @@ fn a_message_the_broker_never_serves_is_named_then_skipped_and_kept_as_a_dead_le
         "{line}"
     );
     assert_eq!(line["stuck"][0]["offset"], 1);
+    // Why: the broker's answer is more than the consumer receives, by its size.
+    let size = w["size"].as_u64().unwrap_or(0);
+    assert!(size > 12_000_000, "{line}");
+    assert!(
+        w["reason"]
+            .as_str()
+            .unwrap()
+            .contains("receive.message.max.bytes"),
+        "{line}"
+    );
     assert!(stderr.contains("dead-letters --skip 0:1"), "{stderr}");
     assert_eq!(rt.block_on(rows_in_clickhouse(&s)).get("GET /a"), Some(&1));
 

@@ -1,8 +1,8 @@
-//! The Kafka handle of a run: it knows the settings, the broker's workarounds (asked of
-//! the broker by [`Kafka::identify`]) and the errors retrying cannot fix, and makes every
-//! client from the one configuration builder; and the errors of Kafka operations.
+//! The Kafka handle of a run: it knows the settings and the errors retrying cannot fix,
+//! and makes every client from the one configuration builder; and the errors of Kafka
+//! operations.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::AdminClient;
@@ -12,7 +12,6 @@ use rdkafka::producer::FutureProducer;
 
 use super::config::client_config;
 use super::context::{Fault, KafkaContext};
-use super::quirks::{self, Quirks};
 use super::role::Role;
 use crate::config::Settings;
 
@@ -88,16 +87,14 @@ fn words(e: &KafkaError) -> String {
 pub struct Kafka {
     settings: Arc<Settings>,
     context: KafkaContext,
-    quirks: Arc<Mutex<Quirks>>,
 }
 
 impl Kafka {
-    /// No I/O yet: the broker is asked what it is by [`Kafka::identify`].
+    /// No I/O yet: [`Kafka::identify`] is the first request.
     pub fn new(settings: &Settings) -> Kafka {
         Kafka {
             settings: Arc::new(settings.clone()),
             context: KafkaContext::default(),
-            quirks: Arc::new(Mutex::new(Quirks::none())),
         }
     }
 
@@ -105,19 +102,14 @@ impl Kafka {
         &self.settings
     }
 
-    /// The workarounds in force.
-    pub fn quirks(&self) -> Quirks {
-        self.quirks.lock().map(|q| *q).unwrap_or_default()
-    }
-
     /// The error retrying cannot fix, if one was seen.
     pub fn fault(&self) -> Option<Fault> {
         self.context.fault()
     }
 
-    /// The group as the broker last described it to this run's group consumer.
-    pub fn group_view(&self) -> Option<quirks::GroupView> {
-        self.context.group_view()
+    /// The largest broker answer a client refused for its size, if one was.
+    pub fn oversized(&self) -> Option<u64> {
+        self.context.oversized()
     }
 
     /// The error for a failed action: the permanent fault behind it when there is one.
@@ -132,6 +124,40 @@ impl Kafka {
         }
     }
 
+    /// An authorization error in words, naming what was refused to whom and the
+    /// permission it needs; None for any other error. Retrying cannot fix it.
+    pub fn denied(&self, e: &KafkaError) -> Option<KafkaOpError> {
+        use rdkafka::error::RDKafkaErrorCode as C;
+        let s = &*self.settings;
+        let code = e.rdkafka_error_code()?;
+        let (what, needs) = match code {
+            C::GroupAuthorizationFailed => (
+                format!("consumer group {}", s.group),
+                format!("the READ permission on group {}", s.group),
+            ),
+            C::TopicAuthorizationFailed => (
+                format!("topic {}", s.topic),
+                format!(
+                    "the READ permission on topic {} to consume it (WRITE to publish)",
+                    s.topic
+                ),
+            ),
+            C::ClusterAuthorizationFailed => (
+                "the cluster".to_string(),
+                "a cluster permission for this request".to_string(),
+            ),
+            _ => return None,
+        };
+        let who = s
+            .kafka_sasl_username
+            .as_deref()
+            .map_or("this client".to_string(), |u| format!("user {u}"));
+        Some(KafkaOpError::Refused(format!(
+            "Kafka at {}: {who} may not use {what} ({code}): it needs {needs}",
+            s.kafka_brokers
+        )))
+    }
+
     /// A closure for `map_err`.
     pub fn op(&self, action: &'static str) -> impl FnOnce(KafkaError) -> KafkaOpError + '_ {
         move |e| self.error(action, e)
@@ -139,13 +165,19 @@ impl Kafka {
 
     /// The properties for a client of this role.
     pub fn config(&self, role: Role) -> rdkafka::ClientConfig {
-        client_config(&self.settings, role, self.quirks())
+        client_config(&self.settings, role)
     }
 
-    /// Asks the broker for its cluster id and turns on the local broker's workarounds
-    /// if it is that broker. Blocking. Fails (permanently where the context saw a
-    /// refused login or a bad certificate) when the brokers cannot be reached.
-    pub fn identify(&self, timeout: Duration) -> Result<Quirks, KafkaOpError> {
+    /// The client id the brokers see for this run's clients (`wmtop@HOST/PID` unless the
+    /// user set `client.id`): a group member with it is this process.
+    pub fn client_id(&self) -> String {
+        super::config::client_id(&self.settings)
+    }
+
+    /// Asks the brokers for the cluster's metadata and id; returns the id (None where the
+    /// broker reports none). Blocking. Fails (permanently where the context saw a refused
+    /// login or a bad certificate) when the brokers cannot be reached.
+    pub fn identify(&self, timeout: Duration) -> Result<Option<String>, KafkaOpError> {
         let admin: Reader = self.create(Role::Offsets, "create client")?;
         // Ask in short steps, so a refused login or a bad certificate (seen by the
         // context within milliseconds) ends the wait at once.
@@ -162,19 +194,7 @@ impl Kafka {
                 }
             }
         }
-        let id = admin.client().fetch_cluster_id(timeout);
-        let q = Quirks::from_cluster_id(id.as_deref());
-        if q.is_local_broker() {
-            tracing::info!(
-                "Kafka at {}: the local broker (cluster id {:?}): its workarounds are on",
-                self.settings.kafka_brokers,
-                id.unwrap_or_default()
-            );
-        }
-        if let Ok(mut slot) = self.quirks.lock() {
-            *slot = q;
-        }
-        Ok(q)
+        Ok(admin.client().fetch_cluster_id(timeout))
     }
 
     fn create<C: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(

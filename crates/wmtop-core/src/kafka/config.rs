@@ -6,18 +6,41 @@
 
 use rdkafka::ClientConfig;
 
-use super::quirks::Quirks;
 use super::role::Role;
 use crate::config::Settings;
 
 /// The largest message wmtop produces or reads (10 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 10 * 1024 * 1024;
 
+/// The client id every client of this process gives the brokers: `wmtop@HOST/PID`, so a
+/// group's members say which host and process they are (a `-X client.id=…` replaces it).
+pub fn process_client_id() -> String {
+    format!("wmtop@{}/{}", host_name(), std::process::id())
+}
+
+/// This machine's host name, as the kernel reports it ("unknown" when it cannot).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// The client id the brokers see for `settings`: the user's `client.id` if given, else
+/// [`process_client_id`].
+pub fn client_id(settings: &Settings) -> String {
+    settings
+        .kafka_options
+        .get("client.id")
+        .map_or_else(process_client_id, str::to_string)
+}
+
 /// The librdkafka properties for a client of this role.
-pub fn client_config(settings: &Settings, role: Role, quirks: Quirks) -> ClientConfig {
+pub fn client_config(settings: &Settings, role: Role) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &settings.kafka_brokers)
-        .set("client.id", "wmtop")
+        .set("client.id", process_client_id())
         .set("socket.keepalive.enable", "true")
         // Routed through wmtop's logger by the client context.
         .set("log_level", "6");
@@ -65,7 +88,6 @@ pub fn client_config(settings: &Settings, role: Role, quirks: Quirks) -> ClientC
         }
         Role::Admin => {}
     }
-    quirks.apply(role, &mut c);
     for (k, v) in settings.kafka_options.iter() {
         c.set(k, v);
     }
@@ -129,32 +151,47 @@ mod tests {
             Role::Offsets,
             Role::Admin,
         ] {
-            for quirks in [Quirks::none(), Quirks::local_broker()] {
-                let c = client_config(&s, role, quirks);
-                assert_eq!(c.get("security.protocol"), Some("SASL_SSL"), "{role:?}");
-                assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
-                assert_eq!(c.get("sasl.username"), Some("alice"));
-                assert_eq!(c.get("sasl.password"), Some("pw-xyz"));
-                assert_eq!(c.get("ssl.ca.location"), Some("/etc/ca.pem"));
-                assert_eq!(c.get("client.rack"), Some("r1"));
-                // The user's -X wins over wmtop's own tuning, quirks included.
-                assert_eq!(c.get("fetch.wait.max.ms"), Some("250"), "{role:?}");
-            }
+            let c = client_config(&s, role);
+            assert_eq!(c.get("security.protocol"), Some("SASL_SSL"), "{role:?}");
+            assert_eq!(c.get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+            assert_eq!(c.get("sasl.username"), Some("alice"));
+            assert_eq!(c.get("sasl.password"), Some("pw-xyz"));
+            assert_eq!(c.get("ssl.ca.location"), Some("/etc/ca.pem"));
+            assert_eq!(c.get("client.rack"), Some("r1"));
+            // The user's -X wins over wmtop's own tuning.
+            assert_eq!(c.get("fetch.wait.max.ms"), Some("250"), "{role:?}");
         }
-        let g = client_config(&s, Role::Group, Quirks::none());
+        let g = client_config(&s, Role::Group);
         assert_eq!(g.get("group.id"), Some("wmtop"));
         assert_eq!(g.get("enable.auto.commit"), Some("false"));
-        let r = client_config(&s, Role::Reader, Quirks::none());
+        let r = client_config(&s, Role::Reader);
         assert_eq!(r.get("group.id"), Some("wmtop-reader"));
     }
 
     #[test]
-    fn the_short_fetch_wait_is_for_the_local_broker_only() {
+    fn every_broker_gets_the_same_properties_and_the_client_id_names_host_and_process() {
         let s = Settings::defaults();
-        let plain = client_config(&s, Role::Group, Quirks::none());
-        assert_eq!(plain.get("fetch.wait.max.ms"), None, "librdkafka's default");
-        let local = client_config(&s, Role::Group, Quirks::local_broker());
-        assert_eq!(local.get("fetch.wait.max.ms"), Some("50"));
-        assert_eq!(plain.get("security.protocol"), Some("PLAINTEXT"));
+        let c = client_config(&s, Role::Group);
+        assert_eq!(c.get("fetch.wait.max.ms"), None, "librdkafka's default");
+        assert_eq!(c.get("debug"), None);
+        assert_eq!(c.get("security.protocol"), Some("PLAINTEXT"));
+        let id = c.get("client.id").unwrap().to_string();
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+        assert_eq!(id, format!("wmtop@{}/{}", host.trim(), std::process::id()));
+        assert_eq!(client_id(&s), id);
+        // -X client.id=… replaces it, for every client and for who "this wmtop" is.
+        let args = CommonArgs {
+            kafka_option: vec!["client.id=loader-7".into()],
+            ..CommonArgs::default()
+        };
+        let mut x = Settings::defaults();
+        x.kafka_options = Settings::resolve_with(&args, &|_| None)
+            .unwrap()
+            .kafka_options;
+        assert_eq!(
+            client_config(&x, Role::Producer).get("client.id"),
+            Some("loader-7")
+        );
+        assert_eq!(client_id(&x), "loader-7");
     }
 }

@@ -1,16 +1,17 @@
 //! The context every Kafka client runs with: librdkafka's log lines go to wmtop's
 //! logger, and errors that retrying cannot fix (the brokers refused the SASL login, the
 //! TLS handshake failed on the certificate) are kept, so that a wait for the brokers
-//! ends at once with the reason instead of retrying forever.
+//! ends at once with the reason instead of retrying forever. A broker's answer larger
+//! than the client receives (`receive.message.max.bytes`) is kept too, by its size: it
+//! is why a partition stands still.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-
-use super::quirks::GroupView;
 
 /// An error from the brokers that retrying cannot fix.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -25,14 +26,28 @@ pub enum Fault {
 #[derive(Clone, Default)]
 pub struct KafkaContext {
     fault: Arc<Mutex<Option<Fault>>>,
-    group: Arc<Mutex<Option<GroupView>>>,
+    /// The largest answer refused for its size (0: none).
+    oversized: Arc<AtomicU64>,
 }
 
 impl KafkaContext {
-    /// The group as the broker last described it to this run's group consumer (only
-    /// logged, and so known, on the local broker: see [`super::quirks`]).
-    pub fn group_view(&self) -> Option<GroupView> {
-        self.group.lock().ok().and_then(|g| *g)
+    /// The size of the largest broker answer the client refused as larger than
+    /// `receive.message.max.bytes`, if one was.
+    pub fn oversized(&self) -> Option<u64> {
+        Some(self.oversized.load(Ordering::Relaxed)).filter(|n| *n > 0)
+    }
+
+    /// Notes an answer refused for its size, from librdkafka's words ("Invalid response
+    /// size 12000123 (0..11534336): increase receive.message.max.bytes").
+    fn note_size(&self, message: &str) {
+        let size = message
+            .split("Invalid response size ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = size {
+            self.oversized.fetch_max(n, Ordering::Relaxed);
+        }
     }
 
     /// The first permanent error seen, if any.
@@ -92,11 +107,7 @@ impl ClientContext for KafkaContext {
         {
             self.keep(Fault::Tls(tls_words(message)));
         }
-        if fac == "JOINGROUP" {
-            if let (Some(v), Ok(mut slot)) = (GroupView::parse(message), self.group.lock()) {
-                *slot = Some(v);
-            }
-        }
+        self.note_size(message);
         match level {
             RDKafkaLogLevel::Emerg
             | RDKafkaLogLevel::Alert
@@ -111,6 +122,7 @@ impl ClientContext for KafkaContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        self.note_size(reason);
         match error.rdkafka_error_code() {
             Some(RDKafkaErrorCode::Authentication) => self.keep(Fault::Auth(reason.trim().into())),
             Some(RDKafkaErrorCode::SSL) if reason.to_ascii_lowercase().contains("certificate") => {
@@ -152,5 +164,23 @@ mod tests {
             matches!(c.fault(), Some(Fault::Tls(_))),
             "the first fault stays"
         );
+    }
+
+    #[test]
+    fn an_answer_too_large_to_receive_is_kept_by_its_size() {
+        let c = KafkaContext::default();
+        assert_eq!(c.oversized(), None);
+        c.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "127.0.0.1:9092/1: Receive failed: Invalid response size 12000310 (0..11534336): increase receive.message.max.bytes",
+        );
+        assert_eq!(c.oversized(), Some(12_000_310));
+        c.error(
+            KafkaError::Global(RDKafkaErrorCode::BadMessage),
+            "127.0.0.1:9092/1: Receive failed: Invalid response size 9000 (0..11534336)",
+        );
+        assert_eq!(c.oversized(), Some(12_000_310), "the largest stays");
+        assert_eq!(c.fault(), None, "not a fault: skipping the message helps");
     }
 }

@@ -44,15 +44,47 @@ pub fn partitions<C: Consumer<KafkaContext>>(
     kafka: &Kafka,
     client: &C,
 ) -> Result<Vec<i32>, KafkaOpError> {
+    Ok(layout(kafka, client)?.iter().map(|p| p.id).collect())
+}
+
+/// One partition's replicas as the cluster's metadata describes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Replicas {
+    pub id: i32,
+    /// The broker that leads it; None while it has none (its replicas are all down).
+    pub leader: Option<i32>,
+    pub replicas: usize,
+    pub in_sync: usize,
+}
+
+impl Replicas {
+    /// Fewer replicas in sync than assigned.
+    pub fn under_replicated(&self) -> bool {
+        self.in_sync < self.replicas
+    }
+}
+
+/// The topic's partitions with their leaders and replicas, as the broker lists them.
+/// Blocking.
+pub fn layout<C: Consumer<KafkaContext>>(
+    kafka: &Kafka,
+    client: &C,
+) -> Result<Vec<Replicas>, KafkaOpError> {
     let topic = &kafka.settings().topic;
     let md = client
         .fetch_metadata(Some(topic), TIMEOUT)
         .map_err(kafka.op("read topic metadata"))?;
-    let parts: Vec<i32> = md
+    let parts: Vec<Replicas> = md
         .topics()
         .iter()
         .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .flat_map(|t| t.partitions())
+        .map(|p| Replicas {
+            id: p.id(),
+            leader: (p.leader() >= 0).then_some(p.leader()),
+            replicas: p.replicas().len(),
+            in_sync: p.isr().len(),
+        })
         .collect();
     if parts.is_empty() {
         return Err(KafkaOpError::NoTopic {

@@ -1,10 +1,13 @@
 //! Publishing: one Kafka message per transaction, keyed by its name, with acks=all and an
 //! idempotent producer; every delivery report is counted and a single undelivered
-//! message fails the run loudly.
+//! message fails the run loudly. A transaction larger than the topic takes is named with
+//! its size and the topic's `max.message.bytes`; the others are still delivered.
 
 use std::time::{Duration, Instant};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
 use serde::Serialize;
@@ -64,7 +67,7 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
             let result = producer
                 .send(record, Timeout::After(Duration::from_secs(60)))
                 .await;
-            (tx, result.map(|_| ()).map_err(|(e, _)| e.to_string()))
+            (tx, result.map(|_| ()).map_err(|(e, _)| e))
         });
     }
     let mut report = PublishReport {
@@ -83,6 +86,7 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
         per_transaction: Vec::with_capacity(answer.transactions.len()),
     };
     let mut first_error = None;
+    let mut too_large: Vec<(String, usize)> = Vec::new();
     while let Some((tx, result)) = pending.next().await {
         match result {
             Ok(()) => {
@@ -94,9 +98,12 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
             }
             Err(e) => {
                 report.messages_failed += 1;
+                if e.rdkafka_error_code() == Some(RDKafkaErrorCode::MessageSizeTooLarge) {
+                    too_large.push((tx.name.clone().unwrap_or_default(), tx.payload.len()));
+                }
                 first_error.get_or_insert_with(|| match kafka.fault() {
                     Some(f) => f.to_string(),
-                    None => e,
+                    None => e.to_string(),
                 });
             }
         }
@@ -104,6 +111,13 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
     drop(pending);
     let _ = producer.flush(Timeout::After(Duration::from_secs(10)));
     report.publish_ms = started.elapsed().as_millis() as u64;
+    if !too_large.is_empty() {
+        first_error = Some(too_large_words(
+            &too_large,
+            &max_message_bytes(kafka).await,
+            settings,
+        ));
+    }
     if let Some(first) = first_error {
         return Err(PublishError::Undelivered {
             failed: report.messages_failed,
@@ -114,4 +128,83 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
         });
     }
     Ok(report)
+}
+
+/// The topic's `max.message.bytes` as the broker describes it, or why it cannot be told.
+async fn max_message_bytes(kafka: &Kafka) -> Result<u64, String> {
+    let topic = kafka.settings().topic.as_str();
+    let admin = kafka.admin().map_err(|e| e.to_string())?;
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(10)));
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+    let resource = described
+        .into_iter()
+        .next()
+        .ok_or("no answer")?
+        .map_err(|code| KafkaError::AdminOp(code).to_string())?;
+    resource
+        .get("max.message.bytes")
+        .and_then(|e| e.value.as_deref()?.parse().ok())
+        .ok_or_else(|| "not in the topic's configuration".to_string())
+}
+
+/// The transactions too large for the topic, by name and size, with the topic's limit.
+fn too_large_words(
+    too_large: &[(String, usize)],
+    limit: &Result<u64, String>,
+    settings: &crate::config::Settings,
+) -> String {
+    let names: Vec<String> = too_large
+        .iter()
+        .take(5)
+        .map(|(name, size)| format!("{name} ({size} bytes)"))
+        .collect();
+    let more = match too_large.len() {
+        n if n > 5 => format!(" and {} more", n - 5),
+        _ => String::new(),
+    };
+    let limit = match limit {
+        Ok(n) => format!("its max.message.bytes is {n}"),
+        Err(why) => format!("its max.message.bytes could not be read: {why}"),
+    };
+    format!(
+        "{} larger than topic {} takes ({limit}; wmtop sends up to {} bytes): {}{more}. \
+         Raise the topic's max.message.bytes; the other transactions were delivered",
+        if too_large.len() == 1 {
+            "a transaction is"
+        } else {
+            "transactions are"
+        },
+        settings.topic,
+        super::MAX_MESSAGE_BYTES,
+        names.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_transaction_too_large_is_named_with_its_size_and_the_topics_limit() {
+        let mut s = crate::config::Settings::defaults();
+        s.topic = "series".into();
+        let one = too_large_words(&[("GET /big".into(), 7_340_032)], &Ok(1_048_576), &s);
+        assert_eq!(
+            one,
+            "a transaction is larger than topic series takes (its max.message.bytes is 1048576; \
+             wmtop sends up to 10485760 bytes): GET /big (7340032 bytes). Raise the topic's \
+             max.message.bytes; the other transactions were delivered"
+        );
+        let many: Vec<(String, usize)> = (0..7).map(|i| (format!("t{i}"), 2_000_000)).collect();
+        let words = too_large_words(&many, &Err("TOPIC_AUTHORIZATION_FAILED".into()), &s);
+        assert!(words.starts_with("transactions are larger"), "{words}");
+        assert!(
+            words.contains("could not be read: TOPIC_AUTHORIZATION_FAILED"),
+            "{words}"
+        );
+        assert!(words.contains("t4 (2000000 bytes) and 2 more"), "{words}");
+    }
 }

@@ -10,6 +10,7 @@ use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::client::{Kafka, KafkaOpError};
+use super::group::{self, Member};
 use super::lag;
 
 /// Where a replay starts.
@@ -145,47 +146,12 @@ fn first_reaching(
     }
 }
 
-/// A live member of the group, as the broker describes it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Member {
-    pub client_id: String,
-    pub host: String,
-    pub member_id: String,
-}
-
-/// The group's live members as the broker describes them. Blocking.
-pub fn members(kafka: &Kafka) -> Result<Vec<Member>, KafkaOpError> {
-    let group = kafka.settings().group.clone();
+/// Refuses when the group has live members, as the broker describes them; names them.
+/// Blocking.
+pub fn no_live_members(kafka: &Kafka, what: &str) -> Result<(), KafkaOpError> {
     let client = kafka.offsets()?;
-    let list = client
-        .client()
-        .fetch_group_list(Some(&group), Duration::from_secs(10))
-        .map_err(kafka.op("describe the consumer group"))?;
-    Ok(list
-        .groups()
-        .iter()
-        .filter(|g| g.name() == group)
-        .flat_map(|g| g.members())
-        .map(|m| Member {
-            client_id: m.client_id().to_string(),
-            host: m.client_host().trim_start_matches('/').to_string(),
-            member_id: m.id().to_string(),
-        })
-        .collect())
-}
-
-/// Refuses when the group has live members; names them.
-fn no_live_members(kafka: &Kafka, what: &str) -> Result<(), KafkaOpError> {
-    let live = match members(kafka) {
-        Ok(m) => m,
-        Err(e) if kafka.quirks().cannot_describe_groups() => {
-            // The local broker drops the connection on DescribeGroups: it cannot say.
-            tracing::debug!("the local broker could not describe group members: {e}");
-            return Ok(());
-        }
-        Err(e) => return Err(e),
-    };
-    refuse_live(&kafka.settings().group, what, &live)
+    let group = group::describe(kafka, &client, Duration::from_secs(10))?;
+    refuse_live(&kafka.settings().group, what, &group.members)
 }
 
 /// Refuses when `live` is not empty, naming every member.
@@ -245,11 +211,13 @@ mod tests {
                 client_id: "wmtop".into(),
                 host: "10.0.0.7".into(),
                 member_id: "wmtop-1f2e".into(),
+                partitions: vec![0],
             },
             Member {
                 client_id: "loader".into(),
                 host: "10.0.0.8".into(),
                 member_id: "loader-9a".into(),
+                partitions: vec![],
             },
         ];
         let err = refuse_live("g", "the replay", &live).unwrap_err();

@@ -65,11 +65,7 @@ pub async fn run(
     }) {
         Ok(c) => Arc::new(c),
         Err(e) => {
-            let end = End {
-                verdict: Verdict::Failed,
-                waited_for: None,
-                error: Some(e.to_string()),
-            };
+            let end = End::failed(e);
             return finish(summary, end, started);
         }
     };
@@ -100,15 +96,10 @@ pub async fn run(
     let mut paused = false;
     let mut last_message = Instant::now();
     let mut unassigned_since = Some(Instant::now());
-    // Orphaned partitions on the local broker (see kafka::quirks): when the held set
-    // last changed, and when this consumer last re-joined.
-    let mut held_since = Instant::now();
-    let mut last_rejoin: Option<Instant> = None;
     // Caught up and settled for a while: fetching rests (partitions paused) until a look
     // at the watermarks shows something new, so an idle consumer does not poll the
     // broker many times a second.
     let mut rest = Rest::default();
-    let topic_name = settings.topic.clone();
     let end: End = loop {
         if *stop.borrow() {
             break interrupted();
@@ -127,11 +118,10 @@ pub async fn run(
                 }
                 Err(e) => {
                     if let Some(f) = r.kafka.fault() {
-                        break End {
-                            verdict: Verdict::Failed,
-                            waited_for: None,
-                            error: Some(KafkaOpError::Fault(f, settings.kafka_brokers.clone()).to_string()),
-                        };
+                        break End::failed(KafkaOpError::Fault(f, settings.kafka_brokers.clone()));
+                    }
+                    if let Some(denied) = r.kafka.denied(&e) {
+                        break End::failed(denied);
                     }
                     tracing::debug!("Kafka: {e}");
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -163,9 +153,6 @@ pub async fn run(
                 }
                 let before = (held.clone(), paused);
                 let now_held = r.watch_assignment(&mut held, &mut paused, opts.pause.as_ref());
-                if held != before.0 {
-                    held_since = Instant::now();
-                }
                 if (held.clone(), paused) != before {
                     // A new assignment, or the user's pause or resume, sets every
                     // partition's state anew.
@@ -214,29 +201,6 @@ pub async fn run(
                 }
                 if let Some(end) = r.note_stuck(&look, opts.until_idle.is_some()) {
                     break end;
-                }
-                let orphaned = r.kafka.quirks().orphaned(r.kafka.group_view(), &now_held, &look.partitions);
-                if !orphaned.is_empty()
-                    && held_since.elapsed() >= Duration::from_secs(5)
-                    && last_rejoin.is_none_or(|t| t.elapsed() >= Duration::from_secs(45))
-                {
-                    tracing::warn!(
-                        "partitions {orphaned:?} are held by nobody: the broker says this consumer leads a group of one; re-joining so that they are assigned"
-                    );
-                    if let Err(end) = r.flush(max_wait).await {
-                        break end;
-                    }
-                    if let Err(end) = r.land().await {
-                        break end;
-                    }
-                    r.consumer.unsubscribe();
-                    if let Err(e) = r.consumer.subscribe(&[topic_name.as_str()]) {
-                        tracing::warn!("re-subscribing failed: {e}");
-                    }
-                    last_rejoin = Some(Instant::now());
-                    held_since = Instant::now();
-                    last_message = Instant::now();
-                    continue;
                 }
                 let settled_now = look.caught_up && r.in_flight.is_none() && r.batch.is_empty();
                 if opts.until_idle.is_none() {

@@ -116,7 +116,7 @@ impl Rest {
 mod tests {
     use super::*;
     use crate::kafka::lag::PartitionLag;
-    use crate::kafka::sampler::LagRow;
+    use crate::kafka::sampler::{Holder, LagRow};
 
     fn sample(at: Instant, lags: &[(i32, i64)]) -> Option<LagSample> {
         let rows = lags
@@ -130,9 +130,15 @@ mod tests {
                     lag: Some(lag),
                 },
                 oldest_age: None,
+                holder: Holder::This,
+                replicas: None,
             })
             .collect();
-        Some(LagSample { at, rows: Ok(rows) })
+        Some(LagSample {
+            at,
+            rows: Ok(rows),
+            members: Some(1),
+        })
     }
 
     #[test]
@@ -159,6 +165,7 @@ mod tests {
         tx.send_replace(Some(LagSample {
             at: now,
             rows: Err("broker down".into()),
+            members: None,
         }));
         assert_eq!(rest.news(Some(&rx), &held), None, "a failed sample");
         let awake = Rest::default();

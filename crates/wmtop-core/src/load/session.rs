@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::batch::Batch;
 use super::drift::DriftWatch;
-use super::events::{Event, Events};
+use super::events::{Event, Events, Stuck};
 use super::land::{self, InFlight};
 use super::summary::{ConsumeSummary, End};
 use super::verdict::{Look, Verdict, WaitedFor};
@@ -121,12 +121,10 @@ impl Session<'_> {
         let url = self.loader.ch.url.clone();
         let landed = task
             .await
-            .map_err(|e| End {
-                verdict: Verdict::Failed,
-                waited_for: None,
-                error: Some(format!(
+            .map_err(|e| {
+                End::failed(format!(
                     "the insert task failed (offsets not committed, nothing lost): {e}"
-                )),
+                ))
             })?
             .map_err(|e| End::from_clickhouse(e, &url))?;
         if land::commit(&self.consumer, &self.settings.topic, &batch) {
@@ -185,18 +183,30 @@ impl Session<'_> {
 
     /// Reports messages the broker does not serve; ends a run that waits to be done.
     pub(super) fn note_stuck(&mut self, look: &Look, ending: bool) -> Option<End> {
+        // A broker answer refused for its size is why a partition stands still.
+        let size = self.kafka.oversized();
+        let why = size.map_or(String::new(), |n| {
+            format!(
+                " (the broker's answer, {n} bytes, is more than this consumer receives: raise \
+                 receive.message.max.bytes and fetch.max.bytes with -X, or skip it)"
+            )
+        });
         for s in &look.stuck {
             if self.stuck.get(&s.partition) == Some(&s.offset) {
                 continue;
             }
             tracing::error!(
-                "partition {} is blocked: the broker has not served the message at offset {} (high watermark {}) for {}s; \
+                "partition {} is blocked: the broker has not served the message at offset {} (high watermark {}) for {}s{why}; \
                  skip it with `wmtop dead-letters --skip {}:{}`",
                 s.partition, s.offset, s.high, s.waited_s, s.partition, s.offset
             );
+            let stuck = Stuck {
+                size: s.size.or(size),
+                ..s.clone()
+            };
             self.stuck.insert(s.partition, s.offset);
-            self.summary.stuck.push(s.clone());
-            self.events.send(Event::Stuck(s.clone()));
+            self.summary.stuck.push(stuck.clone());
+            self.events.send(Event::Stuck(stuck));
         }
         let first = look.stuck.first()?;
         if !ending {
@@ -210,10 +220,10 @@ impl Session<'_> {
                 partition: Some(first.partition),
                 offset: Some(first.offset),
                 high: Some(first.high),
-                size: first.size,
+                size: first.size.or(size),
                 waited_s: first.waited_s,
                 reason: format!(
-                    "the broker has not served partition {} offset {} for {}s; `wmtop dead-letters --skip {}:{}` sets it aside and moves the group past it",
+                    "the broker has not served partition {} offset {} for {}s{why}; `wmtop dead-letters --skip {}:{}` sets it aside and moves the group past it",
                     first.partition, first.offset, first.waited_s, first.partition, first.offset
                 ),
             }),

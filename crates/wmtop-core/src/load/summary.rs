@@ -72,6 +72,15 @@ impl End {
         }
     }
 
+    /// Failed for good, with the reason.
+    pub(super) fn failed(error: impl std::fmt::Display) -> End {
+        End {
+            verdict: Verdict::Failed,
+            waited_for: None,
+            error: Some(error.to_string()),
+        }
+    }
+
     /// A wait that did not succeed: stopped, refused for good, or given up on (which
     /// `gave_up` describes, from how long it waited and the last error).
     fn from_wait<E: std::fmt::Display>(
@@ -80,11 +89,7 @@ impl End {
     ) -> End {
         match e {
             WaitError::Stopped => interrupted(),
-            WaitError::Permanent(e) => End {
-                verdict: Verdict::Failed,
-                waited_for: None,
-                error: Some(e.to_string()),
-            },
+            WaitError::Permanent(e) => End::failed(e),
             WaitError::GaveUp { waited, last } => gave_up(waited, last.to_string()),
         }
     }

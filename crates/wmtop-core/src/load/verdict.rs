@@ -1,9 +1,11 @@
 //! How a run ends, and what it waited for. Once a second the consumer's own positions
-//! are compared with the partitions' high watermarks (on a blocking thread): every
-//! partition read to its end means caught up; a partition whose position has not moved
-//! for `max_wait` while the broker answers means a message it will not serve (named by
-//! partition and offset); a broker that does not answer for `max_wait` ends the wait.
-//! The run's summary carries the verdict and, when it gave up, what it waited for.
+//! are compared with the partitions' high watermarks (on a blocking thread, read by a
+//! client of their own, so that a connection the group consumer's fetches break does not
+//! hide the broker's answers): every partition read to its end means caught up; a
+//! partition whose position has not moved for `max_wait` while the broker answers means a
+//! message it will not serve (named by partition and offset); a broker that does not
+//! answer for `max_wait` ends the wait. The run's summary carries the verdict and, when it
+//! gave up, what it waited for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::kafka::{lag, GroupConsumer, Kafka};
+use crate::kafka::{lag, GroupConsumer, Kafka, Reader};
 use crate::load::events::Stuck;
 
 /// How a run ended.
@@ -72,6 +74,8 @@ type Positions = Result<(Vec<(i32, i64, i64)>, Vec<i32>), String>;
 /// Watches positions against watermarks.
 pub struct Progress {
     pending: Option<tokio::task::JoinHandle<Positions>>,
+    /// Reads watermarks and committed offsets (made at the first look).
+    reader: Option<Arc<Reader>>,
     last_look: Instant,
     /// Per partition: the position seen, and since when.
     still: BTreeMap<i32, (i64, Instant)>,
@@ -83,6 +87,7 @@ impl Progress {
     pub fn new(max_wait: Duration) -> Progress {
         Progress {
             pending: None,
+            reader: None,
             last_look: Instant::now() - Duration::from_secs(60),
             still: BTreeMap::new(),
             silent_since: None,
@@ -110,9 +115,18 @@ impl Progress {
         });
         if self.pending.is_none() && self.last_look.elapsed() >= Duration::from_secs(1) {
             self.last_look = Instant::now();
+            let reader = match &self.reader {
+                Some(r) => Arc::clone(r),
+                None => match kafka.offsets() {
+                    Ok(r) => Arc::clone(self.reader.insert(Arc::new(r))),
+                    Err(e) => return finished.or_else(|| Some(self.judge(Err(e.to_string())))),
+                },
+            };
             let c = Arc::clone(consumer);
             let k = kafka.clone();
-            self.pending = Some(tokio::task::spawn_blocking(move || positions(&k, &c)));
+            self.pending = Some(tokio::task::spawn_blocking(move || {
+                positions(&k, &c, &reader)
+            }));
         }
         finished
     }
@@ -158,11 +172,11 @@ impl Progress {
 }
 
 /// Each held partition: (partition, position, high watermark), and every partition of
-/// the topic. Blocking.
-fn positions(kafka: &Kafka, consumer: &GroupConsumer) -> Positions {
+/// the topic; positions are the consumer's own, the rest is read by `reader`. Blocking.
+fn positions(kafka: &Kafka, consumer: &GroupConsumer, reader: &Reader) -> Positions {
     let topic = kafka.settings().topic.as_str();
     let held = consumer.position().map_err(|e| e.to_string())?;
-    let all = lag::partitions(kafka, consumer).map_err(|e| e.to_string())?;
+    let all = lag::partitions(kafka, reader).map_err(|e| e.to_string())?;
     let held: Vec<(i32, Offset)> = held
         .elements()
         .iter()
@@ -170,7 +184,7 @@ fn positions(kafka: &Kafka, consumer: &GroupConsumer) -> Positions {
         .map(|e| (e.partition(), e.offset()))
         .collect();
     let ids: Vec<i32> = held.iter().map(|(p, _)| *p).collect();
-    let marks = lag::watermarks(kafka, consumer, &ids).map_err(|e| e.to_string())?;
+    let marks = lag::watermarks(kafka, reader, &ids).map_err(|e| e.to_string())?;
     let mut out = Vec::with_capacity(held.len());
     for ((p, offset), (low, high)) in held.into_iter().zip(marks) {
         // Nothing fetched yet on this partition: the group's committed offset says where
@@ -180,7 +194,7 @@ fn positions(kafka: &Kafka, consumer: &GroupConsumer) -> Positions {
             _ => {
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition(topic, p);
-                consumer
+                reader
                     .committed_offsets(tpl, Duration::from_secs(2))
                     .map_err(|err| format!("partition {p}: {err}"))?
                     .elements()

@@ -19,6 +19,7 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::kafka::sampler::LagSample;
 use crate::kafka::PartitionLag;
 use crate::load::events::Event;
 
@@ -60,6 +61,7 @@ const SET_ASIDE: OutcomeLabel = OutcomeLabel {
 struct Metrics {
     registry: Registry,
     lag: Family<LagLabels, Gauge>,
+    members: Gauge,
     messages: Counter,
     rows: Counter,
     unchanged: Counter,
@@ -77,6 +79,7 @@ impl Metrics {
         let mut m = Metrics {
             registry: Registry::default(),
             lag: Family::default(),
+            members: Gauge::default(),
             messages: Counter::default(),
             rows: Counter::default(),
             unchanged: Counter::default(),
@@ -104,6 +107,11 @@ impl Metrics {
             "wmtop_consumer_lag",
             "Messages not yet committed, per partition",
             m.lag.clone(),
+        );
+        m.registry.register(
+            "wmtop_group_members",
+            "Members of the consumer group, as the broker describes it (-1: not described)",
+            m.members.clone(),
         );
         m.registry.register(
             "wmtop_messages_consumed",
@@ -266,6 +274,17 @@ impl Ops {
         }
     }
 
+    /// A lag sample: its figures if it has them, and the group's member count. (A
+    /// failed sample's error is counted by whoever reports the stage down.)
+    pub fn on_sample(&self, sample: &LagSample) {
+        self.metrics
+            .members
+            .set(sample.members.map_or(-1, |n| n as i64));
+        if let Ok(rows) = &sample.rows {
+            self.set_lag(&rows.iter().map(|r| r.lag.clone()).collect::<Vec<_>>());
+        }
+    }
+
     /// A fresh lag sample.
     pub fn set_lag(&self, lag: &[PartitionLag]) {
         let mut shown = lock(&self.lag_shown);
@@ -372,10 +391,11 @@ pub fn follow_lag(
     tokio::spawn(async move {
         while samples.changed().await.is_ok() {
             let sample = samples.borrow_and_update().clone();
-            match sample.map(|s| s.rows) {
-                Some(Ok(rows)) => ops.set_lag(&rows.into_iter().map(|r| r.lag).collect::<Vec<_>>()),
-                Some(Err(_)) => ops.error("kafka"),
-                None => {}
+            if let Some(sample) = sample {
+                ops.on_sample(&sample);
+                if sample.rows.is_err() {
+                    ops.error("kafka");
+                }
             }
         }
     })

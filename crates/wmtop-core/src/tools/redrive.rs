@@ -229,6 +229,8 @@ pub async fn skip(
     let k = kafka.clone();
     let parts = tokio::task::spawn_blocking(move || {
         k.identify(Duration::from_secs(10))?;
+        // Before anything is recorded: a live member would undo the skip.
+        replay::no_live_members(&k, "the skip")?;
         let client = k.offsets()?;
         lag::read(&k, &client)
     })

@@ -1,6 +1,7 @@
-//! The consumer-lag pane's state: the last sample per partition, when it was taken (or
-//! why it failed: then the figures are not current and say so), who holds which
-//! partition, and five minutes of total lag for the sparkline.
+//! The consumer-lag pane's state: the last sample per partition (with its holder and
+//! replicas), when it was taken (or why it failed: then the figures are not current and
+//! say so), which partitions this wmtop's consumer holds, and five minutes of total lag
+//! for the sparkline.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -63,6 +64,20 @@ impl LagState {
             .iter()
             .map(|l| l.lag.lag.and_then(|n| u64::try_from(n).ok()))
             .sum()
+    }
+
+    /// Partitions with fewer replicas in sync than assigned, and partitions with no
+    /// leader, in the last sample (none when it is not current).
+    pub fn replica_trouble(&self) -> (usize, usize) {
+        if self.at.is_none() {
+            return (0, 0);
+        }
+        let known = self.rows.iter().filter_map(|r| r.replicas.as_ref());
+        known.fold((0, 0), |(under, none), r| match r.leader {
+            None => (under, none + 1),
+            Some(_) if r.under_replicated() => (under + 1, none),
+            Some(_) => (under, none),
+        })
     }
 
     /// Once a second: the sparkline moves on. True when it shows something.

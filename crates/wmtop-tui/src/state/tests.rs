@@ -2,6 +2,8 @@ use std::time::Duration;
 
 use tui_input::Input;
 use wmtop_core::clickhouse::{QueryResult, Stored};
+use wmtop_core::kafka::lag::Replicas;
+use wmtop_core::kafka::sampler::Holder;
 use wmtop_core::kafka::{PartitionLag, ReplayFrom, ReplayPart};
 use wmtop_core::load::events::{Event, Stuck};
 use wmtop_core::runtime::monitor::{Command, LagRow, MonitorEvent, Stage, StageState};
@@ -42,6 +44,8 @@ fn lag(partition: i32, lag: Option<i64>) -> LagRow {
             lag,
         },
         oldest_age: None,
+        holder: Holder::Unknown,
+        replicas: None,
     }
 }
 
@@ -277,6 +281,30 @@ fn lag_is_unknown_until_sampled_and_after_a_failed_sample() {
         "a failed sample is not shown as current"
     );
     assert_eq!(a.lag.error.as_deref(), Some("broker down"));
+}
+
+#[test]
+fn partitions_short_of_replicas_or_of_a_leader_are_counted_while_current() {
+    let with = |partition, leader: Option<i32>, in_sync| LagRow {
+        replicas: Some(Replicas {
+            id: partition,
+            leader,
+            replicas: 3,
+            in_sync,
+        }),
+        ..lag(partition, Some(0))
+    };
+    let mut a = app();
+    a.on_event(MonitorEvent::Lag(Ok(vec![
+        with(0, Some(1), 3),
+        with(1, Some(2), 2),
+        with(2, None, 0),
+        with(3, Some(3), 1),
+        lag(4, Some(0)),
+    ])));
+    assert_eq!(a.lag.replica_trouble(), (2, 1));
+    a.on_event(MonitorEvent::Lag(Err("broker down".into())));
+    assert_eq!(a.lag.replica_trouble(), (0, 0), "not current: not counted");
 }
 
 #[test]

@@ -1,11 +1,15 @@
 //! The consumer-lag pane: per partition the committed offset, high watermark, lag in
-//! messages and in time, and who holds it; a sparkline of total lag. Unknown figures say
-//! so, and figures from a failed sample are marked as not current.
+//! messages and in time, its replicas in sync (or that it has no leader) and who holds it
+//! (the group's member, as the broker describes it); a sparkline of total lag. Unknown
+//! figures say so, and figures from a failed sample are marked as not current.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+
+use wmtop_core::kafka::lag::Replicas;
+use wmtop_core::kafka::sampler::Holder;
 
 use super::theme::Theme;
 use super::widgets::{note_hidden, sparkline, table, window, Col};
@@ -24,6 +28,14 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
             _ => short_duration(age),
         };
         title.push_str(&format!(", sampled {age} ago"));
+    }
+    // Said in the title too, where a narrow pane leaves the column out.
+    let (under, leaderless) = lag.replica_trouble();
+    if under > 0 {
+        title.push_str(&format!(", {under} under-replicated"));
+    }
+    if leaderless > 0 {
+        title.push_str(&format!(", {leaderless} without a leader"));
     }
     let focused = app.focus == Pane::Lag;
     let block = theme.block(title, focused, area.width);
@@ -66,7 +78,8 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         Col::number("high"),
         Col::number("lag"),
         Col::label("age"),
-        Col::label("held by"),
+        Col::text("held by", 10),
+        Col::label("in sync"),
     ];
     let visible = usize::from(table_area.height.saturating_sub(1));
     let (start, end) = window(lag.rows.len(), lag.selected, visible);
@@ -83,12 +96,9 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
                 (_, Some(a)) if !stale => short_duration(a),
                 _ => "unknown".into(),
             };
-            let holder = if lag.assigned.contains(&p.partition) {
-                "this wmtop"
-            } else {
-                "other/none"
-            };
+            let (in_sync, healthy) = replicas_text(l.replicas.as_ref());
             let style = match p.lag {
+                _ if !healthy => theme.warn(),
                 Some(0) => theme.ok(),
                 Some(_) => theme.warn(),
                 None => theme.dim(),
@@ -100,7 +110,8 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
                     p.high.to_string(),
                     lag_text,
                     age,
-                    holder.to_string(),
+                    holder_text(&l.holder, lag.assigned.contains(&p.partition)),
+                    in_sync,
                 ],
                 style,
             )
@@ -119,4 +130,27 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
         &lag.history,
         theme.warn(),
     );
+}
+
+/// Replicas in sync of all, marked when fewer are in sync or none leads; false then.
+fn replicas_text(r: Option<&Replicas>) -> (String, bool) {
+    match r {
+        None => ("unknown".into(), true),
+        Some(r) if r.leader.is_none() => ("no leader".into(), false),
+        Some(r) if r.under_replicated() => (format!("{}/{} under", r.in_sync, r.replicas), false),
+        Some(r) => (format!("{}/{}", r.in_sync, r.replicas), true),
+    }
+}
+
+/// Who holds the partition. Where the broker did not describe the group, this wmtop's
+/// own assignment still says when it is this wmtop's.
+fn holder_text(h: &Holder, ours: bool) -> String {
+    match h {
+        Holder::This => "this wmtop".into(),
+        Holder::Member { client_id, host } => format!("{client_id} at {host}"),
+        Holder::Nobody => "nobody".into(),
+        Holder::Rebalancing => "rebalancing".into(),
+        Holder::Unknown if ours => "this wmtop".into(),
+        Holder::Unknown => "unknown".into(),
+    }
 }

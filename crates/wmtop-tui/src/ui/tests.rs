@@ -9,6 +9,8 @@ use std::time::Duration;
 use ratatui::backend::TestBackend;
 use ratatui::Terminal;
 use wmtop_core::clickhouse::{QueryResult, Stored};
+use wmtop_core::kafka::lag::Replicas;
+use wmtop_core::kafka::sampler::Holder;
 use wmtop_core::kafka::{PartitionLag, ReplayPart};
 use wmtop_core::load::events::Event;
 use wmtop_core::runtime::monitor::{LagRow, MonitorEvent, Stage, StageState};
@@ -80,7 +82,7 @@ fn fixed_app() -> App {
     a.on_event(MonitorEvent::Pipeline(Event::Assigned {
         partitions: vec![0, 1],
     }));
-    let lag = |partition, committed, high, age: Option<u64>| LagRow {
+    let lag = |partition, committed, high, age: Option<u64>, holder, in_sync| LagRow {
         lag: PartitionLag {
             partition,
             committed: Some(committed),
@@ -89,11 +91,22 @@ fn fixed_app() -> App {
             lag: Some(high - committed),
         },
         oldest_age: age.map(Duration::from_secs),
+        holder,
+        replicas: Some(Replicas {
+            id: partition,
+            leader: (in_sync > 0).then_some(1),
+            replicas: 3,
+            in_sync,
+        }),
+    };
+    let peer = Holder::Member {
+        client_id: "wmtop@etl-2/4711".into(),
+        host: "10.0.0.8".into(),
     };
     a.on_event(MonitorEvent::Lag(Ok(vec![
-        lag(0, 40, 41, Some(75)),
-        lag(1, 36, 36, None),
-        lag(2, 45, 45, None),
+        lag(0, 40, 41, Some(75), Holder::This, 3),
+        lag(1, 36, 36, None, Holder::Unknown, 2),
+        lag(2, 45, 45, None, peer, 0),
     ])));
     for (rows, per) in [
         (288usize, vec![("GET /api/orders".to_string(), 288u64)]),
@@ -350,6 +363,8 @@ fn full_app() -> App {
                 lag: Some(40 - i64::from(p)),
             },
             oldest_age: Some(Duration::from_secs(75)),
+            holder: Holder::This,
+            replicas: None,
         })
         .collect())));
     for i in 0..4 {

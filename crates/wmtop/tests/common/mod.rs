@@ -4,6 +4,9 @@
 //! back with plain counts (no FINAL: what any query sees).
 #![allow(dead_code)]
 
+pub mod procs;
+pub mod tmux;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -247,6 +250,10 @@ pub struct PrivateStack {
     pub kafka_port: u16,
     pub http_port: u16,
     pub tcp_port: u16,
+    /// The three Kafka nodes' client ports, with `up --cluster`.
+    pub cluster_ports: Vec<u16>,
+    /// Every port variable the script is given.
+    env: Vec<(&'static str, String)>,
 }
 
 /// A loopback port nothing listens on (just now).
@@ -259,14 +266,37 @@ pub fn free_port() -> u16 {
 }
 
 impl PrivateStack {
+    /// One Kafka node and one ClickHouse.
     pub fn start() -> PrivateStack {
+        PrivateStack::start_with(&[])
+    }
+
+    /// With `up`'s options too (`--cluster`: three more Kafka nodes).
+    pub fn start_with(options: &[&str]) -> PrivateStack {
+        let ports = |n: usize| (0..n).map(|_| free_port()).collect::<Vec<u16>>();
+        let list = |ports: &[u16]| {
+            ports
+                .iter()
+                .map(u16::to_string)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let (cluster, controllers) = (ports(3), ports(3));
         let s = PrivateStack {
             dir: std::env::temp_dir().join(unique("wmtop-stack")),
             kafka_port: free_port(),
             http_port: free_port(),
             tcp_port: free_port(),
+            env: vec![
+                ("WMTOP_STACK_KAFKA_CONTROLLER_PORT", free_port().to_string()),
+                ("WMTOP_STACK_CLUSTER_KAFKA_PORTS", list(&cluster)),
+                ("WMTOP_STACK_CLUSTER_CONTROLLER_PORTS", list(&controllers)),
+            ],
+            cluster_ports: cluster,
         };
-        s.run(&["up"]);
+        let mut up = vec!["up"];
+        up.extend_from_slice(options);
+        s.run(&up);
         s
     }
 
@@ -276,8 +306,19 @@ impl PrivateStack {
             .env("WMTOP_STACK_DIR", &self.dir)
             .env("WMTOP_STACK_KAFKA_PORT", self.kafka_port.to_string())
             .env("WMTOP_STACK_CH_HTTP_PORT", self.http_port.to_string())
-            .env("WMTOP_STACK_CH_TCP_PORT", self.tcp_port.to_string());
+            .env("WMTOP_STACK_CH_TCP_PORT", self.tcp_port.to_string())
+            .envs(self.env.iter().map(|(k, v)| (*k, v)));
         c
+    }
+
+    /// The cluster's bootstrap list.
+    pub fn cluster_brokers(&self) -> String {
+        let all: Vec<String> = self
+            .cluster_ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        all.join(",")
     }
 
     /// Runs the stack script; it must succeed.
@@ -358,4 +399,77 @@ pub fn independent_lag(s: &Settings) -> i64 {
         .values()
         .map(|(low, high, c)| high - c.unwrap_or(*low).max(*low))
         .sum()
+}
+
+/// Runs tests/kafka_admin.py (confluent-kafka, independent of wmtop) against `brokers`,
+/// with client properties `config` (a JSON object: SASL and TLS); its JSON answer.
+pub fn kafka_admin(brokers: &str, config: &serde_json::Value, args: &[&str]) -> serde_json::Value {
+    let python = std::env::var("WMTOP_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let out = std::process::Command::new(python)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/kafka_admin.py"))
+        .arg(brokers)
+        .args(args)
+        .env("WMTOP_TEST_KAFKA_CONFIG", config.to_string())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "kafka_admin.py {args:?} (is confluent-kafka installed? scripts/test installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The secured broker's admin user, as client properties for kafka_admin.py.
+pub fn secure_admin_config() -> serde_json::Value {
+    let env = secure_env();
+    serde_json::json!({
+        "security.protocol": "SASL_SSL",
+        "sasl.mechanism": "SCRAM-SHA-512",
+        "sasl.username": env["WMTOP_SECURE_ADMIN_USER"],
+        "sasl.password": env["WMTOP_SECURE_ADMIN_PASSWORD"],
+        "ssl.ca.location": env["WMTOP_SECURE_CA"],
+    })
+}
+
+/// Creates the settings' topic with the broker's own client library, not wmtop (as the
+/// admin user on the secured broker): `partitions`, `replication`, topic configs.
+pub fn create_topic(s: &Settings, partitions: u32, replication: u32, configs: &[&str]) {
+    let config = if s.kafka_security_protocol == SecurityProtocol::SaslSsl {
+        secure_admin_config()
+    } else {
+        serde_json::json!({})
+    };
+    let (p, r) = (partitions.to_string(), replication.to_string());
+    let mut args = vec!["create-topic", s.topic.as_str(), &p, &r];
+    args.extend_from_slice(configs);
+    kafka_admin(&s.kafka_brokers, &config, &args);
+}
+
+/// The group as confluent-kafka's AdminClient describes it: (state, members as
+/// (client id, host, partitions of the settings' topic)).
+pub fn describe_group(s: &Settings) -> (String, Vec<(String, String, Vec<i32>)>) {
+    let v = kafka_admin(
+        &s.kafka_brokers,
+        &serde_json::json!({}),
+        &["describe-group", &s.group, &s.topic],
+    );
+    let members = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["client_id"].as_str().unwrap().to_string(),
+                m["host"].as_str().unwrap().to_string(),
+                m["partitions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|p| p.as_i64().unwrap() as i32)
+                    .collect(),
+            )
+        })
+        .collect();
+    (v["state"].as_str().unwrap().to_string(), members)
 }

@@ -18,13 +18,11 @@ pub(super) async fn forward_lag(mut samples: watch::Receiver<Option<LagSample>>,
         let Some(sample) = samples.borrow_and_update().clone() else {
             continue;
         };
+        if let Some(ops) = &out.ops {
+            ops.on_sample(&sample);
+        }
         match &sample.rows {
-            Ok(rows) => {
-                if let Some(ops) = &out.ops {
-                    ops.set_lag(&rows.iter().map(|r| r.lag.clone()).collect::<Vec<_>>());
-                }
-                out.stage(Stage::Kafka, StageState::Ok, None);
-            }
+            Ok(_) => out.stage(Stage::Kafka, StageState::Ok, None),
             Err(e) => out.stage(Stage::Kafka, StageState::Down, Some(e.clone())),
         }
         out.send(MonitorEvent::Lag(sample.rows));
