@@ -95,8 +95,8 @@ fn two_consumers_share_a_topic_made_beforehand_and_the_survivor_takes_over_a_kil
     );
 }
 
-/// The lag pane's rows: partition -> the "held by" text (what follows the "in sync"
-/// column's `n/m`).
+/// The lag pane's rows: partition -> the "held by" text (what stands between the age
+/// column and the "in sync" column's `n/m`).
 fn holders_on_screen(screen: &str) -> BTreeMap<i32, String> {
     let mut out = BTreeMap::new();
     for line in screen.lines() {
@@ -107,8 +107,8 @@ fn holders_on_screen(screen: &str) -> BTreeMap<i32, String> {
             };
             let in_sync =
                 |w: &&str| w.contains('/') && w.split('/').all(|n| n.parse::<u32>().is_ok());
-            if let Some(at) = words.iter().position(in_sync) {
-                out.insert(p, words[at + 1..].join(" "));
+            if let Some(at) = words.iter().position(in_sync).filter(|at| *at > 5) {
+                out.insert(p, words[5..at].join(" "));
             }
         }
     }

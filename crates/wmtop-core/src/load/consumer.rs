@@ -181,12 +181,16 @@ pub async fn run(
                 unassigned_since = None;
                 if paused {
                     progress.reset_clocks();
+                    progress.rest();
                     continue;
                 }
                 if rest.resting {
                     match rest.news(opts.lag.as_ref(), &now_held) {
                         // Nothing new anywhere: no need to ask the broker.
-                        Some(News::Nothing) => continue,
+                        Some(News::Nothing) => {
+                            progress.rest();
+                            continue;
+                        }
                         Some(News::Held) => rest.follow(&r.consumer, false),
                         // New messages elsewhere, or no fresh sample: look as usual.
                         Some(News::Elsewhere) | None => {}

@@ -95,6 +95,12 @@ impl Progress {
         }
     }
 
+    /// The consumer rests: no look is due until it wakes, so the client that reads the
+    /// watermarks is let go (an idle client still costs its threads' wake-ups).
+    pub fn rest(&mut self) {
+        self.reader = None;
+    }
+
     /// Forgets how long positions stood still (the consumer was busy landing, or
     /// paused, so standing still says nothing about the broker).
     pub fn reset_clocks(&mut self) {
