@@ -2,7 +2,8 @@
 own librdkafka), independently of wmtop.
 
 Usage: kafka_admin.py BROKERS COMMAND ARGS...
-  create-topic TOPIC PARTITIONS REPLICATION [KEY=VALUE...]   prints {"created": TOPIC}
+  create-topic TOPIC PARTITIONS REPLICATION [KEY=VALUE...]   prints {"created": TOPIC} once
+                                the brokers' metadata shows it with a leader per partition
   describe-group GROUP TOPIC    prints {"state": S, "members": [{"client_id", "host",
                                 "partitions": [...]}, ...]} (partitions of TOPIC only)
   leaders TOPIC                 prints {"PARTITION": LEADER, ...}
@@ -30,7 +31,16 @@ def create_topic(a: AdminClient, topic: str, partitions: str, replication: str, 
     new = NewTopic(topic, num_partitions=int(partitions), replication_factor=int(replication), config=config)
     for future in a.create_topics([new], operation_timeout=30).values():
         future.result()
-    return {"created": topic}
+    # Created on the controller; wait until the brokers' metadata has it with a leader for
+    # every partition, as a topic made earlier would have.
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        found = a.list_topics(topic, timeout=10).topics.get(topic)
+        parts = found.partitions if found is not None and found.error is None else {}
+        if len(parts) == int(partitions) and all(p.leader >= 0 for p in parts.values()):
+            return {"created": topic}
+        time.sleep(0.1)
+    raise SystemExit(f"topic {topic} was created but its metadata did not show it within 30 s")
 
 
 def describe_group(a: AdminClient, group: str, topic: str) -> dict:
