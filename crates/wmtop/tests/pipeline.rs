@@ -1,6 +1,7 @@
 //! End to end against the real stack: simulator -> fetch -> Kafka -> consumer ->
 //! ClickHouse, with rows per transaction and sampled column values checked against what
-//! the API served; every response shape; auth failures and token expiry; bad messages.
+//! the API served (on Apache Kafka 4.x, and on 2.8 with ZooKeeper); every response shape;
+//! auth failures and token expiry; bad messages.
 
 mod common;
 
@@ -15,10 +16,28 @@ use wmtop_sim::{Faults, Shape};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_dataset_loads_with_equal_rows_and_values() {
+    whole_dataset_loads(settings("e2e", None)).await;
+}
+
+/// The same on Apache Kafka of the 2.x line (2.8.2, ZooKeeper mode: `scripts/stack up
+/// --legacy-kafka`), as the reference pipeline ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_dataset_loads_through_kafka_2_8_with_zookeeper() {
+    let mut s = settings("e2e28", None);
+    s.kafka_brokers =
+        std::env::var("WMTOP_TEST_LEGACY_KAFKA").unwrap_or_else(|_| "127.0.0.1:9095".into());
+    whole_dataset_loads(s).await;
+}
+
+/// The simulator's whole dataset through `base`'s Kafka and ClickHouse: every record
+/// stored once, values equal to the API's.
+async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
     let cfg = sim_config(122, 288);
     let data = wmtop_sim::dataset(&cfg);
     let sim = start_sim(cfg).await;
-    let s = settings("e2e", Some(&sim.url()));
+    let mut s = base;
+    s.api_url = Some(sim.url());
+    s.keycloak_url = Some(sim.url());
 
     let answer = fetch(&s).await;
     assert_eq!(answer.transactions.len(), 122);
