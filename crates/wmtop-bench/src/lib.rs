@@ -237,7 +237,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                 for _ in 0..n {
                     let table = fresh("ceil");
                     let s = with(settings, topic, &table);
-                    let loader = Loader::prepare(Ch::connect(&s).await?, &s.clickhouse_user).await?;
+                    let loader = Loader::prepare(Ch::connect(&s).await?, &s).await?;
                     tables.push(table.clone());
                     let took = match measure::client_insert(settings, a.ch_tcp_port, &loader.plan.insert_sql, &file) {
                         Ok(t) => t,

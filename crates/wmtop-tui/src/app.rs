@@ -65,6 +65,7 @@ pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<Ended>
     };
     let mut app = App::new(AppConfig {
         table: format!("{}.{}", settings.database, settings.table),
+        window: wmtop_core::clickhouse::sql::window_of(settings),
         log_path: settings.data_dir.join("wmtop.log"),
         allow_writes: opts.allow_writes,
         insecure: settings.insecure,

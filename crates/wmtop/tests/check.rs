@@ -284,27 +284,36 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
     let (sim, s, data) = load("check_extra", 3, 12, 3).await;
-    let loader = Loader::prepare(ch(&s).await, &s.clickhouse_user)
+    let loader = Loader::prepare(ch(&s).await, &s)
         .await
         .unwrap();
-    let before = T0 - 10 * HOUR;
+    // Inside the window of the fetch: a transaction the API did not serve, and an hour
+    // it did not serve. Outside it (before the window; another application): never read.
+    let unserved = T0 + 2 * HOUR;
     let after = T0 + 100 * HOUR;
     let tiny = format!(
-        r#"{{"transactionName":"GET /extra","applicationId":31854,"transactionSeries":[{{"timestamp":{before},"totalCount":5}}]}}"#
+        r#"{{"transactionName":"GET /extra","applicationId":31854,"transactionSeries":[{{"timestamp":{unserved},"totalCount":5}}]}}"#
     );
     let outside = format!(
         r#"{{"transactionName":{},"applicationId":31854,"transactionSeries":[{{"timestamp":{after},"totalCount":7}}]}}"#,
         serde_json::to_string(&data[0].name).unwrap()
     );
+    let before = T0 - 10 * HOUR;
+    let earlier = format!(
+        r#"{{"transactionName":"GET /earlier","applicationId":31854,"transactionSeries":[{{"timestamp":{before},"totalCount":5}}]}}"#
+    );
+    let other_app = format!(
+        r#"{{"transactionName":"GET /other","applicationId":777,"transactionSeries":[{{"timestamp":{unserved},"totalCount":5}}]}}"#
+    );
     let mut rows = Rows::default();
-    for msg in [&tiny, &outside] {
+    for msg in [&tiny, &outside, &earlier, &other_app] {
         let f = flatten_message(msg.as_bytes()).unwrap();
         assert!(f.bad_records.is_empty());
         for row in &f.rows {
             rows.push(&loader.plan, row, 1);
         }
     }
-    assert_eq!(loader.insert(&rows).await.unwrap().rows, 2);
+    assert_eq!(loader.insert(&rows).await.unwrap().rows, 4);
 
     let r = check::reconcile(&s).await.expect("reconcile");
     assert!(r.ok(), "extras alone do not fail: {r}");
@@ -313,8 +322,8 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
     let mut expected = vec![
         Extra {
             transaction: "GET /extra".into(),
-            hour: "2025-12-31T08:30:00Z".into(),
-            hour_ms: before,
+            hour: "2025-12-31T20:30:00Z".into(),
+            hour_ms: unserved,
             rows: 1,
         },
         Extra {
@@ -325,7 +334,7 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         },
     ];
     expected.sort_by(|a, b| a.transaction.cmp(&b.transaction));
-    assert_eq!(r.extras, expected);
+    assert_eq!(r.extras, expected, "only the window's rows of the application are read");
     assert_eq!(r.totals.extras, 2);
     let extra = r
         .transactions
@@ -362,7 +371,7 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains("note: GET /extra at 2025-12-31T08:30:00Z is in ClickHouse"),
+        text.contains("note: GET /extra at 2025-12-31T20:30:00Z is in ClickHouse"),
         "{text}"
     );
     sim.shutdown().await;

@@ -2,8 +2,8 @@
 //! server of the local stack, with the same rows: the DDL wmtop writes for a modern
 //! server (DateTime64(3), Bool, LowCardinality, record_version/record_hash), the RowBinary
 //! bytes the row plan encodes for it (read back by the engine through `file()`), and every
-//! statement loading relies on (the stored-version lookup, the copies count, the month
-//! merge, the plain counts, the table's description): a reload that changed one
+//! statement loading relies on (the stored-version lookup, the copies among what a load
+//! wrote, the merge of one partition, the plain counts, the table's description): a reload that changed one
 //! transaction leaves copies until the merge, and the newest version is what stays. The
 //! five reference queries then give the same answers on both engines.
 
@@ -15,10 +15,10 @@ use std::process::{Command, Stdio};
 
 use common::*;
 use serde_json::{json, Value};
-use wmtop_core::clickhouse::compat::{dead_letter_ddl, metrics_ddl};
+use wmtop_core::clickhouse::compat::{dead_letter_ddl, metrics_ddl, METRICS_PARTITION_KEY};
 use wmtop_core::clickhouse::queries::PRESETS;
 use wmtop_core::clickhouse::table::{RowPlan, TableInfo};
-use wmtop_core::clickhouse::{month_of, sql, Loader, Rows, ServerVersion};
+use wmtop_core::clickhouse::{sql, Loader, Rows, ServerVersion};
 use wmtop_core::record::columns::{MetricRow, COLUMNS};
 use wmtop_core::record::flatten::flatten_message;
 
@@ -142,17 +142,9 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
             r
         })
         .collect();
-    let months: BTreeSet<u32> = rows
-        .iter()
-        .filter_map(|r| month_of(r.timestamp.millis()))
-        .collect();
-    assert!(months.len() >= 2, "the data spans months: {months:?}");
-
     // 18.16: the real server, through the loader.
     let s = settings("modern", None);
-    let loader = Loader::prepare(ch(&s).await, &s.clickhouse_user)
-        .await
-        .unwrap();
+    let loader = Loader::prepare(ch(&s).await, &s).await.unwrap();
     assert_eq!(loader.ch.version.major, 18);
     let first = loader
         .insert(&encode(&loader.plan, &rows, 1))
@@ -176,17 +168,30 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         (reload.rows, reload.replaced),
         (changed.len(), changed.len())
     );
-    let copies = loader.copies(&months).await.unwrap();
-    assert_eq!(
-        copies.values().sum::<u64>(),
-        changed.len() as u64,
-        "copies until merged"
-    );
+    // Copies until merged, found among the records the reload wrote, by partition (days).
+    let condition = reload.written.condition().unwrap();
+    let found: Vec<Value> = loader
+        .ch
+        .json_rows(&sql::copies_per_partition(
+            &loader.ch.qualified(),
+            METRICS_PARTITION_KEY,
+            &condition,
+        ))
+        .await
+        .unwrap();
+    let copies_found: u64 = found.iter().map(|r| num(&r["copies"])).sum();
+    assert_eq!(copies_found, changed.len() as u64, "copies until merged");
+    let mut partitions: Vec<String> = found.iter().map(|r| sql::partition_literal(&r["p"])).collect();
+    partitions.sort();
+    assert!(partitions.len() >= 2, "the changed hours span days: {partitions:?}");
     let settled = loader
-        .settle(&months, std::time::Duration::from_secs(30))
+        .settle(&reload.written, std::time::Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(settled.copies_left, 0);
+    let mut merged = settled.merged.clone();
+    merged.sort();
+    assert_eq!(merged, partitions, "only the days holding copies are merged");
     let old_counts = loader.ch.stored_per_transaction().await.unwrap();
     assert_eq!(
         old_counts.values().map(|c| c.rows).sum::<u64>(),
@@ -220,7 +225,6 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
             structure(&plan, &info).replace('\'', "\\'")
         )
     };
-    let months_v: Vec<u32> = months.iter().copied().collect();
     let names = [data[0].name.as_str()];
     let (lo, hi) = (1_700_000_000, 1_900_000_000);
     let mut steps = vec![
@@ -231,15 +235,16 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         json!({"query": "versions_before", "sql": sql::stored_versions(&table, &names, lo, hi)}),
         json!({"run": insert(&f3)}),
         json!({"query": "versions_after", "sql": sql::stored_versions(&table, &names, lo, hi)}),
-        json!({"query": "copies_before", "sql": sql::copies_per_month(&table, &months_v)}),
+        json!({"query": "copies_before", "sql": sql::copies_per_partition(&table, METRICS_PARTITION_KEY, &condition)}),
     ];
-    for m in &months_v {
-        steps.push(json!({"run": sql::merge_month(&table, *m)}));
+    for p in &partitions {
+        steps.push(json!({"run": sql::merge_partition(&table, None, p)}));
     }
+    let window = &loader.ch.window;
     steps.extend([
-        json!({"query": "copies_after", "sql": sql::copies_per_month(&table, &months_v)}),
-        json!({"query": "per_transaction", "sql": sql::stored_per_transaction(&table)}),
-        json!({"query": "per_record", "sql": sql::stored_per_record(&table)}),
+        json!({"query": "copies_after", "sql": sql::copies_per_partition(&table, METRICS_PARTITION_KEY, &condition)}),
+        json!({"query": "per_transaction", "sql": sql::stored_per_transaction(&table, window)}),
+        json!({"query": "per_record", "sql": sql::stored_per_record(&table, window)}),
         json!({"query": "info", "sql": sql::table_info(&s.database, &s.table)}),
         json!({"query": "columns", "sql": sql::table_columns(&s.database, &s.table)}),
         json!({"query": "kept", "sql": sql::kept_dead_letters(&format!("{table}_dead_letters"), &["t"], &[(0, 1)])}),
@@ -249,7 +254,7 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         )}),
     ]);
     for p in PRESETS {
-        steps.push(json!({"query": p.key, "sql": p.sql(&table, &data[3].name)}));
+        steps.push(json!({"query": p.key, "sql": p.sql(&table, window, &data[3].name)}));
     }
     let (version, results) = chdb(steps);
     assert!(
@@ -273,7 +278,7 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         columns.iter().find(|c| c["name"] == name).unwrap()["is_in_sorting_key"].clone()
     };
     assert_eq!((num(&key("timestamp")), num(&key("total_count"))), (1, 0));
-    assert_eq!(results["info"][0]["partition_key"], "toYYYYMM(timestamp)");
+    assert_eq!(results["info"][0]["partition_key"], METRICS_PARTITION_KEY);
     assert!(results["info"][0]["engine"]
         .as_str()
         .unwrap()
@@ -297,7 +302,7 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| num(&r["stored"]) - num(&r["distinct"]))
+            .map(|r| num(&r["copies"]))
             .sum()
     };
     assert_eq!(copies("copies_before"), n0 as u64);
@@ -329,7 +334,7 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
     for p in PRESETS {
         let on_old: Vec<Value> = loader
             .ch
-            .json_rows(&p.sql(&table, &data[3].name))
+            .json_rows(&p.sql(&table, window, &data[3].name))
             .await
             .unwrap();
         let on_new = results[p.key].as_array().unwrap();

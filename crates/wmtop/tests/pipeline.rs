@@ -124,7 +124,7 @@ async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
 
     // The reference queries run on this server too, and the row counts agree.
     for p in PRESETS {
-        let sql = p.sql(&sink.qualified(), &data[0].name);
+        let sql = p.sql(&sink.qualified(), &sink.window, &data[0].name);
         let out = sink.query_text(&sql, "JSONEachRow").await;
         assert!(out.is_ok(), "preset {} failed: {:?}", p.key, out.err());
     }
@@ -132,7 +132,7 @@ async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
         &s,
         &wmtop_core::clickhouse::queries::preset("p95")
             .unwrap()
-            .sql(&sink.qualified(), &data[0].name),
+            .sql(&sink.qualified(), &sink.window, &data[0].name),
     )
     .await;
     assert_eq!(p95.len(), data[0].records.len());
@@ -285,7 +285,7 @@ async fn bad_messages_are_kept_aside_with_their_reason_and_good_ones_load() {
     kafka.ready().await.unwrap();
     let producer = kafka.producer().unwrap();
     let good = r#"{"transactionName":"GET /good","applicationId":31854,"transactionSeries":[{"timestamp":1767205800000,"totalCount":10},{"timestamp":1767209400000,"totalCount":"11"}]}"#;
-    let partly = r#"{"transactionName":"GET /partly","transactionSeries":[{"timestamp":1767205800000,"totalCount":"lots"},{"timestamp":1767205800000,"errorRate":0.5},{"totalCount":3}]}"#;
+    let partly = r#"{"transactionName":"GET /partly","applicationId":31854,"transactionSeries":[{"timestamp":1767205800000,"totalCount":"lots"},{"timestamp":1767205800000,"errorRate":0.5},{"totalCount":3}]}"#;
     let payloads: Vec<(&str, Vec<u8>)> = vec![
         ("good", good.as_bytes().to_vec()),
         ("notjson", b"this is not json".to_vec()),

@@ -191,6 +191,9 @@ pub struct Ch {
     pub version_text: String,
     /// The user's `readonly` setting as the server reports it (0: may write).
     pub readonly: u8,
+    /// What the front ends read: the settings' application in their window
+    /// ([`super::sql::window_of`]).
+    pub window: String,
 }
 
 /// The client: HTTP or HTTPS with the one TLS configuration, credentials attached.
@@ -241,6 +244,7 @@ impl Ch {
             version: ServerVersion { major: 0, minor: 0 },
             version_text: String::new(),
             readonly: 0,
+            window: super::sql::window_of(settings),
         };
         let text = ch
             .query_text(
@@ -267,6 +271,15 @@ impl Ch {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or(0);
         Ok(ch)
+    }
+
+    /// The same connection, with these settings sent along with every query.
+    pub fn with_settings(&self, settings: &[(&str, &str)]) -> Ch {
+        let mut ch = self.clone();
+        for (k, v) in settings {
+            ch.client = ch.client.with_setting(*k, *v);
+        }
+        ch
     }
 
     /// `database.table`.

@@ -1,10 +1,13 @@
 //! Loading into ClickHouse so that a plain `SELECT count()` sees one row per record:
 //! the database and tables are created where missing (and only there, naming the grant
-//! a refusal lacks); rows arrive RowBinary-encoded with their identity, Kafka time and
-//! content hash; before a batch is inserted, the hours already stored with the same
-//! content, or with a newer version, are dropped from it; what is left goes in; and
-//! once a load has drained, [`Loader::settle`] merges the months where a changed hour
-//! left a copy, and checks that none is left, before the load is reported done.
+//! a refusal lacks; on `clickhouse_cluster`, Replicated tables behind Distributed ones);
+//! rows arrive RowBinary-encoded with their identity, Kafka time and content hash; before
+//! a batch is inserted, the hours already stored with the same content, or with a newer
+//! version, are dropped from it; what is left goes in (into a Distributed table only once
+//! every shard stored it, reading and writing the same replica); and once a load has
+//! drained, [`Loader::settle`] looks for copies among the hours the load wrote (and only
+//! there), merges just the partitions that hold them, and checks, on every replica, that
+//! none is left before the load is reported done.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
@@ -14,9 +17,9 @@ use serde::Deserialize;
 
 use super::client::{lenient_i64, lenient_u64, Ch, ChError, ChErrorKind};
 use super::compat::{dead_letter_ddl, metrics_ddl};
+use crate::config::Settings;
 use super::sql;
 use super::table::{leb128, schema_error, RowPlan, TableInfo};
-use crate::clickhouse::queries::quote;
 use crate::record::columns::MetricRow;
 
 /// A row's identity and what decides whether it is stored: `(application_id,
@@ -107,6 +110,54 @@ impl Rows {
     }
 }
 
+/// The records a load wrote, as the key ranges to look in for copies: its applications,
+/// its transactions and the span of their hours.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub applications: BTreeSet<String>,
+    pub transactions: BTreeSet<String>,
+    /// First and last hour written, epoch seconds.
+    pub span: Option<(i64, i64)>,
+}
+
+impl Written {
+    pub fn is_empty(&self) -> bool {
+        self.span.is_none()
+    }
+
+    fn add(&mut self, key: &RecordKey) {
+        if !self.applications.contains(key.0.as_ref()) {
+            self.applications.insert(key.0.to_string());
+        }
+        if !self.transactions.contains(key.1.as_ref()) {
+            self.transactions.insert(key.1.to_string());
+        }
+        let (lo, hi) = self.span.unwrap_or((key.2, key.2));
+        self.span = Some((lo.min(key.2), hi.max(key.2)));
+    }
+
+    /// Adds what another insert wrote.
+    pub fn extend(&mut self, other: &Written) {
+        self.applications.extend(other.applications.iter().cloned());
+        self.transactions.extend(other.transactions.iter().cloned());
+        if let Some((lo, hi)) = other.span {
+            let (a, b) = self.span.unwrap_or((lo, hi));
+            self.span = Some((a.min(lo), b.max(hi)));
+        }
+    }
+
+    /// The condition that selects these records through the table's key.
+    pub fn condition(&self) -> Option<String> {
+        let (lo, hi) = self.span?;
+        Some(sql::written_condition(
+            &self.applications.iter().map(String::as_str).collect::<Vec<_>>(),
+            &self.transactions.iter().map(String::as_str).collect::<Vec<_>>(),
+            lo,
+            hi,
+        ))
+    }
+}
+
 /// What one insert did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inserted {
@@ -118,16 +169,17 @@ pub struct Inserted {
     /// Of the rows written, those whose hour was already stored with other content: a
     /// copy until the month is merged.
     pub replaced: usize,
-    /// Months (`toYYYYMM`) written to.
-    pub months: BTreeSet<u32>,
+    /// The records written.
+    pub written: Written,
 }
 
 /// What settling a load found and did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Settled {
-    /// Months merged to remove copies.
-    pub merged: Vec<u32>,
-    /// Stored copies left over all the months looked at (0 when settled).
+    /// Partitions merged to remove copies (as `system.parts` names them).
+    pub merged: Vec<String>,
+    /// Stored copies left among the records the load wrote (0 when settled), on the
+    /// replica that holds the most.
     pub copies_left: u64,
     pub took_ms: u64,
 }
@@ -174,27 +226,25 @@ impl DeadLetter {
     }
 }
 
-/// The `toYYYYMM` month of a time in epoch milliseconds (UTC).
-pub fn month_of(ms: i64) -> Option<u32> {
-    let ts = jiff::Timestamp::from_millisecond(ms).ok()?;
-    let d = ts.to_zoned(jiff::tz::TimeZone::UTC).date();
-    u32::try_from(i32::from(d.year()) * 100 + i32::from(d.month())).ok()
-}
-
 /// A connection that may write, with the tables in place and the row plan for them.
+/// On a Distributed table its queries read and insert through the same replica of each
+/// shard (the first one up, in the cluster's order), and an insert returns only once
+/// every shard stored its rows.
 #[derive(Clone)]
 pub struct Loader {
     pub ch: Ch,
     pub plan: Arc<RowPlan>,
     pub info: TableInfo,
-    user: String,
+    settings: Arc<Settings>,
 }
 
 impl Loader {
-    /// Creates what is missing (database, metrics table, dead-letter table), reads the
-    /// table's columns and builds the row plan. A read-only user, or a refused CREATE,
-    /// is an error naming what is missing.
-    pub async fn prepare(ch: Ch, user: &str) -> Result<Loader, ChError> {
+    /// Creates what is missing (database, metrics table, dead-letter table; on
+    /// `clickhouse_cluster`, Replicated tables on every replica behind Distributed ones),
+    /// reads the table's columns and builds the row plan. A read-only user, or a refused
+    /// CREATE, is an error naming what is missing.
+    pub async fn prepare(ch: Ch, settings: &Settings) -> Result<Loader, ChError> {
+        let user = settings.clickhouse_user.as_str();
         let db = ch.database.clone();
         let grant = |what: &str, on: &str| format!("GRANT {what} ON {on} TO {user}");
         if ch.readonly > 0 {
@@ -211,40 +261,19 @@ impl Loader {
                 code: None,
             });
         }
-        let exists = |sql: String| {
-            let ch = ch.clone();
-            async move {
-                let n: Vec<Named> = ch.json_rows(&sql).await?;
-                Ok::<bool, ChError>(!n.is_empty())
+        for (table, ddl) in planned_tables(&ch, settings).await? {
+            let exists = match table.as_deref().and_then(|t| t.split_once('.')) {
+                None => sql::database_exists(&db),
+                Some((d, t)) => sql::table_exists(d, t),
+            };
+            let found: Vec<Named> = ch.json_rows(&exists).await?;
+            if !found.is_empty() {
+                continue;
             }
-        };
-        if !exists(format!(
-            "SELECT name FROM system.databases WHERE name = {}",
-            quote(&db)
-        ))
-        .await?
-        {
-            ch.execute(&format!("CREATE DATABASE IF NOT EXISTS {db}"))
+            let what = if table.is_none() { "CREATE DATABASE" } else { "CREATE TABLE" };
+            ch.execute(&ddl)
                 .await
-                .map_err(|e| refused(e, &grant("CREATE DATABASE", &format!("{db}.*"))))?;
-        }
-        for (table, ddl) in [
-            (ch.table.clone(), metrics_ddl(&db, &ch.table, ch.version)),
-            (
-                format!("{}_dead_letters", ch.table),
-                dead_letter_ddl(&db, &ch.table),
-            ),
-        ] {
-            let sql = format!(
-                "SELECT name FROM system.tables WHERE database = {} AND name = {}",
-                quote(&db),
-                quote(&table)
-            );
-            if !exists(sql).await? {
-                ch.execute(&ddl)
-                    .await
-                    .map_err(|e| refused(e, &grant("CREATE TABLE", &format!("{db}.*"))))?;
-            }
+                .map_err(|e| refused(e, &grant(what, &format!("{db}.*"))))?;
         }
         let info = TableInfo::read(&ch).await?.ok_or_else(|| ChError {
             url: ch.url.clone(),
@@ -255,24 +284,19 @@ impl Loader {
         })?;
         let plan = RowPlan::for_table(&ch.qualified(), &info, ch.version)
             .map_err(|e| schema_error(&ch, e))?;
-        if !plan.versioned {
-            tracing::warn!(
-                "table {} has no record_version/record_hash columns: hours loaded again are written again and merged away after each load{}",
-                ch.qualified(),
-                if info.replacing() { "" } else { " (it is not a ReplacingMergeTree, so copies stay; `wmtop check` lists them)" }
-            );
-        }
-        if !plan.absent.is_empty() {
-            tracing::warn!(
-                "table {} lacks columns wmtop fills; their values are not stored: {}",
-                ch.qualified(),
-                plan.absent.join(", ")
-            );
-        }
+        report_table(&ch, &info, &plan);
+        // Read and write the same replica of each shard, and insert synchronously.
+        let ch = match &info.distributed {
+            Some(_) => ch.with_settings(&[
+                (ch.version.sync_distributed_insert(), "1"),
+                ("load_balancing", "in_order"),
+            ]),
+            None => ch,
+        };
         Ok(Loader {
             plan: Arc::new(plan),
             info,
-            user: user.to_string(),
+            settings: Arc::new(settings.clone()),
             ch,
         })
     }
@@ -318,10 +342,9 @@ impl Loader {
             out.replaced = 0;
         }
         out.rows = keep.len();
-        out.months = keep
-            .iter()
-            .filter_map(|&i| month_of(rows.meta[i].key.2 * 1000))
-            .collect();
+        for &i in &keep {
+            out.written.add(&rows.meta[i].key);
+        }
         if keep.is_empty() {
             return Ok(out);
         }
@@ -351,7 +374,10 @@ impl Loader {
                 .and_then(|t| t.split_whitespace().next())
                 .unwrap_or_default()
                 .to_string();
-            return refused(err, &format!("GRANT INSERT ON {table} TO {}", self.user));
+            return refused(
+                err,
+                &format!("GRANT INSERT ON {table} TO {}", self.settings.clickhouse_user),
+            );
         }
         err
     }
@@ -451,84 +477,167 @@ impl Loader {
         Ok(new)
     }
 
-    /// Stored copies (rows beyond one per record) in each of these months.
-    pub async fn copies(&self, months: &BTreeSet<u32>) -> Result<BTreeMap<u32, u64>, ChError> {
+    /// Copies among the records `written`, on `ch` in `table`, per partition (as
+    /// `OPTIMIZE … PARTITION` takes it): rows beyond one per record.
+    async fn copies_on(
+        &self,
+        ch: &Ch,
+        table: &str,
+        written: &Written,
+    ) -> Result<BTreeMap<String, u64>, ChError> {
         #[derive(Deserialize)]
         struct R {
+            p: serde_json::Value,
             #[serde(deserialize_with = "lenient_u64")]
-            m: u64,
-            #[serde(deserialize_with = "lenient_u64")]
-            stored: u64,
-            #[serde(deserialize_with = "lenient_u64")]
-            distinct: u64,
+            copies: u64,
         }
-        if months.is_empty() {
+        let Some(condition) = written.condition() else {
             return Ok(BTreeMap::new());
-        }
-        let months: Vec<u32> = months.iter().copied().collect();
-        let sql = sql::copies_per_month(&self.ch.qualified(), &months);
-        let rows: Vec<R> = self.ch.json_rows(&sql).await?;
-        Ok(rows
+        };
+        let key = self.partition_key();
+        let found: Vec<R> = ch
+            .json_rows(&sql::copies_per_partition(table, key, &condition))
+            .await?;
+        Ok(found
             .into_iter()
-            .filter_map(|r| {
-                Some((
-                    u32::try_from(r.m).ok()?,
-                    r.stored.saturating_sub(r.distinct),
-                ))
-            })
+            .map(|r| (sql::partition_literal(&r.p), r.copies))
             .collect())
     }
 
-    /// After the last batch of a load has landed: merges the months that hold copies
-    /// and checks again, until none is left or `deadline` passes. Copies on a table that
-    /// is not a Replacing engine cannot be merged away and are reported.
-    pub async fn settle(
-        &self,
-        months: &BTreeSet<u32>,
-        deadline: Duration,
-    ) -> Result<Settled, ChError> {
+    /// The partition key, or `tuple()` for a table that has none.
+    fn partition_key(&self) -> &str {
+        match self.info.partition_key.trim() {
+            "" => "tuple()",
+            key => key,
+        }
+    }
+
+    /// After the last batch of a load has landed: finds copies among the records the
+    /// load wrote (reading only those, through the table's key), merges just the
+    /// partitions that hold them, and looks again (on every replica, where the table is
+    /// replicated) until none is left or `deadline` passes. Copies on a table that is not
+    /// a Replacing engine cannot be merged away and are reported.
+    pub async fn settle(&self, written: &Written, deadline: Duration) -> Result<Settled, ChError> {
         let started = Instant::now();
         let mut settled = Settled::default();
-        // A merge already running on those parts makes OPTIMIZE a no-op: from the second
-        // merge on, look again after a wait of the one backoff (400 ms, doubling).
-        let mut waits = crate::net::retry::delays(Duration::from_millis(400));
-        let mut attempt = 0u32;
+        let storage = self.info.storage(&self.ch.qualified());
+        let replicas = self.replicas().await;
+        // A merge already running on those parts makes OPTIMIZE a no-op, and replicas
+        // take a merge in turn: between looks, wait the one backoff, and merge again
+        // only now and then.
+        let mut waits = crate::net::retry::delays(Duration::from_millis(200));
+        let mut looks = 0u32;
         loop {
-            let copies = self.copies(months).await?;
-            let with_copies: Vec<u32> = copies
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(m, _)| *m)
-                .collect();
-            settled.copies_left = copies.values().sum();
-            if with_copies.is_empty() || !self.info.replacing() || started.elapsed() >= deadline {
+            let mut found = self.copies_on(&self.ch, &self.ch.qualified(), written).await?;
+            settled.copies_left = found.values().sum();
+            for r in &replicas {
+                let there = self.copies_on(r, &storage, written).await?;
+                settled.copies_left = settled.copies_left.max(there.values().sum());
+                found.extend(there);
+            }
+            if found.is_empty() || !self.info.replacing() || started.elapsed() >= deadline {
                 break;
             }
-            if self.info.monthly() {
-                for m in &with_copies {
-                    self.ch
-                        .execute(&sql::merge_month(&self.ch.qualified(), *m))
-                        .await?;
-                }
-            } else {
-                self.ch
-                    .execute(&sql::merge_all(&self.ch.qualified()))
-                    .await?;
-            }
-            for m in with_copies {
-                if !settled.merged.contains(&m) {
-                    settled.merged.push(m);
+            if looks % 4 == 0 {
+                for p in found.keys() {
+                    self.ch.execute(&self.merge_sql(&storage, p)).await?;
+                    if !settled.merged.contains(p) {
+                        settled.merged.push(p.clone());
+                    }
                 }
             }
-            attempt += 1;
-            if attempt > 1 {
-                if let Some(wait) = waits.next() {
-                    tokio::time::sleep(wait).await;
-                }
+            looks += 1;
+            if let Some(wait) = waits.next() {
+                tokio::time::sleep(wait).await;
             }
         }
         settled.took_ms = started.elapsed().as_millis() as u64;
         Ok(settled)
+    }
+
+    /// Connections to every replica of the table behind a Distributed one (none for a
+    /// table that is not, or a replica that cannot be reached now: the loader's own
+    /// reads still see its shard).
+    async fn replicas(&self) -> Vec<Ch> {
+        let Some(d) = &self.info.distributed else {
+            return Vec::new();
+        };
+        if !self.info.replicated() {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        match super::cluster::members(&self.ch, &d.cluster).await {
+            Ok(members) => {
+                for (_, host, _) in members {
+                    let s = super::cluster::replica_settings(&self.settings, &host);
+                    match Ch::connect(&s).await {
+                        Ok(ch) => out.push(ch),
+                        Err(e) => tracing::warn!("replica {host}: not checked for copies: {e}"),
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("the replicas of {}: {e}", d.cluster),
+        }
+        out
+    }
+
+    /// The merge of one partition (`tuple()`: the whole of a table without partitions)
+    /// of the table that stores the rows: on every shard where there are several, else
+    /// on this server (a Replicated table passes the merge on to its other replicas).
+    fn merge_sql(&self, storage: &str, partition: &str) -> String {
+        let on_cluster = match &self.info.distributed {
+            Some(d) if d.shards > 1 => Some(d.cluster.as_str()),
+            _ => None,
+        };
+        sql::merge_partition(storage, on_cluster, partition)
+    }
+}
+
+/// The tables the settings want, each with its statement: on `clickhouse_cluster`,
+/// Replicated and Distributed ones on the cluster; else the database and the two tables
+/// here. Where the metrics table already is a Distributed table, a missing dead-letter
+/// table is made the same way, on its cluster.
+async fn planned_tables(ch: &Ch, settings: &Settings) -> Result<Vec<(Option<String>, String)>, ChError> {
+    let db = &ch.database;
+    let on_cluster = super::cluster::cluster_ddl(settings, ch.version);
+    if !on_cluster.is_empty() {
+        return Ok(on_cluster);
+    }
+    if let Some(info) = TableInfo::read(ch).await? {
+        if let Some(d) = &info.distributed {
+            return super::cluster::dead_letters_ddl_for(ch, settings, d, &info).await;
+        }
+    }
+    Ok(vec![
+        (None, format!("CREATE DATABASE IF NOT EXISTS {db}")),
+        (Some(ch.qualified()), metrics_ddl(db, &ch.table, ch.version)),
+        (Some(ch.dead_letters_table()), dead_letter_ddl(db, &ch.table)),
+    ])
+}
+
+/// Says in the log what the table is and what loading it will do.
+fn report_table(ch: &Ch, info: &TableInfo, plan: &RowPlan) {
+    if let Some(d) = &info.distributed {
+        let text = d.describe(&ch.qualified());
+        if d.splits_records {
+            tracing::warn!("{text}");
+        } else {
+            tracing::info!("{text}; inserts wait until every shard stored them");
+        }
+    }
+    if !plan.versioned {
+        tracing::warn!(
+            "table {} has no record_version/record_hash columns: hours loaded again are written again and merged away after each load{}",
+            ch.qualified(),
+            if info.replacing() { "" } else { " (it is not a ReplacingMergeTree, so copies stay; `wmtop check` lists them)" }
+        );
+    }
+    if !plan.absent.is_empty() {
+        tracing::warn!(
+            "table {} lacks columns wmtop fills; their values are not stored: {}",
+            ch.qualified(),
+            plan.absent.join(", ")
+        );
     }
 }
 

@@ -80,8 +80,8 @@ impl Ch {
         Ok(!rows.is_empty())
     }
 
-    /// Rows stored and distinct records per transaction (empty when the table does not
-    /// exist yet).
+    /// Rows stored and distinct records per transaction of the settings' application in
+    /// their window (empty when the table does not exist yet).
     pub async fn stored_per_transaction(&self) -> Result<BTreeMap<String, Stored>, ChError> {
         #[derive(Deserialize)]
         struct R {
@@ -91,7 +91,7 @@ impl Ch {
             #[serde(deserialize_with = "lenient_u64")]
             distinct: u64,
         }
-        let sql = super::sql::stored_per_transaction(&self.qualified());
+        let sql = super::sql::stored_per_transaction(&self.qualified(), &self.window);
         Ok(self
             .missing_table_is_empty(self.json_rows::<R>(&sql).await)?
             .into_iter()
@@ -107,7 +107,8 @@ impl Ch {
             .collect())
     }
 
-    /// Stored rows per (transaction, time in whole seconds).
+    /// Stored rows per (transaction, time in whole seconds), of the settings' application
+    /// in their window.
     pub async fn stored_per_record(&self) -> Result<BTreeMap<(String, i64), u64>, ChError> {
         #[derive(Deserialize)]
         struct R {
@@ -117,7 +118,7 @@ impl Ch {
             #[serde(deserialize_with = "lenient_u64")]
             rows: u64,
         }
-        let sql = super::sql::stored_per_record(&self.qualified());
+        let sql = super::sql::stored_per_record(&self.qualified(), &self.window);
         let mut out = BTreeMap::new();
         for r in self.missing_table_is_empty(self.json_rows::<R>(&sql).await)? {
             *out.entry((r.n, r.ts.saturating_mul(1000))).or_default() += r.rows;

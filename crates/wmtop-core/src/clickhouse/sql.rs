@@ -3,11 +3,12 @@
 //! tests (tests/modern_engine.rs). Each runs on ClickHouse 18.16 and on modern servers.
 
 use crate::clickhouse::queries::quote;
+use crate::config::Settings;
 
-/// The table's engine and partition key.
+/// The table's engine, the engine with its arguments, and its partition key.
 pub fn table_info(database: &str, table: &str) -> String {
     format!(
-        "SELECT engine, partition_key FROM system.tables WHERE database = {} AND name = {}",
+        "SELECT engine, engine_full, partition_key FROM system.tables WHERE database = {} AND name = {}",
         quote(database),
         quote(table)
     )
@@ -36,40 +37,99 @@ pub fn stored_versions(qualified: &str, names: &[&str], lo: i64, hi: i64) -> Str
     )
 }
 
-/// Per month (`m`): rows stored and distinct records.
-pub fn copies_per_month(qualified: &str, months: &[u32]) -> String {
-    let list: Vec<String> = months.iter().map(u32::to_string).collect();
+/// Whether a database exists (a `name` row when it does).
+pub fn database_exists(database: &str) -> String {
     format!(
-        "SELECT toYYYYMM(timestamp) AS m, count() AS stored, \
-         uniqExact(application_id, transaction_name, timestamp) AS distinct \
-         FROM {qualified} WHERE toYYYYMM(timestamp) IN ({}) GROUP BY m",
-        list.join(", ")
+        "SELECT name FROM system.databases WHERE name = {}",
+        quote(database)
     )
 }
 
-/// Merges one month (`toYYYYMM`) of a table partitioned by month.
-pub fn merge_month(qualified: &str, month: u32) -> String {
-    format!("OPTIMIZE TABLE {qualified} PARTITION {month} FINAL")
+/// Whether a table exists (a `name` row when it does).
+pub fn table_exists(database: &str, table: &str) -> String {
+    format!(
+        "SELECT name FROM system.tables WHERE database = {} AND name = {}",
+        quote(database),
+        quote(table)
+    )
 }
 
-/// Merges the whole table (for a table partitioned some other way).
-pub fn merge_all(qualified: &str) -> String {
-    format!("OPTIMIZE TABLE {qualified} FINAL")
+/// The records of these applications and transactions between `lo` and `hi` (epoch
+/// seconds), selected through the table's key.
+pub fn written_condition(applications: &[&str], names: &[&str], lo: i64, hi: i64) -> String {
+    let list = |v: &[&str]| v.iter().map(|n| quote(n)).collect::<Vec<_>>().join(", ");
+    format!(
+        "application_id IN ({}) AND transaction_name IN ({}) AND timestamp BETWEEN toDateTime({lo}) AND toDateTime({hi})",
+        list(applications),
+        list(names)
+    )
 }
 
-/// Per transaction (`name`): rows stored and distinct records.
-pub fn stored_per_transaction(qualified: &str) -> String {
+/// Per partition (`p`, the partition key's value) of the records selected by
+/// `condition`: stored rows beyond one per record (`copies`); partitions without any are
+/// left out.
+pub fn copies_per_partition(table: &str, partition_key: &str, condition: &str) -> String {
+    format!(
+        "SELECT p, sum(c - 1) AS copies FROM (\
+         SELECT {partition_key} AS p, count() AS c FROM {table} WHERE {condition} \
+         GROUP BY p, application_id, transaction_name, timestamp HAVING c > 1) GROUP BY p"
+    )
+}
+
+/// A partition key's value, as JSON gives it, written as `OPTIMIZE … PARTITION` takes it.
+pub fn partition_literal(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => quote(s),
+        serde_json::Value::Array(items) => format!(
+            "tuple({})",
+            items.iter().map(partition_literal).collect::<Vec<_>>().join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Merges one partition of a table (`tuple()`: a table without partitions, as a whole),
+/// on every host of `cluster` when given.
+pub fn merge_partition(table: &str, cluster: Option<&str>, partition: &str) -> String {
+    let on = cluster.map_or(String::new(), |c| format!(" ON CLUSTER {c}"));
+    match partition {
+        "tuple()" => format!("OPTIMIZE TABLE {table}{on} FINAL"),
+        p => format!("OPTIMIZE TABLE {table}{on} PARTITION {p} FINAL"),
+    }
+}
+
+/// The rows the front ends read: the settings' application in the settings' window,
+/// selected through the table's key, so no read costs more as the table holds more of
+/// other applications and other times.
+pub fn window_of(settings: &Settings) -> String {
+    window_condition(
+        &settings.application_id,
+        settings.start_time.0.div_euclid(1000),
+        settings.end_time.0.div_euclid(1000),
+    )
+}
+
+/// One application's rows between `lo` and `hi` (epoch seconds).
+pub fn window_condition(application_id: &str, lo: i64, hi: i64) -> String {
+    format!(
+        "application_id = {} AND timestamp BETWEEN toDateTime({lo}) AND toDateTime({hi})",
+        quote(application_id)
+    )
+}
+
+/// Per transaction (`name`) in `window`: rows stored and distinct records.
+pub fn stored_per_transaction(qualified: &str, window: &str) -> String {
     format!(
         "SELECT transaction_name AS name, count() AS rows, uniqExact(application_id, timestamp) AS distinct \
-         FROM {qualified} GROUP BY transaction_name"
+         FROM {qualified} WHERE {window} GROUP BY transaction_name"
     )
 }
 
-/// Per transaction and second (`n`, `ts`): rows stored.
-pub fn stored_per_record(qualified: &str) -> String {
+/// Per transaction and second (`n`, `ts`) in `window`: rows stored.
+pub fn stored_per_record(qualified: &str, window: &str) -> String {
     format!(
         "SELECT transaction_name AS n, toUnixTimestamp(timestamp) AS ts, count() AS rows FROM {qualified} \
-         GROUP BY n, ts"
+         WHERE {window} GROUP BY n, ts"
     )
 }
 

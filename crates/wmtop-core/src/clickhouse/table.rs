@@ -1,5 +1,7 @@
 //! The metrics table as the server has it: its columns, their types and which are in
-//! the table's key, read from `system.columns` and `system.tables`; and the row plan
+//! the table's key, read from `system.columns` and `system.tables` (for a Distributed
+//! table, the engine and partition key of the table on the replicas that stores the rows:
+//! see [`super::cluster`]); and the row plan
 //! built from them, which encodes each row for the types the table really has (not the
 //! ones wmtop would have chosen). A column wmtop does not know is left to its DEFAULT; a
 //! type it cannot write, or a key column it cannot fill, is an error naming the column,
@@ -8,6 +10,7 @@
 use serde::Deserialize;
 
 use super::client::{Ch, ChError, ChErrorKind};
+use super::cluster::Distributed;
 use super::compat::ServerVersion;
 use crate::record::columns::{
     column_index, FieldRef, Kind, MetricRow, COLUMNS, GETTERS, RECORD_HASH, RECORD_VERSION,
@@ -24,13 +27,16 @@ pub struct TableColumn {
     pub in_key: bool,
 }
 
-/// The table: columns in order, and its engine.
+/// The table: columns in order, and the engine and partition key of the table that
+/// stores its rows (the table itself, or the local table behind a Distributed one).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableInfo {
     pub columns: Vec<TableColumn>,
     pub engine: String,
     /// The partition key expression, as `system.tables` gives it.
     pub partition_key: String,
+    /// Set when the table is a Distributed one.
+    pub distributed: Option<Distributed>,
 }
 
 impl TableInfo {
@@ -63,7 +69,8 @@ impl TableInfo {
         TableInfo {
             columns,
             engine: "ReplacingMergeTree".into(),
-            partition_key: "toYYYYMM(timestamp)".into(),
+            partition_key: super::compat::METRICS_PARTITION_KEY.into(),
+            distributed: None,
         }
     }
 
@@ -72,12 +79,21 @@ impl TableInfo {
         self.engine.contains("ReplacingMergeTree")
     }
 
-    /// Partitioned by `toYYYYMM(timestamp)`: a month can be merged alone.
-    pub fn monthly(&self) -> bool {
-        self.partition_key.replace(' ', "") == "toYYYYMM(timestamp)"
+    /// Copies are kept apart by replicas too: merges and part names are per replica.
+    pub fn replicated(&self) -> bool {
+        self.engine.starts_with("Replicated")
     }
 
-    /// Reads the table's columns and engine; None when the table does not exist.
+    /// The table that stores the rows: the table, or the local one behind it.
+    pub fn storage(&self, qualified: &str) -> String {
+        self.distributed
+            .as_ref()
+            .map_or_else(|| qualified.to_string(), |d| d.local.clone())
+    }
+
+    /// Reads the table's columns and engine (for a Distributed table, its cluster and
+    /// the engine of the table behind it on this server); None when the table does not
+    /// exist.
     pub async fn read(ch: &Ch) -> Result<Option<TableInfo>, ChError> {
         #[derive(Deserialize)]
         struct Col {
@@ -88,19 +104,34 @@ impl TableInfo {
             is_in_partition_key: u8,
             is_in_sorting_key: u8,
         }
-        #[derive(Deserialize)]
-        struct Tbl {
-            engine: String,
-            partition_key: String,
-        }
-        let tables: Vec<Tbl> = ch
-            .json_rows(&super::sql::table_info(&ch.database, &ch.table))
-            .await?;
-        let Some(t) = tables.into_iter().next() else {
+        let Some(mut t) = read_table(ch, &ch.database, &ch.table).await? else {
             return Ok(None);
         };
+        let distributed = match t.engine.as_str() {
+            "Distributed" => super::cluster::distributed(ch, &t.engine_full).await?,
+            _ => None,
+        };
+        if let Some(d) = &distributed {
+            let (db, table) = d.local.split_once('.').unwrap_or_default();
+            t = read_table(ch, db, table).await?.ok_or_else(|| ChError {
+                url: ch.url.clone(),
+                action: format!("read the table behind {}", ch.qualified()),
+                detail: format!(
+                    "{} is a Distributed table over {}, which is not on this server: point clickhouse_url at a replica of cluster {}",
+                    ch.qualified(),
+                    d.local,
+                    d.cluster
+                ),
+                kind: ChErrorKind::Missing,
+                code: None,
+            })?;
+        }
+        // The columns as the table that stores them has them (a Distributed table has
+        // the same columns, but no key).
+        let storage = t.storage;
+        let (db, table) = storage.split_once('.').unwrap_or_default();
         let cols: Vec<Col> = ch
-            .json_rows(&super::sql::table_columns(&ch.database, &ch.table))
+            .json_rows(&super::sql::table_columns(db, table))
             .await?;
         Ok(Some(TableInfo {
             columns: cols
@@ -114,12 +145,34 @@ impl TableInfo {
                 .collect(),
             engine: t.engine,
             partition_key: t.partition_key,
+            distributed,
         }))
     }
 
     fn column(&self, name: &str) -> Option<&TableColumn> {
         self.columns.iter().find(|c| c.name == name)
     }
+}
+
+#[derive(Deserialize)]
+struct Tbl {
+    engine: String,
+    engine_full: String,
+    partition_key: String,
+    /// `database.table`, filled in after reading.
+    #[serde(skip)]
+    storage: String,
+}
+
+/// A table's engine, its arguments and its partition key; None when it does not exist.
+async fn read_table(ch: &Ch, database: &str, table: &str) -> Result<Option<Tbl>, ChError> {
+    let tables: Vec<Tbl> = ch
+        .json_rows(&super::sql::table_info(database, table))
+        .await?;
+    Ok(tables.into_iter().next().map(|t| Tbl {
+        storage: format!("{database}.{table}"),
+        ..t
+    }))
 }
 
 /// How one value is written in RowBinary for the table's type.

@@ -167,6 +167,8 @@ settings! {
         database: String = "watermelon".into(), env "WMTOP_DATABASE";
         /// ClickHouse table (created if missing, where wmtop loads).
         table: String = "transaction_metrics".into(), env "WMTOP_TABLE";
+        /// ZooKeeper path of the Replicated tables wmtop creates on clickhouse_cluster: {shard} and {replica} are the servers' macros, {database} and {table} are filled in by wmtop.
+        clickhouse_zookeeper_path: String = "/clickhouse/tables/{shard}/{database}/{table}".into(), env "WMTOP_CLICKHOUSE_ZOOKEEPER_PATH";
         /// Keycloak realm.
         realm: String = "watermelon".into(), env "WMTOP_REALM";
         /// Keycloak client id.
@@ -203,6 +205,10 @@ settings! {
         ca_file: PathBuf, env "WMTOP_CA_FILE";
         /// PEM file of a private CA for ClickHouse over HTTPS.
         clickhouse_ca_file: PathBuf, env "WMTOP_CLICKHOUSE_CA_FILE";
+        /// ClickHouse cluster (as in remote_servers) on which wmtop creates its tables ON CLUSTER: Replicated tables on every replica behind a Distributed table named `table`.
+        clickhouse_cluster: String, env "WMTOP_CLICKHOUSE_CLUSTER";
+        /// With clickhouse_cluster: the Replicated table on each replica behind the Distributed one (default: <table>_local).
+        clickhouse_local_table: String, env "WMTOP_CLICKHOUSE_LOCAL_TABLE";
         /// Kafka SASL mechanism: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.
         kafka_sasl_mechanism: SaslMechanism, env "WMTOP_KAFKA_SASL_MECHANISM";
         /// Kafka SASL user (the password: WMTOP_KAFKA_SASL_PASSWORD or the config file).

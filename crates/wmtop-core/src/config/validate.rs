@@ -32,6 +32,7 @@ impl Settings {
                 ));
             }
         }
+        self.validate_cluster()?;
         if self.partitions < 1 {
             return Err(invalid("partitions", "must be at least 1"));
         }
@@ -63,6 +64,40 @@ impl Settings {
             ));
         }
         self.validate_kafka_security()?;
+        Ok(())
+    }
+
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let name_ok = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if let Some(c) = &self.clickhouse_cluster {
+            if !name_ok(c) {
+                return Err(invalid(
+                    "clickhouse_cluster",
+                    format!("{c:?} must be letters, digits and _ only"),
+                ));
+            }
+        }
+        match (&self.clickhouse_local_table, &self.clickhouse_cluster) {
+            (Some(_), None) => {
+                return Err(invalid(
+                    "clickhouse_local_table",
+                    "is set, but clickhouse_cluster is not: the local table is made on a cluster (set clickhouse_cluster, or unset clickhouse_local_table)",
+                ))
+            }
+            (Some(t), Some(_)) if !name_ok(t) || t == &self.table => {
+                return Err(invalid(
+                    "clickhouse_local_table",
+                    format!("{t:?} must be letters, digits and _ only, and not the table's own name"),
+                ))
+            }
+            _ => {}
+        }
+        if !self.clickhouse_zookeeper_path.starts_with('/') {
+            return Err(invalid(
+                "clickhouse_zookeeper_path",
+                format!("{:?} must start with /", self.clickhouse_zookeeper_path),
+            ));
+        }
         Ok(())
     }
 

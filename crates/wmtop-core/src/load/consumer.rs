@@ -7,7 +7,7 @@
 //! done (read to the end, landed, committed, copies merged), interrupted (flushed and
 //! committed first), gave up (with what it waited for) or failed (with the reason).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -79,7 +79,7 @@ pub async fn run(
         batch: Batch::default(),
         summary,
         drift: DriftWatch::default(),
-        months: BTreeSet::new(),
+        written: Default::default(),
         unsettled: false,
         in_flight: None,
         done: done_tx,

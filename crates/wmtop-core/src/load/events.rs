@@ -52,8 +52,9 @@ pub enum Event {
     /// A partition reported stuck moved on.
     Unstuck { partition: i32 },
     /// Every partition held is read to its high watermark and every batch landed;
-    /// merging the months that hold copies (if any) before the load counts as done.
-    Settling { months: Vec<u32> },
+    /// merging the partitions that hold copies of what it wrote (if any) before the load
+    /// counts as done.
+    Settling { transactions: usize },
     /// The load is done: copies merged away (or left, and how many).
     Settled(crate::clickhouse::Settled),
 }

@@ -1,9 +1,9 @@
 //! One consume run's state and the steps the loop takes with it: taking a message into
 //! the batch, handing the batch to ClickHouse ([`super::land`]) and committing it once
-//! landed, settling the months written to, reporting partitions the broker does not
+//! landed, settling what was written, reporting partitions the broker does not
 //! serve, and following the assignment (with pause and resume).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use super::events::{Event, Events, Stuck};
 use super::land::{self, InFlight};
 use super::summary::{ConsumeSummary, End};
 use super::verdict::{Look, Verdict, WaitedFor};
-use crate::clickhouse::{Loader, Settled};
+use crate::clickhouse::{Loader, Settled, Written};
 use crate::config::Settings;
 use crate::kafka::{GroupConsumer, Kafka};
 use crate::net::retry::WaitError;
@@ -33,7 +33,8 @@ pub(super) struct Session<'a> {
     pub(super) summary: ConsumeSummary,
     pub(super) drift: DriftWatch,
     /// Months written to since the last settle.
-    pub(super) months: BTreeSet<u32>,
+    /// What the load wrote since it last settled.
+    pub(super) written: Written,
     /// A batch landed since the last settle (the load is not reported done yet).
     pub(super) unsettled: bool,
     pub(super) in_flight: Option<InFlight>,
@@ -131,7 +132,7 @@ impl Session<'_> {
             self.summary.commits += 1;
             self.summary.loaded_ms = self.started.elapsed().as_millis() as u64;
         }
-        self.months.extend(landed.inserted.months.iter().copied());
+        self.written.extend(&landed.inserted.written);
         self.unsettled = true;
         self.summary.batches += 1;
         self.summary.rows_inserted += landed.inserted.rows as u64;
@@ -150,28 +151,33 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// Merges the months written to that hold copies, checks none is left, and reports
-    /// the load done.
+    /// Merges the partitions that hold copies of what the load wrote, checks none is
+    /// left, and reports the load done.
     pub(super) async fn settle(&mut self) -> Result<(), End> {
         self.unsettled = false;
-        let months = std::mem::take(&mut self.months);
+        let written = std::mem::take(&mut self.written);
         self.events.send(Event::Settling {
-            months: months.iter().copied().collect(),
+            transactions: written.transactions.len(),
         });
         let url = self.loader.ch.url.clone();
         let settled = self
             .loader
-            .settle(&months, self.settings.max_wait.0)
+            .settle(&written, self.settings.max_wait.0)
             .await
             .map_err(|e| End::from_clickhouse(WaitError::Permanent(e), &url))?;
         if settled.copies_left > 0 {
             tracing::warn!(
-                "{} stored copies are left in months {:?} (the table does not merge them away)",
+                "{} stored copies are left among the {} transactions loaded ({})",
                 settled.copies_left,
-                months
+                written.transactions.len(),
+                if self.loader.info.replacing() {
+                    "the merge did not finish within max_wait"
+                } else {
+                    "the table does not merge them away"
+                }
             );
         } else if !settled.merged.is_empty() {
-            tracing::info!("merged months {:?}: no copy left", settled.merged);
+            tracing::info!("merged partitions {:?}: no copy left", settled.merged);
         }
         self.events.send(Event::Settled(settled.clone()));
         let total = self.summary.settled.get_or_insert_with(Settled::default);

@@ -20,7 +20,7 @@ pub(super) async fn start(
     let url = mask_url(&settings.clickhouse_url);
     let loader = wait_for(&format!("ClickHouse at {url}"), deadline, stop, || async {
         let ch = Ch::connect(settings).await?;
-        Loader::prepare(ch, &settings.clickhouse_user).await
+        Loader::prepare(ch, settings).await
     })
     .await
     .map_err(|e| End::from_clickhouse(e, &url))?;

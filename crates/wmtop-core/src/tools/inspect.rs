@@ -212,14 +212,15 @@ fn find_messages(kafka: &Kafka, name: &str, stall: Duration) -> Result<Found, St
     })
 }
 
-/// Per hour, the stored rows of `name` in the table's column order, as a plain query
-/// finds them.
+/// Per hour, the stored rows of `name` (in the settings' window) in the table's column
+/// order, as a plain query finds them.
 async fn stored_rows(ch: &Ch, name: &str) -> Result<BTreeMap<i64, Vec<String>>, String> {
     let ts = COLUMNS[TIMESTAMP_COLUMN].name;
     let sql = format!(
         "SELECT toInt64(toUnixTimestamp({ts})) * 1000 AS wmtop_hour_ms, * FROM {} \
-         WHERE transaction_name = {} ORDER BY {ts}",
+         WHERE {} AND transaction_name = {} ORDER BY {ts}",
         ch.qualified(),
+        ch.window,
         quote(name)
     );
     let result = ch

@@ -346,7 +346,7 @@ impl App {
             return Vec::new();
         };
         let tx = self.selected_tx().unwrap_or_default();
-        self.query.input = Input::new(p.sql(&self.table, &tx));
+        self.query.input = Input::new(p.sql(&self.table, &self.window, &tx));
         self.run_query()
     }
 

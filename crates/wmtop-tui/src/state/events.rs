@@ -192,7 +192,7 @@ impl App {
                 self.status.stuck.remove(&partition);
                 self.sync_unserved();
             }
-            Event::Settling { months } => self.status.merging = Some(months),
+            Event::Settling { transactions } => self.status.merging = Some(transactions),
             Event::Settled(settled) => {
                 self.status.merging = None;
                 self.replay.running = false;

@@ -118,6 +118,8 @@ impl Overlay {
 pub struct AppConfig {
     /// `database.table`, for the preset queries.
     pub table: String,
+    /// The rows the preset queries read (`wmtop_core::clickhouse::sql::window_of`).
+    pub window: String,
     pub log_path: PathBuf,
     pub allow_writes: bool,
     /// TLS verification is off (`--insecure`).
@@ -155,6 +157,7 @@ pub struct App {
     pub log_path: PathBuf,
     pub allow_writes: bool,
     pub table: String,
+    pub window: String,
 }
 
 impl App {
@@ -188,6 +191,7 @@ impl App {
             log_path: config.log_path,
             allow_writes: config.allow_writes,
             table: config.table,
+            window: config.window,
         }
     }
 

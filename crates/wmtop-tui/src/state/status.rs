@@ -30,8 +30,8 @@ pub struct StatusState {
     pub consumer_running: bool,
     pub paused: bool,
     pub reloading: bool,
-    /// The load is merging copies away (months), or None.
-    pub merging: Option<Vec<u32>>,
+    /// The load is merging copies away (of this many transactions), or None.
+    pub merging: Option<usize>,
     /// When the last load was settled (every partition read, copies merged).
     pub settled_at: Option<jiff::Timestamp>,
     /// The simulator's URL when the series come from it.

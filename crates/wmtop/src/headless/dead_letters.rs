@@ -30,7 +30,7 @@ pub async fn dead_letters(settings: &Settings, a: DeadLettersArgs) -> anyhow::Re
     let ch = connect_for_reading(settings).await?;
     if a.redrive || a.skip.is_some() {
         let done = async {
-            let loader = Loader::prepare(ch, &settings.clickhouse_user).await?;
+            let loader = Loader::prepare(ch, settings).await?;
             if let Some(skip) = &a.skip {
                 let (partition, offset) = parse_skip(skip)?;
                 let skipped =

@@ -29,7 +29,7 @@ pub async fn connect_for_reading(settings: &Settings) -> anyhow::Result<Ch> {
 pub async fn query(settings: &Settings, a: QueryArgs) -> anyhow::Result<ExitCode> {
     let ch = connect_for_reading(settings).await?;
     let sql = match queries::preset(a.sql.trim()) {
-        Some(p) => p.sql(&ch.qualified(), &a.transaction),
+        Some(p) => p.sql(&ch.qualified(), &ch.window, &a.transaction),
         None => a.sql.clone(),
     };
     let format = match a.format {

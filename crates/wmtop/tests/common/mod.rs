@@ -250,8 +250,11 @@ pub struct PrivateStack {
     pub kafka_port: u16,
     pub http_port: u16,
     pub tcp_port: u16,
-    /// The three Kafka nodes' client ports, with `up --cluster`.
+    /// The three Kafka nodes' client ports, with `up --kafka-cluster`.
     pub cluster_ports: Vec<u16>,
+    /// The ClickHouse replicas' HTTP port (on 127.0.0.2 and 127.0.0.3), with `up
+    /// --clickhouse-cluster`.
+    pub replica_http_port: u16,
     /// Every port variable the script is given.
     env: Vec<(&'static str, String)>,
 }
@@ -271,7 +274,8 @@ impl PrivateStack {
         PrivateStack::start_with(&[])
     }
 
-    /// With `up`'s options too (`--cluster`: three more Kafka nodes).
+    /// With `up`'s options too (`--kafka-cluster`: three more Kafka nodes;
+    /// `--clickhouse-cluster`: ZooKeeper and two ClickHouse replicas).
     pub fn start_with(options: &[&str]) -> PrivateStack {
         let ports = |n: usize| (0..n).map(|_| free_port()).collect::<Vec<u16>>();
         let list = |ports: &[u16]| {
@@ -282,6 +286,7 @@ impl PrivateStack {
                 .join(" ")
         };
         let (cluster, controllers) = (ports(3), ports(3));
+        let replica_http_port = free_port();
         let s = PrivateStack {
             dir: std::env::temp_dir().join(unique("wmtop-stack")),
             kafka_port: free_port(),
@@ -291,8 +296,14 @@ impl PrivateStack {
                 ("WMTOP_STACK_KAFKA_CONTROLLER_PORT", free_port().to_string()),
                 ("WMTOP_STACK_CLUSTER_KAFKA_PORTS", list(&cluster)),
                 ("WMTOP_STACK_CLUSTER_CONTROLLER_PORTS", list(&controllers)),
+                ("WMTOP_STACK_ZK_PORT", free_port().to_string()),
+                ("WMTOP_STACK_REPLICA_HTTP_PORT", replica_http_port.to_string()),
+                ("WMTOP_STACK_REPLICA_TCP_PORTS", list(&ports(2))),
+                ("WMTOP_STACK_REPLICA_INTERSERVER_PORT", free_port().to_string()),
+                ("WMTOP_STACK_LEGACY_KAFKA_PORT", free_port().to_string()),
             ],
             cluster_ports: cluster,
+            replica_http_port,
         };
         let mut up = vec!["up"];
         up.extend_from_slice(options);
@@ -311,7 +322,15 @@ impl PrivateStack {
         c
     }
 
-    /// The cluster's bootstrap list.
+    /// The ClickHouse replicas' URLs, in the cluster's order.
+    pub fn replica_urls(&self) -> Vec<String> {
+        ["127.0.0.2", "127.0.0.3"]
+            .iter()
+            .map(|h| format!("http://{h}:{}", self.replica_http_port))
+            .collect()
+    }
+
+    /// The Kafka cluster's bootstrap list.
     pub fn cluster_brokers(&self) -> String {
         let all: Vec<String> = self
             .cluster_ports

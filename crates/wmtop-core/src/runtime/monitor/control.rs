@@ -135,7 +135,7 @@ pub(super) async fn control(
                 }
                 let result = async {
                     let ch = Ch::connect(&settings).await.map_err(|e| e.to_string())?;
-                    let loader = crate::clickhouse::Loader::prepare(ch, &settings.clickhouse_user)
+                    let loader = crate::clickhouse::Loader::prepare(ch, &settings)
                         .await
                         .map_err(|e| e.to_string())?;
                     crate::tools::redrive::skip(&settings, &loader, partition, offset)

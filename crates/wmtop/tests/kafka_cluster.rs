@@ -13,7 +13,7 @@ use common::*;
 
 #[test]
 fn a_leader_killed_mid_load_loses_and_doubles_nothing_and_the_lag_pane_marks_its_partitions() {
-    let stack = PrivateStack::start_with(&["--cluster"]);
+    let stack = PrivateStack::start_with(&["--kafka-cluster"]);
     let mut s = settings("cluster", None);
     stack.apply(&mut s);
     s.kafka_brokers = stack.cluster_brokers();
@@ -68,7 +68,7 @@ fn a_leader_killed_mid_load_loses_and_doubles_nothing_and_the_lag_pane_marks_its
         sc.matches("2/3 under").count() == 3
     });
     assert!(!screen.contains("3/3"), "{screen}");
-    stack.run(&["up", "--cluster"]);
+    stack.run(&["up", "--kafka-cluster"]);
     tmux.wait_for("the marks cleared", 120, |sc| {
         !sc.contains("under") && sc.matches("3/3").count() == 3
     });
