@@ -44,11 +44,13 @@ pub enum Mode {
     Detail,
     /// Messages and records set aside.
     DeadLetters,
+    /// The replicas of a ClickHouse cluster.
+    Replicas,
 }
 
 impl Mode {
     /// Every mode, in the order help lists them.
-    pub const ALL: [Mode; 18] = [
+    pub const ALL: [Mode; 19] = [
         Mode::Always,
         Mode::Moving,
         Mode::Normal,
@@ -65,6 +67,7 @@ impl Mode {
         Mode::Confirm,
         Mode::Detail,
         Mode::DeadLetters,
+        Mode::Replicas,
         Mode::Errors,
         Mode::Help,
     ];
@@ -89,6 +92,7 @@ impl Mode {
             Mode::Errors => "Stage errors",
             Mode::Detail => "Transaction detail",
             Mode::DeadLetters => "Set aside (dead letters)",
+            Mode::Replicas => "ClickHouse replicas",
         }
     }
 
@@ -127,6 +131,8 @@ pub enum Action {
     Help,
     Errors,
     DeadLetters,
+    /// The ClickHouse replicas behind a Distributed table.
+    Replicas,
     /// Open the selected transaction.
     Open,
     /// Copy the selection (row, name, record JSON, payload) to the clipboard.
@@ -250,6 +256,7 @@ pub fn layers(mode: Mode) -> &'static [Mode] {
         Mode::Errors => &[Mode::Errors, Mode::Always],
         Mode::Detail => &[Mode::Detail, Mode::Always],
         Mode::DeadLetters => &[Mode::DeadLetters, Mode::Always],
+        Mode::Replicas => &[Mode::Replicas, Mode::Always],
     }
 }
 

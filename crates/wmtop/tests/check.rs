@@ -284,9 +284,7 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
     let (sim, s, data) = load("check_extra", 3, 12, 3).await;
-    let loader = Loader::prepare(ch(&s).await, &s)
-        .await
-        .unwrap();
+    let loader = Loader::prepare(ch(&s).await, &s).await.unwrap();
     // Inside the window of the fetch: a transaction the API did not serve, and an hour
     // it did not serve. Outside it (before the window; another application): never read.
     let unserved = T0 + 2 * HOUR;
@@ -334,7 +332,10 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         },
     ];
     expected.sort_by(|a, b| a.transaction.cmp(&b.transaction));
-    assert_eq!(r.extras, expected, "only the window's rows of the application are read");
+    assert_eq!(
+        r.extras, expected,
+        "only the window's rows of the application are read"
+    );
     assert_eq!(r.totals.extras, 2);
     let extra = r
         .transactions

@@ -181,9 +181,15 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         .unwrap();
     let copies_found: u64 = found.iter().map(|r| num(&r["copies"])).sum();
     assert_eq!(copies_found, changed.len() as u64, "copies until merged");
-    let mut partitions: Vec<String> = found.iter().map(|r| sql::partition_literal(&r["p"])).collect();
+    let mut partitions: Vec<String> = found
+        .iter()
+        .map(|r| sql::partition_literal(&r["p"]))
+        .collect();
     partitions.sort();
-    assert!(partitions.len() >= 2, "the changed hours span days: {partitions:?}");
+    assert!(
+        partitions.len() >= 2,
+        "the changed hours span days: {partitions:?}"
+    );
     let settled = loader
         .settle(&reload.written, std::time::Duration::from_secs(30))
         .await
@@ -191,7 +197,10 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
     assert_eq!(settled.copies_left, 0);
     let mut merged = settled.merged.clone();
     merged.sort();
-    assert_eq!(merged, partitions, "only the days holding copies are merged");
+    assert_eq!(
+        merged, partitions,
+        "only the days holding copies are merged"
+    );
     let old_counts = loader.ch.stored_per_transaction().await.unwrap();
     assert_eq!(
         old_counts.values().map(|c| c.rows).sum::<u64>(),

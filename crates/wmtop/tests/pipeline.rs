@@ -130,9 +130,11 @@ async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
     }
     let p95 = query_json(
         &s,
-        &wmtop_core::clickhouse::queries::preset("p95")
-            .unwrap()
-            .sql(&sink.qualified(), &sink.window, &data[0].name),
+        &wmtop_core::clickhouse::queries::preset("p95").unwrap().sql(
+            &sink.qualified(),
+            &sink.window,
+            &data[0].name,
+        ),
     )
     .await;
     assert_eq!(p95.len(), data[0].records.len());

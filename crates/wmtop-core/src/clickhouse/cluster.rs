@@ -254,7 +254,10 @@ pub async fn dead_letters_ddl_for(
     info: &super::table::TableInfo,
 ) -> Result<Vec<(Option<String>, String)>, ChError> {
     let db = &ch.database;
-    let (local_db, local) = d.local.split_once('.').unwrap_or((db.as_str(), d.local.as_str()));
+    let (local_db, local) = d
+        .local
+        .split_once('.')
+        .unwrap_or((db.as_str(), d.local.as_str()));
     let dead = format!("{}_dead_letters", ch.table);
     let dead_local = format!("{local}_dead_letters");
     let place = if info.replicated() {
@@ -299,6 +302,205 @@ pub fn replica_settings(settings: &Settings, host: &str) -> Settings {
     }
     s
 }
+
+/// What the metrics table is, as the server reports it, in a sentence (for `wmtop
+/// config`): a Distributed table and what is behind it, a table and its engine, or not
+/// there yet; or why it could not be read (within 5 s).
+pub async fn table_found(settings: &Settings) -> String {
+    let read = async {
+        let ch = Ch::connect(settings).await?;
+        let info = super::table::TableInfo::read(&ch).await?;
+        Ok::<_, ChError>((ch, info))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Err(_) => "unknown: ClickHouse did not answer within 5 s".into(),
+        Ok(Err(e)) => format!("unknown: {e}"),
+        Ok(Ok((ch, None))) => match &settings.clickhouse_cluster {
+            Some(c) => format!(
+                "{} is not there yet: the first load makes it on cluster {c}",
+                ch.qualified()
+            ),
+            None => format!(
+                "{} is not there yet: the first load makes it",
+                ch.qualified()
+            ),
+        },
+        Ok(Ok((ch, Some(info)))) => match &info.distributed {
+            Some(d) => format!(
+                "{}; {} is {}, partitioned by {}",
+                d.describe(&ch.qualified()),
+                d.local,
+                info.engine,
+                info.partition_key
+            ),
+            None => format!(
+                "{} is {}, partitioned by {}",
+                ch.qualified(),
+                info.engine,
+                info.partition_key
+            ),
+        },
+    }
+}
+
+/// A replica delayed by more than this is flagged as stale.
+pub const STALE_AFTER_S: u64 = 60;
+
+/// One replica of the table behind a Distributed one, as the replica itself reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReplicaState {
+    pub shard: u32,
+    /// `host:port` (the native port, as the cluster names it).
+    pub host: String,
+    /// It answered.
+    pub up: bool,
+    /// Rows in its active parts (metadata, no scan).
+    pub rows: Option<u64>,
+    /// Seconds behind the newest data of its shard.
+    pub absolute_delay: Option<u64>,
+    /// Replication tasks waiting.
+    pub queue_size: Option<u64>,
+    /// It takes no writes (it lost ZooKeeper, or was told to).
+    pub readonly: Option<bool>,
+    /// Why it is down, or the newest replication error it reports.
+    pub last_error: Option<String>,
+}
+
+impl ReplicaState {
+    /// Up, but behind by more than [`STALE_AFTER_S`], or read-only.
+    pub fn troubled(&self) -> bool {
+        self.up
+            && (self.readonly == Some(true)
+                || self.absolute_delay.is_some_and(|d| d > STALE_AFTER_S))
+    }
+}
+
+/// Watches the replicas of the table behind a Distributed one: a connection to each,
+/// made again when it fails.
+pub struct ReplicaWatch {
+    settings: Settings,
+    /// (database, table) of the local table.
+    local: (String, String),
+    members: Vec<(u32, String, u16)>,
+    connections: std::collections::BTreeMap<String, Ch>,
+}
+
+impl ReplicaWatch {
+    /// The replicas of the settings' table when it is a Distributed one; None for any
+    /// other table, or one not there yet.
+    pub async fn find(settings: &Settings) -> Result<Option<ReplicaWatch>, ChError> {
+        let ch = Ch::connect(settings).await?;
+        let Some(info) = super::table::TableInfo::read(&ch).await? else {
+            return Ok(None);
+        };
+        let Some(d) = info.distributed else {
+            return Ok(None);
+        };
+        let (db, table) = d.local.split_once('.').unwrap_or_default();
+        Ok(Some(ReplicaWatch {
+            settings: settings.clone(),
+            local: (db.to_string(), table.to_string()),
+            members: members(&ch, &d.cluster).await?,
+            connections: Default::default(),
+        }))
+    }
+
+    /// Each replica's state now, in the cluster's order.
+    pub async fn sample(&mut self) -> Vec<ReplicaState> {
+        let mut out = Vec::with_capacity(self.members.len());
+        for (shard, host, port) in self.members.clone() {
+            let mut state = ReplicaState {
+                shard,
+                host: format!("{host}:{port}"),
+                ..ReplicaState::default()
+            };
+            match self.read(&host).await {
+                Ok(r) => {
+                    state.up = true;
+                    state.rows = Some(r.0);
+                    if let Some((delay, queue, readonly, expired, error)) = r.1 {
+                        state.absolute_delay = Some(delay);
+                        state.queue_size = Some(queue);
+                        state.readonly = Some(readonly || expired);
+                        state.last_error = match (expired, error.is_empty()) {
+                            (true, _) => {
+                                Some("its ZooKeeper session expired: it takes no writes".into())
+                            }
+                            (false, false) => Some(error),
+                            (false, true) if readonly => {
+                                Some("read-only: it cannot reach ZooKeeper".into())
+                            }
+                            _ => None,
+                        };
+                    }
+                }
+                Err(e) => {
+                    self.connections.remove(&host);
+                    state.last_error = Some(e.to_string());
+                }
+            }
+            out.push(state);
+        }
+        out
+    }
+
+    /// One replica's rows and replication state (none where the table is not
+    /// replicated): (delay, queue, read-only, session expired, newest error).
+    async fn read(&mut self, host: &str) -> Result<(u64, Option<ReplicaRow>), ChError> {
+        #[derive(Deserialize)]
+        struct Rows {
+            #[serde(deserialize_with = "lenient_u64")]
+            rows: u64,
+        }
+        #[derive(Deserialize)]
+        struct Rep {
+            #[serde(deserialize_with = "lenient_u64")]
+            absolute_delay: u64,
+            #[serde(deserialize_with = "lenient_u64")]
+            queue_size: u64,
+            is_readonly: u8,
+            is_session_expired: u8,
+            last_error: String,
+        }
+        let ch = match self.connections.get(host) {
+            Some(ch) => ch.clone(),
+            None => {
+                let ch = Ch::connect(&replica_settings(&self.settings, host)).await?;
+                self.connections.insert(host.to_string(), ch.clone());
+                ch
+            }
+        };
+        let (db, table) = (quote(&self.local.0), quote(&self.local.1));
+        let rows: Vec<Rows> = ch
+            .json_rows(&format!(
+                "SELECT sum(rows) AS rows FROM system.parts WHERE database = {db} AND table = {table} AND active"
+            ))
+            .await?;
+        let rep: Vec<Rep> = ch
+            .json_rows(&format!(
+                "SELECT absolute_delay, queue_size, is_readonly, is_session_expired, \
+                 (SELECT any(last_exception) FROM system.replication_queue \
+                  WHERE database = {db} AND table = {table} AND last_exception != '') AS last_error \
+                 FROM system.replicas WHERE database = {db} AND table = {table}"
+            ))
+            .await?;
+        Ok((
+            rows.first().map_or(0, |r| r.rows),
+            rep.into_iter().next().map(|r| {
+                (
+                    r.absolute_delay,
+                    r.queue_size,
+                    r.is_readonly > 0,
+                    r.is_session_expired > 0,
+                    r.last_error,
+                )
+            }),
+        ))
+    }
+}
+
+/// A replica's replication state: delay, queue, read-only, session expired, newest error.
+type ReplicaRow = (u64, u64, bool, bool, String);
 
 /// The local table wmtop makes behind the Distributed one.
 pub fn local_table(settings: &Settings) -> String {
@@ -357,8 +559,14 @@ mod tests {
             splits_records: true,
         };
         let text = d.describe("db.t");
-        assert!(text.contains("2 shards, 4 replicas in all; sharding key rand()"), "{text}");
-        assert!(text.contains("can send one record's versions to different shards"), "{text}");
+        assert!(
+            text.contains("2 shards, 4 replicas in all; sharding key rand()"),
+            "{text}"
+        );
+        assert!(
+            text.contains("can send one record's versions to different shards"),
+            "{text}"
+        );
     }
 
     #[test]

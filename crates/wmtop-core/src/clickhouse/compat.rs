@@ -126,7 +126,12 @@ pub fn metrics_ddl(database: &str, table: &str, v: ServerVersion) -> String {
 /// messages are read in. `record_hash` lets a re-load skip hours already stored with the
 /// same content. Partitioned by day, so removing a revised hour's old row rewrites that
 /// day's part of the table, not a month of it.
-pub fn metrics_table_ddl(database: &str, table: &str, v: ServerVersion, placement: &Placement) -> String {
+pub fn metrics_table_ddl(
+    database: &str,
+    table: &str,
+    v: ServerVersion,
+    placement: &Placement,
+) -> String {
     let mut sql = format!(
         "CREATE TABLE IF NOT EXISTS {database}.{table}{}\n(\n",
         placement.on_cluster()
@@ -178,7 +183,13 @@ pub fn dead_letter_table_ddl(database: &str, name: &str, placement: &Placement) 
 
 /// A Distributed table `name` over `local` on every replica of `cluster`, sharded by
 /// `key`.
-pub fn distributed_ddl(database: &str, name: &str, cluster: &str, local: &str, key: &str) -> String {
+pub fn distributed_ddl(
+    database: &str,
+    name: &str,
+    cluster: &str,
+    local: &str,
+    key: &str,
+) -> String {
     format!(
         "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS {database}.{local}\n\
          ENGINE = Distributed({cluster}, {database}, {local}, {key})"
@@ -207,7 +218,10 @@ mod tests {
         assert!(ddl_new.contains("PARTITION BY toYYYYMMDD(timestamp)"));
         assert!(old.skips_leading_whitespace() && !new.skips_leading_whitespace());
         assert_eq!(old.sync_distributed_insert(), "insert_distributed_sync");
-        assert_eq!(new.sync_distributed_insert(), "distributed_foreground_insert");
+        assert_eq!(
+            new.sync_distributed_insert(),
+            "distributed_foreground_insert"
+        );
     }
 
     #[test]
@@ -215,17 +229,33 @@ mod tests {
         let v = ServerVersion::parse("18.16.1").unwrap();
         let place = Placement::Cluster {
             cluster: "c1".into(),
-            zk_path: zk_path("/clickhouse/tables/{shard}/{database}/{table}", "db", "t_local"),
+            zk_path: zk_path(
+                "/clickhouse/tables/{shard}/{database}/{table}",
+                "db",
+                "t_local",
+            ),
         };
         let local = metrics_table_ddl("db", "t_local", v, &place);
-        assert!(local.starts_with("CREATE TABLE IF NOT EXISTS db.t_local ON CLUSTER c1\n"), "{local}");
+        assert!(
+            local.starts_with("CREATE TABLE IF NOT EXISTS db.t_local ON CLUSTER c1\n"),
+            "{local}"
+        );
         assert!(local.contains(
             "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/db/t_local', '{replica}', record_version)"
         ), "{local}");
         let dead = dead_letter_table_ddl("db", "t_dead_letters_local", &place);
-        assert!(dead.contains("ON CLUSTER c1") && dead.contains("ReplicatedReplacingMergeTree("), "{dead}");
+        assert!(
+            dead.contains("ON CLUSTER c1") && dead.contains("ReplicatedReplacingMergeTree("),
+            "{dead}"
+        );
         assert_eq!(
-            distributed_ddl("db", "t", "c1", "t_local", "cityHash64(application_id, transaction_name)"),
+            distributed_ddl(
+                "db",
+                "t",
+                "c1",
+                "t_local",
+                "cityHash64(application_id, transaction_name)"
+            ),
             "CREATE TABLE IF NOT EXISTS db.t ON CLUSTER c1 AS db.t_local\n\
              ENGINE = Distributed(c1, db, t_local, cityHash64(application_id, transaction_name))"
         );

@@ -17,9 +17,9 @@ use serde::Deserialize;
 
 use super::client::{lenient_i64, lenient_u64, Ch, ChError, ChErrorKind};
 use super::compat::{dead_letter_ddl, metrics_ddl};
-use crate::config::Settings;
 use super::sql;
 use super::table::{leb128, schema_error, RowPlan, TableInfo};
+use crate::config::Settings;
 use crate::record::columns::MetricRow;
 
 /// A row's identity and what decides whether it is stored: `(application_id,
@@ -150,8 +150,16 @@ impl Written {
     pub fn condition(&self) -> Option<String> {
         let (lo, hi) = self.span?;
         Some(sql::written_condition(
-            &self.applications.iter().map(String::as_str).collect::<Vec<_>>(),
-            &self.transactions.iter().map(String::as_str).collect::<Vec<_>>(),
+            &self
+                .applications
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
+            &self
+                .transactions
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
             lo,
             hi,
         ))
@@ -270,7 +278,11 @@ impl Loader {
             if !found.is_empty() {
                 continue;
             }
-            let what = if table.is_none() { "CREATE DATABASE" } else { "CREATE TABLE" };
+            let what = if table.is_none() {
+                "CREATE DATABASE"
+            } else {
+                "CREATE TABLE"
+            };
             ch.execute(&ddl)
                 .await
                 .map_err(|e| refused(e, &grant(what, &format!("{db}.*"))))?;
@@ -376,7 +388,10 @@ impl Loader {
                 .to_string();
             return refused(
                 err,
-                &format!("GRANT INSERT ON {table} TO {}", self.settings.clickhouse_user),
+                &format!(
+                    "GRANT INSERT ON {table} TO {}",
+                    self.settings.clickhouse_user
+                ),
             );
         }
         err
@@ -528,7 +543,9 @@ impl Loader {
         let mut waits = crate::net::retry::delays(Duration::from_millis(200));
         let mut looks = 0u32;
         loop {
-            let mut found = self.copies_on(&self.ch, &self.ch.qualified(), written).await?;
+            let mut found = self
+                .copies_on(&self.ch, &self.ch.qualified(), written)
+                .await?;
             settled.copies_left = found.values().sum();
             for r in &replicas {
                 let there = self.copies_on(r, &storage, written).await?;
@@ -597,7 +614,10 @@ impl Loader {
 /// Replicated and Distributed ones on the cluster; else the database and the two tables
 /// here. Where the metrics table already is a Distributed table, a missing dead-letter
 /// table is made the same way, on its cluster.
-async fn planned_tables(ch: &Ch, settings: &Settings) -> Result<Vec<(Option<String>, String)>, ChError> {
+async fn planned_tables(
+    ch: &Ch,
+    settings: &Settings,
+) -> Result<Vec<(Option<String>, String)>, ChError> {
     let db = &ch.database;
     let on_cluster = super::cluster::cluster_ddl(settings, ch.version);
     if !on_cluster.is_empty() {
@@ -611,7 +631,10 @@ async fn planned_tables(ch: &Ch, settings: &Settings) -> Result<Vec<(Option<Stri
     Ok(vec![
         (None, format!("CREATE DATABASE IF NOT EXISTS {db}")),
         (Some(ch.qualified()), metrics_ddl(db, &ch.table, ch.version)),
-        (Some(ch.dead_letters_table()), dead_letter_ddl(db, &ch.table)),
+        (
+            Some(ch.dead_letters_table()),
+            dead_letter_ddl(db, &ch.table),
+        ),
     ])
 }
 

@@ -89,15 +89,24 @@ mod tests {
 
     #[test]
     fn presets_fill_table_and_quote_names() {
-        let sql = preset("p95").unwrap().sql("db.t", "application_id = '7'", "GET /a'b");
-        assert!(sql.contains("FROM db.t WHERE application_id = '7' AND"), "{sql}");
+        let sql = preset("p95")
+            .unwrap()
+            .sql("db.t", "application_id = '7'", "GET /a'b");
+        assert!(
+            sql.contains("FROM db.t WHERE application_id = '7' AND"),
+            "{sql}"
+        );
         assert!(sql.contains("transaction_name = 'GET /a\\'b'"));
         assert_eq!(PRESETS.len(), 5);
         for p in PRESETS {
             let sql = p.sql("db.t", "W", "x");
             assert!(!sql.contains('{'), "{} left a placeholder", p.key);
             // Every read of the table goes through the window.
-            assert_eq!(sql.matches("FROM db.t").count(), sql.matches("FROM db.t WHERE W").count(), "{sql}");
+            assert_eq!(
+                sql.matches("FROM db.t").count(),
+                sql.matches("FROM db.t WHERE W").count(),
+                "{sql}"
+            );
         }
     }
 }

@@ -82,7 +82,11 @@ pub fn partition_literal(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => quote(s),
         serde_json::Value::Array(items) => format!(
             "tuple({})",
-            items.iter().map(partition_literal).collect::<Vec<_>>().join(", ")
+            items
+                .iter()
+                .map(partition_literal)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         other => other.to_string(),
     }

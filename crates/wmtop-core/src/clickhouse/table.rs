@@ -130,9 +130,7 @@ impl TableInfo {
         // the same columns, but no key).
         let storage = t.storage;
         let (db, table) = storage.split_once('.').unwrap_or_default();
-        let cols: Vec<Col> = ch
-            .json_rows(&super::sql::table_columns(db, table))
-            .await?;
+        let cols: Vec<Col> = ch.json_rows(&super::sql::table_columns(db, table)).await?;
         Ok(Some(TableInfo {
             columns: cols
                 .into_iter()

@@ -68,7 +68,8 @@ impl Settings {
     }
 
     fn validate_cluster(&self) -> Result<(), ConfigError> {
-        let name_ok = |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let name_ok =
+            |v: &str| !v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
         if let Some(c) = &self.clickhouse_cluster {
             if !name_ok(c) {
                 return Err(invalid(

@@ -164,6 +164,13 @@ pub const BINDINGS: &[Binding] = &[
     ),
     b(
         M::Normal,
+        &[Char('c')],
+        A::Replicas,
+        "the ClickHouse cluster's replicas (for a Distributed table)",
+        false,
+    ),
+    b(
+        M::Normal,
         &[Char('y')],
         A::Copy,
         "copy the selected row to the clipboard (OSC 52)",
@@ -404,6 +411,28 @@ pub const BINDINGS: &[Binding] = &[
         false,
     ),
     b(M::DeadLetters, &[Char('?')], A::Help, "help", true),
+    b(
+        M::Replicas,
+        &[ESC, Char('q'), Char('c')],
+        A::Cancel,
+        "back",
+        true,
+    ),
+    b(
+        M::Replicas,
+        &[Char('j'), Code(KeyCode::Down)],
+        A::Down,
+        "down",
+        false,
+    ),
+    b(
+        M::Replicas,
+        &[Char('k'), Code(KeyCode::Up)],
+        A::Up,
+        "up",
+        false,
+    ),
+    b(M::Replicas, &[Char('?')], A::Help, "help", true),
     b(
         M::Errors,
         &[ESC, Char('e'), Char('q')],

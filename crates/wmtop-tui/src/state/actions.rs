@@ -41,6 +41,7 @@ impl App {
             }
             Mode::Detail => self.on_detail(action),
             Mode::DeadLetters => self.on_dead_letters(action),
+            Mode::Replicas => self.on_replicas(action),
             Mode::Normal | Mode::Transactions | Mode::QueryPane | Mode::Always | Mode::Moving => {
                 self.on_panes(action)
             }
@@ -205,6 +206,12 @@ impl App {
                 self.dead.open();
                 return send([Command::ListDeadLetters]);
             }
+            Action::Replicas => match self.replicas.summary() {
+                Some(_) => self.view = View::Replicas,
+                None => self.say(
+                    "no replicas to show: the table is not a Distributed one (or not there yet)",
+                ),
+            },
             Action::Copy => {
                 let (what, text) = match self.focus {
                     Pane::Lag => ("the partition's row", self.lag.selected_text()),
@@ -268,6 +275,17 @@ impl App {
                 let text = d.record_json();
                 return self.copy("the hour's record JSON", text);
             }
+            _ => {}
+        }
+        Vec::new()
+    }
+
+    fn on_replicas(&mut self, action: Action) -> Vec<Effect> {
+        match action {
+            Action::Cancel => self.view = View::Panes,
+            Action::Down => self.replicas.move_by(1),
+            Action::Up => self.replicas.move_by(-1),
+            Action::Help => self.overlay = Some(Overlay::Help { scroll: 0 }),
             _ => {}
         }
         Vec::new()

@@ -25,6 +25,11 @@ impl App {
                     self.dirty = true;
                 }
             }
+            MonitorEvent::Replicas(rows) => {
+                if self.replicas.on_sample(rows) {
+                    self.dirty = true;
+                }
+            }
             other => {
                 self.dirty = true;
                 self.on_news(other);
@@ -34,7 +39,7 @@ impl App {
 
     fn on_news(&mut self, e: MonitorEvent) {
         match e {
-            MonitorEvent::Stage { .. } | MonitorEvent::Lag(_) => {}
+            MonitorEvent::Stage { .. } | MonitorEvent::Lag(_) | MonitorEvent::Replicas(_) => {}
             MonitorEvent::Source { simulator } => self.status.simulator = simulator,
             MonitorEvent::TokenExpiry(at) => self.status.token_expiry = at,
             MonitorEvent::Reloading(on) => self.status.reloading = on,

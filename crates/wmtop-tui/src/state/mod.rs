@@ -14,6 +14,7 @@ pub mod history;
 pub mod lag;
 pub mod query;
 pub mod replay;
+pub mod replicas;
 pub mod status;
 pub mod transactions;
 
@@ -29,6 +30,7 @@ pub use flushes::{FlushRow, FlushesState, Totals};
 pub use lag::LagState;
 pub use query::QueryState;
 pub use replay::{ReplayState, TimeMatch};
+pub use replicas::ReplicasState;
 pub use status::StatusState;
 pub use transactions::{CheckResult, Quiet, TxColumn, TxRow, TxState, TxStatus};
 
@@ -73,6 +75,8 @@ pub enum View {
     Detail,
     /// Messages and records set aside.
     DeadLetters,
+    /// The replicas of the table behind a Distributed one.
+    Replicas,
 }
 
 /// Something that asks before it is done.
@@ -142,6 +146,7 @@ pub struct App {
     pub replay: ReplayState,
     pub detail: Option<DetailState>,
     pub dead: DeadLettersState,
+    pub replicas: ReplicasState,
     /// The last thing said, and when; it is logged too.
     pub message: Option<(String, Instant)>,
     pub unknown_fields: Vec<String>,
@@ -181,6 +186,7 @@ impl App {
             replay: ReplayState::default(),
             detail: None,
             dead: DeadLettersState::default(),
+            replicas: ReplicasState::default(),
             message: None,
             unknown_fields: Vec::new(),
             dirty: true,
@@ -210,6 +216,7 @@ impl App {
         match (self.view, self.focus) {
             (View::Detail, _) => Mode::Detail,
             (View::DeadLetters, _) => Mode::DeadLetters,
+            (View::Replicas, _) => Mode::Replicas,
             (View::Panes, Pane::Query) => Mode::QueryPane,
             (View::Panes, Pane::Transactions) => Mode::Transactions,
             (View::Panes, _) => Mode::Normal,

@@ -12,6 +12,7 @@ mod lag;
 mod overlays;
 mod query;
 mod replay;
+mod replicas;
 mod status;
 pub mod theme;
 mod transactions;
@@ -139,6 +140,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame) {
         }
         View::Detail => detail::draw(app, theme, f, areas.body),
         View::DeadLetters => dead_letters::draw(app, theme, f, areas.body),
+        View::Replicas => replicas::draw(app, theme, f, areas.body),
     }
     footer::draw(app, theme, f, areas.message, areas.footer);
     match &app.overlay {

@@ -73,6 +73,21 @@ fn items(app: &App, theme: Theme) -> Vec<Item> {
             0,
         ));
     }
+    if let Some(s) = app.replicas.summary() {
+        let all_well = s.up == s.total && s.troubled == 0;
+        let mut long = format!("replicas {}/{}", s.up, s.total);
+        if s.troubled > 0 {
+            long.push_str(&format!(", {} stale or read-only", s.troubled));
+        }
+        let short = format!(
+            "rep {}/{}{}",
+            s.up,
+            s.total,
+            if s.troubled > 0 { "!" } else { "" }
+        );
+        let style = if all_well { theme.ok() } else { theme.warn() };
+        out.push(item(long, short, style, if all_well { 2 } else { 0 }));
+    }
     let (uptime, token) = app.clock();
     out.push(item(
         format!("token {token}"),

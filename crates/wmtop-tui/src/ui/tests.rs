@@ -663,3 +663,68 @@ fn the_dead_letter_view_lists_unserved_messages_first_with_reasons() {
         "the payload preview:\n{text}"
     );
 }
+
+#[test]
+fn the_replicas_view_marks_a_down_and_a_read_only_replica_and_the_status_bar_counts_them() {
+    use wmtop_core::clickhouse::cluster::ReplicaState;
+    let mut a = fixed_app();
+    a.on_action(Action::Replicas);
+    assert_eq!(
+        a.view,
+        crate::state::View::Panes,
+        "nothing to show before a sample"
+    );
+    let up = |host: &str, rows, readonly| ReplicaState {
+        shard: 1,
+        host: host.into(),
+        up: true,
+        rows: Some(rows),
+        absolute_delay: Some(0),
+        queue_size: Some(0),
+        readonly: Some(readonly),
+        last_error: readonly.then(|| "read-only: it cannot reach ZooKeeper".into()),
+    };
+    a.on_event(MonitorEvent::Replicas(vec![
+        up("ch-1:9000", 26_642, false),
+        ReplicaState {
+            shard: 1,
+            host: "ch-2:9000".into(),
+            last_error: Some("Connection refused".into()),
+            ..ReplicaState::default()
+        },
+        up("ch-3:9000", 26_600, true),
+    ]));
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(text.contains("rep 2/3!"), "{text}");
+    let text = render(&a, 240, 40, PLAIN);
+    assert!(
+        text.contains("replicas 2/3, 1 stale or read-only"),
+        "{text}"
+    );
+    a.on_action(Action::Replicas);
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(text.contains("2 of 3 up, 1 stale or read-only"), "{text}");
+    let line = |host: &str| {
+        text.lines()
+            .find(|l| l.contains(host))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(
+        line("ch-1:9000").contains("26642") && line("ch-1:9000").contains(" up "),
+        "{text}"
+    );
+    assert!(line("ch-2:9000").contains("DOWN"), "{text}");
+    assert!(
+        line("ch-3:9000").contains("STALE") && line("ch-3:9000").contains("YES"),
+        "{text}"
+    );
+    a.on_action(Action::Down);
+    let text = render(&a, 120, 36, PLAIN);
+    assert!(
+        text.contains("ch-2:9000: Connection refused"),
+        "the selected replica's error:\n{text}"
+    );
+    a.on_action(Action::Cancel);
+    assert_eq!(a.view, crate::state::View::Panes);
+}

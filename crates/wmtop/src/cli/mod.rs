@@ -248,7 +248,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Schema(a)) => headless::schema::schema(&settings, a),
         Some(Command::Run(a)) => headless::run::run_once(&settings, a).await,
         Some(Command::Check(a)) => headless::check::check(&settings, a).await,
-        Some(Command::Config(a)) => headless::config::config(&settings, a),
+        Some(Command::Config(a)) => headless::config::config(&settings, a).await,
         Some(Command::Bench(a)) => wmtop_bench::run(&settings, a).await,
         None => monitor(&settings, cli.screen).await,
     }

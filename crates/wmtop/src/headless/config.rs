@@ -1,4 +1,5 @@
-//! `wmtop config`: the settings in force, a secret shown only as set or not.
+//! `wmtop config`: the settings in force, a secret shown only as set or not, and what
+//! the metrics table is on the server.
 
 use std::process::ExitCode;
 
@@ -9,8 +10,9 @@ use wmtop_core::config::{Settings, Source};
 use super::print_line;
 use crate::cli::ConfigArgs;
 
-/// Prints the settings in force; a secret shows only as set or not.
-pub fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
+/// Prints the settings in force, a secret only as set or not, and what the metrics table
+/// is on the server (a Distributed table and what is behind it, or its engine).
+pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
     let set = |v: bool| if v { "(set)" } else { "(not set)" };
     let source = match settings.source() {
         Source::Api { .. } => "api".to_string(),
@@ -30,7 +32,7 @@ pub fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    let value = json!({
+    let mut value = json!({
         "config_file": path(&settings.config_file),
         "source": source,
         "api_url": settings.api_url.as_deref().map(mask_url),
@@ -73,6 +75,21 @@ pub fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
         "data_dir": settings.data_dir.display().to_string(),
         "insecure": settings.insecure,
     });
+    let found = wmtop_core::clickhouse::cluster::table_found(settings).await;
+    for (k, v) in [
+        ("clickhouse_cluster", json!(settings.clickhouse_cluster)),
+        (
+            "clickhouse_local_table",
+            json!(settings.clickhouse_local_table),
+        ),
+        (
+            "clickhouse_zookeeper_path",
+            json!(settings.clickhouse_zookeeper_path),
+        ),
+        ("table_found", json!(found)),
+    ] {
+        value[k] = v;
+    }
     if a.json {
         print_line(value);
     } else if let serde_json::Value::Object(map) = value {

@@ -297,9 +297,15 @@ impl PrivateStack {
                 ("WMTOP_STACK_CLUSTER_KAFKA_PORTS", list(&cluster)),
                 ("WMTOP_STACK_CLUSTER_CONTROLLER_PORTS", list(&controllers)),
                 ("WMTOP_STACK_ZK_PORT", free_port().to_string()),
-                ("WMTOP_STACK_REPLICA_HTTP_PORT", replica_http_port.to_string()),
+                (
+                    "WMTOP_STACK_REPLICA_HTTP_PORT",
+                    replica_http_port.to_string(),
+                ),
                 ("WMTOP_STACK_REPLICA_TCP_PORTS", list(&ports(2))),
-                ("WMTOP_STACK_REPLICA_INTERSERVER_PORT", free_port().to_string()),
+                (
+                    "WMTOP_STACK_REPLICA_INTERSERVER_PORT",
+                    free_port().to_string(),
+                ),
                 ("WMTOP_STACK_LEGACY_KAFKA_PORT", free_port().to_string()),
             ],
             cluster_ports: cluster,

@@ -9,7 +9,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::consumer::{forward_consumer_events, spawn_consumer, stop_consumer};
-use super::feeds::{forward_lag, refresh_counts};
+use super::feeds::{forward_lag, refresh_counts, watch_replicas};
 use super::out::Out;
 use super::protocol::{Command, MonitorEvent, MonitorOptions, Stage, StageState};
 use super::reload::run_reload;
@@ -78,6 +78,11 @@ pub(super) async fn control(
         settings.clone(),
         out.clone(),
         counts_dirty_rx,
+        stop_all.clone(),
+    ));
+    let replicas_task = tokio::spawn(watch_replicas(
+        settings.clone(),
+        out.clone(),
         stop_all.clone(),
     ));
     let mut reload: Option<JoinHandle<()>> = None;
@@ -238,4 +243,5 @@ pub(super) async fn control(
     let _ = sampler_task.await;
     let _ = lag_task.await;
     let _ = counts_task.await;
+    let _ = replicas_task.await;
 }

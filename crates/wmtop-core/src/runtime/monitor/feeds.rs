@@ -1,6 +1,7 @@
 //! The figures the monitor keeps fresh without being asked: the one lag sampler's samples
-//! passed on to the front end and /metrics, and rows stored and distinct records per
-//! transaction re-read from ClickHouse after flushes and now and then.
+//! passed on to the front end and /metrics, rows stored and distinct records per
+//! transaction re-read from ClickHouse after flushes and now and then, and, for a
+//! Distributed table, each replica's state.
 
 use std::time::Duration;
 
@@ -64,6 +65,43 @@ pub(super) async fn refresh_counts(
         tokio::select! {
             _ = stop.wait_for(|v| *v) => break,
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
+}
+
+/// How often the replicas are asked how they are.
+const REPLICAS_EVERY: Duration = Duration::from_secs(5);
+
+/// How often wmtop looks again for a Distributed table (it may not be there yet).
+const FIND_REPLICAS_EVERY: Duration = Duration::from_secs(30);
+
+/// For a Distributed table: each replica's state every few seconds, to the front end.
+/// Looks for one now and then while the table is not one (or not there yet).
+pub(super) async fn watch_replicas(settings: Settings, out: Out, mut stop: watch::Receiver<bool>) {
+    let mut watch = None;
+    loop {
+        let wait = match &mut watch {
+            None => match crate::clickhouse::cluster::ReplicaWatch::find(&settings).await {
+                Ok(found) => {
+                    watch = found;
+                    if watch.is_some() {
+                        continue;
+                    }
+                    FIND_REPLICAS_EVERY
+                }
+                Err(e) => {
+                    tracing::debug!("looking for the table's replicas: {e}");
+                    FIND_REPLICAS_EVERY
+                }
+            },
+            Some(w) => {
+                out.send(MonitorEvent::Replicas(w.sample().await));
+                REPLICAS_EVERY
+            }
+        };
+        tokio::select! {
+            _ = stop.wait_for(|v| *v) => break,
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

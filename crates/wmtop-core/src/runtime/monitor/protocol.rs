@@ -122,6 +122,9 @@ pub enum MonitorEvent {
     Lag(Result<Vec<LagRow>, String>),
     /// Rows stored and distinct records per transaction, as a plain query sees them.
     Counts(BTreeMap<String, Stored>),
+    /// Each replica of the table behind a Distributed one, as it reports itself, sampled
+    /// now (only for a Distributed table).
+    Replicas(Vec<crate::clickhouse::cluster::ReplicaState>),
     /// A replay's plan, for the front end to confirm.
     ReplayPlan(Result<Vec<ReplayPart>, String>),
     /// A replay was applied (messages to re-read), or refused.

@@ -45,9 +45,7 @@ pub(super) fn redrive(settings: &Settings, out: &Out) {
     tokio::spawn(async move {
         let report = async {
             let ch = Ch::connect(&s).await.map_err(|e| e.short())?;
-            let loader = Loader::prepare(ch, &s)
-                .await
-                .map_err(|e| e.to_string())?;
+            let loader = Loader::prepare(ch, &s).await.map_err(|e| e.to_string())?;
             crate::tools::redrive::redrive(&s, &loader)
                 .await
                 .map_err(|e| e.to_string())
