@@ -7,8 +7,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::procs::run_json;
 use common::*;
 use wmtop_core::config::Settings;
 
@@ -37,20 +37,7 @@ fn answer_file(dir: &Path) -> (PathBuf, usize) {
 }
 
 fn wmtop(s: &Settings, args: &[&str]) -> (Option<i32>, serde_json::Value, String) {
-    let out = Command::new(wmtop_bin())
-        .args(args)
-        .envs(env_for(s))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or("{}");
-    let json = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("{e}: {stdout} {}", String::from_utf8_lossy(&out.stderr)));
-    (
-        out.status.code(),
-        json,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run_json(s, args, &[])
 }
 
 #[test]

@@ -169,7 +169,7 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         (changed.len(), changed.len())
     );
     // Copies until merged, found among the records the reload wrote, by partition (days).
-    let condition = reload.written.condition().unwrap();
+    let condition = reload.written.conditions().remove(0);
     let found: Vec<Value> = loader
         .ch
         .json_rows(&sql::copies_per_partition(

@@ -137,6 +137,13 @@ pub fn describe(url: &str, action: &str, e: &::clickhouse::error::Error) -> ChEr
         ),
         other => (ChErrorKind::Unexpected, other.to_string(), None),
     };
+    let detail = match code {
+        // TABLE_IS_READ_ONLY: on a Replicated table, the replica lost ZooKeeper.
+        Some(242) => format!(
+            "{detail} (the table is read-only: a Replicated table takes no writes while its replica cannot reach ZooKeeper)"
+        ),
+        _ => detail,
+    };
     ChError {
         url: url.to_string(),
         action: action.to_string(),

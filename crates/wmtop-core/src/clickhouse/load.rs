@@ -146,23 +146,32 @@ impl Written {
         }
     }
 
-    /// The condition that selects these records through the table's key.
-    pub fn condition(&self) -> Option<String> {
-        let (lo, hi) = self.span?;
-        Some(sql::written_condition(
-            &self
-                .applications
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            &self
-                .transactions
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-            lo,
-            hi,
-        ))
+    /// Conditions that together select these records through the table's key: one per
+    /// group of transactions, each short enough for a server's `max_query_size`
+    /// (256 KiB by default) however many transactions a load wrote; none when nothing
+    /// was written.
+    pub fn conditions(&self) -> Vec<String> {
+        /// Bytes of transaction names per condition.
+        const NAMES_PER_QUERY: usize = 64 * 1024;
+        let Some((lo, hi)) = self.span else {
+            return Vec::new();
+        };
+        let applications: Vec<&str> = self.applications.iter().map(String::as_str).collect();
+        let mut groups: Vec<Vec<&str>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for name in &self.transactions {
+            if bytes + name.len() > NAMES_PER_QUERY && !groups[groups.len() - 1].is_empty() {
+                groups.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += name.len() + 4;
+            let last = groups.len() - 1;
+            groups[last].push(name);
+        }
+        groups
+            .iter()
+            .map(|names| sql::written_condition(&applications, names, lo, hi))
+            .collect()
     }
 }
 
@@ -506,17 +515,17 @@ impl Loader {
             #[serde(deserialize_with = "lenient_u64")]
             copies: u64,
         }
-        let Some(condition) = written.condition() else {
-            return Ok(BTreeMap::new());
-        };
         let key = self.partition_key();
-        let found: Vec<R> = ch
-            .json_rows(&sql::copies_per_partition(table, key, &condition))
-            .await?;
-        Ok(found
-            .into_iter()
-            .map(|r| (sql::partition_literal(&r.p), r.copies))
-            .collect())
+        let mut copies = BTreeMap::new();
+        for condition in written.conditions() {
+            let found: Vec<R> = ch
+                .json_rows(&sql::copies_per_partition(table, key, &condition))
+                .await?;
+            for r in found {
+                *copies.entry(sql::partition_literal(&r.p)).or_insert(0) += r.copies;
+            }
+        }
+        Ok(copies)
     }
 
     /// The partition key, or `tuple()` for a table that has none.
@@ -676,4 +685,34 @@ fn refused(mut e: ChError, grant: &str) -> ChError {
         e.detail = format!("{} (missing grant: {grant})", e.detail);
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_for_ten_thousand_transactions_each_fit_a_query_and_name_every_one() {
+        let mut w = Written::default();
+        for i in 0..10_000 {
+            let name = format!("PUT /api/endpoint{i}");
+            w.add(&(
+                Arc::from("app"),
+                Arc::from(name.as_str()),
+                3600 * i64::from(i),
+            ));
+        }
+        let conditions = w.conditions();
+        assert!(conditions.len() > 1, "{}", conditions.len());
+        for c in &conditions {
+            assert!(c.len() < 100 * 1024, "{} bytes", c.len());
+            assert!(c.contains("toDateTime(0) AND toDateTime(35996400)"), "{c}");
+        }
+        let named: usize = conditions
+            .iter()
+            .map(|c| c.matches("'PUT /api/endpoint").count())
+            .sum();
+        assert_eq!(named, 10_000);
+        assert!(Written::default().conditions().is_empty());
+    }
 }

@@ -184,26 +184,43 @@ pub async fn ch(s: &Settings) -> Ch {
     Ch::connect(s).await.expect("clickhouse")
 }
 
+/// Per transaction in the test's table, all of it (no window): rows stored by a plain
+/// count, and distinct records. Raw SQL, independent of wmtop's own reads.
+pub async fn stored_raw(s: &Settings) -> BTreeMap<String, (u64, u64)> {
+    let sql = format!(
+        "SELECT transaction_name AS n, toString(count()) AS r, toString(uniqExact(application_id, timestamp)) AS d \
+         FROM {}.{} GROUP BY n",
+        s.database, s.table
+    );
+    let rows = match ch(s).await.json_rows::<serde_json::Value>(&sql).await {
+        Err(e) if e.kind == wmtop_core::clickhouse::ChErrorKind::Missing => Vec::new(),
+        r => r.unwrap(),
+    };
+    rows.iter()
+        .map(|v| {
+            let n = |k: &str| v[k].as_str().unwrap().parse::<u64>().unwrap();
+            (v["n"].as_str().unwrap().to_string(), (n("r"), n("d")))
+        })
+        .collect()
+}
+
 /// Rows stored per transaction, a plain count (copies count too).
 pub async fn rows_in_clickhouse(s: &Settings) -> BTreeMap<String, u64> {
-    ch(s)
+    stored_raw(s)
         .await
-        .stored_per_transaction()
-        .await
-        .unwrap()
         .into_iter()
-        .map(|(k, v)| (k, v.rows))
+        .map(|(k, (rows, _))| (k, rows))
         .collect()
 }
 
 /// Rows stored per transaction (plain count) must equal `expected`, and every record
 /// must be stored once.
 pub async fn assert_exact(s: &Settings, expected: &BTreeMap<String, u64>) {
-    let stored = ch(s).await.stored_per_transaction().await.unwrap();
-    let rows: BTreeMap<String, u64> = stored.iter().map(|(k, v)| (k.clone(), v.rows)).collect();
+    let stored = stored_raw(s).await;
+    let rows: BTreeMap<String, u64> = stored.iter().map(|(k, v)| (k.clone(), v.0)).collect();
     assert_eq!(&rows, expected, "rows stored per transaction (plain count)");
-    for (name, v) in &stored {
-        assert_eq!(v.rows, v.distinct, "{name}: stored copies");
+    for (name, (rows, distinct)) in &stored {
+        assert_eq!(rows, distinct, "{name}: stored copies");
     }
 }
 
@@ -239,7 +256,40 @@ pub fn env_for(s: &Settings) -> Vec<(String, String)> {
         v.push(("WMTOP_API_URL".into(), a.clone()));
         v.push(("WMTOP_KEYCLOAK_URL".into(), k.clone()));
     }
+    if let Some(c) = &s.clickhouse_cluster {
+        v.push(("WMTOP_CLICKHOUSE_CLUSTER".into(), c.clone()));
+    }
     v
+}
+
+/// The shared stack's ClickHouse replicas (`scripts/stack up --clickhouse-cluster`), in
+/// the cluster's order.
+pub fn replicas() -> Vec<String> {
+    std::env::var("WMTOP_TEST_REPLICAS")
+        .unwrap_or_else(|_| "http://127.0.0.2:8123 http://127.0.0.3:8123".into())
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Rows stored and distinct records in `table` (`database.table`) of the ClickHouse at
+/// `url`, by plain counts; the table's rows from this replica alone ((0, 0) while the
+/// table is not there yet).
+pub async fn counts_at(s: &Settings, url: &str, table: &str) -> (u64, u64) {
+    let mut at = s.clone();
+    at.clickhouse_url = url.to_string();
+    let rows = match ch(&at)
+        .await
+        .json_rows::<serde_json::Value>(&format!(
+            "SELECT count() AS n, uniqExact(application_id, transaction_name, timestamp) AS d FROM {table}"
+        ))
+        .await
+    {
+        Err(e) if e.kind == wmtop_core::clickhouse::ChErrorKind::Missing => return (0, 0),
+        other => other.unwrap(),
+    };
+    let num = |v: &serde_json::Value| v.as_u64().or_else(|| v.as_str()?.parse().ok()).unwrap();
+    (num(&rows[0]["n"]), num(&rows[0]["d"]))
 }
 
 /// A stack of its own (broker and ClickHouse on free ports, data in a temp dir), started

@@ -127,3 +127,32 @@ pub fn exact(
     );
     rt.block_on(assert_exact(s, expected));
 }
+
+/// Runs the binary to the end with a test's settings (and `extra` environment): its exit
+/// code, its last stdout line as JSON (Null when there is none), and its stderr.
+pub fn run_json(
+    s: &Settings,
+    args: &[&str],
+    extra: &[(&str, String)],
+) -> (Option<i32>, serde_json::Value, String) {
+    let out = Command::new(wmtop_bin())
+        .args(args)
+        .envs(env_for(s))
+        .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+        .env_remove("WMTOP_CONFIG")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code(),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
