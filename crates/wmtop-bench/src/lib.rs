@@ -4,6 +4,7 @@
 //! otherwise. The measurements themselves are in [`measure`]; this file runs and reports.
 
 pub mod measure;
+mod scale;
 mod screen;
 
 use std::path::{Path, PathBuf};
@@ -30,9 +31,13 @@ pub struct BenchArgs {
     /// The larger dataset, as a multiple of the default one.
     #[arg(long, default_value_t = 10)]
     pub scale: usize,
-    /// Only these parts: flatten, produce, ceiling, load, screen (comma-separated).
+    /// Only these parts: flatten, produce, ceiling, load, scale, screen (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Rows of other applications and days the scale part pre-fills its tables with, one
+    /// size after another (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1_000_000u64, 20_000_000])]
+    pub scale_rows: Vec<u64>,
     /// Seconds over which the idle monitor's CPU is measured.
     #[arg(long, default_value_t = 30)]
     pub idle_secs: u64,
@@ -328,6 +333,9 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                     r.record(&format!("load_{scale}x_peak_rss_mb"), json!(mb.round()));
                 }
             }
+        }
+        if only("scale") {
+            scale::run(settings, &a.scale_rows, runs, &mut r, &mut tables).await?;
         }
         anyhow::Ok(())
     }

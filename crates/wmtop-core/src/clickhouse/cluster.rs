@@ -184,6 +184,43 @@ pub async fn members(ch: &Ch, cluster: &str) -> Result<Vec<(u32, String, u16)>, 
         .collect())
 }
 
+/// Active parts of the Replicated table `table` (`database.table`) on the server `ch`
+/// talks to that its replica's list in ZooKeeper does not hold: parts of inserts whose
+/// commit was cut off ("unknown status"), which ClickHouse drops after a while unless
+/// ZooKeeper has them. Empty for a table that is not Replicated.
+pub async fn parts_not_in_zookeeper(ch: &Ch, table: &str) -> Result<Vec<String>, ChError> {
+    #[derive(Deserialize)]
+    struct Replica {
+        zookeeper_path: String,
+        replica_name: String,
+    }
+    #[derive(Deserialize)]
+    struct Part {
+        name: String,
+    }
+    let (db, t) = table
+        .split_once('.')
+        .unwrap_or((ch.database.as_str(), table));
+    let this = format!("database = {} AND table = {}", quote(db), quote(t));
+    let replicas: Vec<Replica> = ch
+        .json_rows(&format!(
+            "SELECT zookeeper_path, replica_name FROM system.replicas WHERE {this}"
+        ))
+        .await?;
+    let Some(r) = replicas.first() else {
+        return Ok(Vec::new());
+    };
+    let listed = format!("{}/replicas/{}/parts", r.zookeeper_path, r.replica_name);
+    let parts: Vec<Part> = ch
+        .json_rows(&format!(
+            "SELECT name FROM system.parts WHERE {this} AND active AND name NOT IN \
+             (SELECT name FROM system.zookeeper WHERE path = {})",
+            quote(&listed)
+        ))
+        .await?;
+    Ok(parts.into_iter().map(|p| p.name).collect())
+}
+
 /// The Distributed table's description, completed from the cluster's members.
 pub async fn distributed(ch: &Ch, engine_full: &str) -> Result<Option<Distributed>, ChError> {
     let Some((cluster, db, table, key)) = parse_distributed(engine_full) else {

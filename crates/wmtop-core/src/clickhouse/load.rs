@@ -175,6 +175,10 @@ impl Written {
     }
 }
 
+/// ClickHouse's code for an insert into a Replicated table whose commit to ZooKeeper
+/// was cut off: the part may or may not be in ZooKeeper.
+const UNKNOWN_STATUS_OF_INSERT: u32 = 319;
+
 /// What one insert did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Inserted {
@@ -198,6 +202,10 @@ pub struct Settled {
     /// Stored copies left among the records the load wrote (0 when settled), on the
     /// replica that holds the most.
     pub copies_left: u64,
+    /// Parts a replica holds that ZooKeeper does not list (inserts whose outcome was
+    /// unknown; their rows were inserted again): ClickHouse drops them after its check.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed_parts: Vec<String>,
     pub took_ms: u64,
 }
 
@@ -253,6 +261,11 @@ pub struct Loader {
     pub plan: Arc<RowPlan>,
     pub info: TableInfo,
     settings: Arc<Settings>,
+    /// On a Replicated table: a replica may hold a part whose insert ended in "unknown
+    /// status" (ZooKeeper lost mid-commit; ClickHouse keeps the part for a few minutes,
+    /// then drops it unless ZooKeeper has it). Set at start and after such an error;
+    /// cleared once no replica holds such a part.
+    in_doubt: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Loader {
@@ -314,11 +327,13 @@ impl Loader {
             ]),
             None => ch,
         };
+        let replicated = info.replicated();
         Ok(Loader {
             plan: Arc::new(plan),
             info,
             settings: Arc::new(settings.clone()),
             ch,
+            in_doubt: Arc::new(std::sync::atomic::AtomicBool::new(replicated)),
         })
     }
 
@@ -339,7 +354,10 @@ impl Loader {
                 }
             }
         }
-        let stored = if self.plan.versioned {
+        // Rows a replica shows from a part ZooKeeper never took would be lost if the
+        // lookup counted them as stored: while such parts exist, everything is inserted
+        // and copies are merged when the load settles.
+        let stored = if self.plan.versioned && !self.parts_in_doubt().await {
             self.stored_versions(rows).await?
         } else {
             HashMap::new()
@@ -370,8 +388,54 @@ impl Loader {
             return Ok(out);
         }
         let body = rows.select(&keep);
-        self.send(&self.plan.insert_sql, body).await?;
+        if let Err(e) = self.send(&self.plan.insert_sql, body).await {
+            if e.code == Some(UNKNOWN_STATUS_OF_INSERT) {
+                self.in_doubt
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            return Err(e);
+        }
         Ok(out)
+    }
+
+    /// Whether a replica holds active parts its ZooKeeper does not list (checked only
+    /// while in doubt; a failed check counts as doubt).
+    async fn parts_in_doubt(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        if !self.in_doubt.load(Ordering::Relaxed) {
+            return false;
+        }
+        let (replicas, table) = match &self.info.distributed {
+            Some(_) => (
+                self.replicas().await,
+                self.info.storage(&self.ch.qualified()),
+            ),
+            None => (vec![self.ch.clone()], self.ch.qualified()),
+        };
+        let mut doubt = replicas.is_empty();
+        for r in &replicas {
+            match super::cluster::parts_not_in_zookeeper(r, &table).await {
+                Ok(parts) if parts.is_empty() => {}
+                Ok(parts) => {
+                    tracing::warn!(
+                        "{}: {table} holds {} part(s) ZooKeeper does not list ({}), left by an insert whose outcome was unknown; inserting without the lookup until ClickHouse has checked them",
+                        r.url,
+                        parts.len(),
+                        parts.join(", ")
+                    );
+                    doubt = true;
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "{}: cannot compare {table}'s parts with ZooKeeper: {e}",
+                        r.url
+                    );
+                    doubt = true;
+                }
+            }
+        }
+        self.in_doubt.store(doubt, Ordering::Relaxed);
+        doubt
     }
 
     async fn send(&self, sql: &str, body: Vec<u8>) -> Result<(), ChError> {
@@ -502,12 +566,14 @@ impl Loader {
     }
 
     /// Copies among the records `written`, on `ch` in `table`, per partition (as
-    /// `OPTIMIZE … PARTITION` takes it): rows beyond one per record.
+    /// `OPTIMIZE … PARTITION` takes it): rows beyond one per record; rows of the parts
+    /// `unlisted` (not in ZooKeeper) left out.
     async fn copies_on(
         &self,
         ch: &Ch,
         table: &str,
         written: &Written,
+        unlisted: &[String],
     ) -> Result<BTreeMap<String, u64>, ChError> {
         #[derive(Deserialize)]
         struct R {
@@ -517,7 +583,12 @@ impl Loader {
         }
         let key = self.partition_key();
         let mut copies = BTreeMap::new();
-        for condition in written.conditions() {
+        for mut condition in written.conditions() {
+            if !unlisted.is_empty() {
+                let parts: Vec<String> =
+                    unlisted.iter().map(|p| super::queries::quote(p)).collect();
+                condition.push_str(&format!(" AND _part NOT IN ({})", parts.join(", ")));
+            }
             let found: Vec<R> = ch
                 .json_rows(&sql::copies_per_partition(table, key, &condition))
                 .await?;
@@ -546,18 +617,52 @@ impl Loader {
         let mut settled = Settled::default();
         let storage = self.info.storage(&self.ch.qualified());
         let replicas = self.replicas().await;
+        // Parts of inserts whose outcome was unknown, which ClickHouse neither merges
+        // nor keeps unless ZooKeeper has them: their rows were inserted again, so they
+        // are not counted as copies; plain counts show them until ClickHouse drops them.
+        let mut unlisted: Vec<Vec<String>> = Vec::new();
+        if self.info.replicated() {
+            let targets = if replicas.is_empty() {
+                std::slice::from_ref(&self.ch)
+            } else {
+                &replicas[..]
+            };
+            let table = if replicas.is_empty() {
+                self.ch.qualified()
+            } else {
+                storage.clone()
+            };
+            for r in targets {
+                let parts = super::cluster::parts_not_in_zookeeper(r, &table)
+                    .await
+                    .unwrap_or_default();
+                settled.unconfirmed_parts.extend(parts.iter().cloned());
+                unlisted.push(parts);
+            }
+        }
+        let none = Vec::new();
+        let own_unlisted = if replicas.is_empty() {
+            unlisted.first().unwrap_or(&none)
+        } else {
+            &none
+        };
         // A merge already running on those parts makes OPTIMIZE a no-op, and replicas
         // take a merge in turn: between looks, wait the one backoff, and merge again
         // only now and then.
         let mut waits = crate::net::retry::delays(Duration::from_millis(200));
         let mut looks = 0u32;
         loop {
-            let mut found = self
-                .copies_on(&self.ch, &self.ch.qualified(), written)
-                .await?;
+            // Through a Distributed table, unlisted parts are left out replica by replica.
+            let mut found = if replicas.is_empty() || settled.unconfirmed_parts.is_empty() {
+                self.copies_on(&self.ch, &self.ch.qualified(), written, own_unlisted)
+                    .await?
+            } else {
+                BTreeMap::new()
+            };
             settled.copies_left = found.values().sum();
-            for r in &replicas {
-                let there = self.copies_on(r, &storage, written).await?;
+            for (i, r) in replicas.iter().enumerate() {
+                let skip = unlisted.get(i).unwrap_or(&none);
+                let there = self.copies_on(r, &storage, written, skip).await?;
                 settled.copies_left = settled.copies_left.max(there.values().sum());
                 found.extend(there);
             }
@@ -578,6 +683,12 @@ impl Loader {
             }
         }
         settled.took_ms = started.elapsed().as_millis() as u64;
+        if !settled.unconfirmed_parts.is_empty() {
+            tracing::warn!(
+                "parts {} are on a replica but not in ZooKeeper (inserts whose outcome was unknown, inserted again): plain counts show their rows twice until ClickHouse drops them, within minutes",
+                settled.unconfirmed_parts.join(", ")
+            );
+        }
         Ok(settled)
     }
 

@@ -84,7 +84,7 @@ macro_rules! settings {
         }
 
         /// Every key the config file accepts, for suggestions.
-        const FILE_KEYS: &[&str] = &[
+        pub(crate) const FILE_KEYS: &[&str] = &[
             "insecure", "simulator", "password", "client_secret", "clickhouse_password",
             "kafka_sasl_password", "kafka_options",
             $( stringify!($name), )*

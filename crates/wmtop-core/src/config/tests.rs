@@ -327,3 +327,60 @@ fn urls_with_credentials_are_masked_in_errors() {
         "{err}"
     );
 }
+
+/// assets/wmtop.example.toml, as shipped.
+const EXAMPLE: &str = include_str!("../../../../assets/wmtop.example.toml");
+
+#[test]
+fn the_example_file_loads_gives_the_defaults_and_names_every_setting() {
+    let s = Settings::resolve_with(&file_args(EXAMPLE), &|_| None).unwrap();
+    let d = Settings::defaults();
+    let shown = |s: &Settings| {
+        let mut s = s.clone();
+        s.config_file = None;
+        s.warnings.clear();
+        s.data_dir = PathBuf::new();
+        format!("{s:?}")
+    };
+    assert_eq!(
+        shown(&s),
+        shown(&d),
+        "the example's values are the defaults"
+    );
+    for key in crate::config::settings::FILE_KEYS {
+        let named = EXAMPLE.lines().any(|l| {
+            let l = l.trim_start_matches('#').trim_start();
+            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[{key}]"))
+        });
+        assert!(named, "assets/wmtop.example.toml does not name `{key}`");
+    }
+}
+
+#[test]
+fn the_example_files_secured_cluster_loads_once_uncommented() {
+    let (top, rest) = EXAMPLE
+        .split_once("# --- A secured cluster")
+        .expect("the secured cluster block");
+    let block: Vec<&str> = rest
+        .lines()
+        .take_while(|l| !l.starts_with("# --- librdkafka"))
+        .filter_map(|l| l.strip_prefix("# "))
+        .filter(|l| l.contains(" = "))
+        .collect();
+    let keys: Vec<&str> = block.iter().filter_map(|l| l.split(" = ").next()).collect();
+    assert!(keys.len() >= 8, "{keys:?}");
+    let mut text: String = top
+        .lines()
+        .filter(|l| !keys.iter().any(|k| l.starts_with(&format!("{k} ="))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for l in &block {
+        text.push_str(l);
+        text.push('\n');
+    }
+    let s = Settings::resolve_with(&file_args(&text), &|_| None).unwrap();
+    assert_eq!(s.kafka_security_protocol, SecurityProtocol::SaslSsl);
+    assert_eq!(s.kafka_sasl_username.as_deref(), Some("wmtop_loader"));
+    assert!(!s.create_topic);
+    assert_eq!(s.clickhouse_url, "https://clickhouse.example.com:8443");
+}

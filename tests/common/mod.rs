@@ -27,7 +27,7 @@ pub const PASSWORD: &str = "test-password-5f2c9e";
 
 /// The repository's root (where `scripts/` and `.stack/` are).
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// A name no other test or run uses.
@@ -51,8 +51,42 @@ pub fn clickhouse() -> String {
     std::env::var("WMTOP_TEST_CLICKHOUSE").unwrap_or_else(|_| "http://127.0.0.1:8123".into())
 }
 
+/// Ends a test that needs the local servers when they are not running, with one line
+/// saying how to run the tests (the same line for every such test, no panic trace).
+pub fn require_stack() {
+    static UP: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let up = UP.get_or_init(|| {
+        let ch = reqwest::Url::parse(&clickhouse()).map_err(|e| e.to_string())?;
+        let ch_addr = format!(
+            "{}:{}",
+            ch.host_str().unwrap_or("127.0.0.1"),
+            ch.port_or_known_default().unwrap_or(8123)
+        );
+        let broker = kafka().split(',').next().unwrap_or_default().to_string();
+        for (what, addr) in [("Kafka", broker), ("ClickHouse", ch_addr)] {
+            let reachable = std::net::ToSocketAddrs::to_socket_addrs(&addr.as_str())
+                .ok()
+                .and_then(|mut a| a.next())
+                .is_some_and(|a| {
+                    std::net::TcpStream::connect_timeout(&a, Duration::from_secs(1)).is_ok()
+                });
+            if !reachable {
+                return Err(format!(
+                    "this test needs the local servers and {what} does not answer at {addr}: run scripts/test (it starts them, then runs every test)"
+                ));
+            }
+        }
+        Ok(())
+    });
+    if let Err(line) = up {
+        eprintln!("{line}");
+        std::panic::resume_unwind(Box::new(line.clone()));
+    }
+}
+
 /// Settings for one test: fresh topic, group and table; the simulator's URL if given.
 pub fn settings(name: &str, sim_url: Option<&str>) -> Settings {
+    require_stack();
     let mut s = Settings::defaults();
     s.kafka_brokers = kafka();
     s.clickhouse_url = clickhouse();
@@ -73,6 +107,7 @@ pub fn settings(name: &str, sim_url: Option<&str>) -> Settings {
 
 /// The secured stack's settings, as `scripts/stack up --secure` wrote them.
 pub fn secure_env() -> BTreeMap<String, String> {
+    require_stack();
     let dir = std::env::var("WMTOP_STACK_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| repo_root().join(".stack"));
@@ -327,6 +362,7 @@ impl PrivateStack {
     /// With `up`'s options too (`--kafka-cluster`: three more Kafka nodes;
     /// `--clickhouse-cluster`: ZooKeeper and two ClickHouse replicas).
     pub fn start_with(options: &[&str]) -> PrivateStack {
+        require_stack();
         let ports = |n: usize| (0..n).map(|_| free_port()).collect::<Vec<u16>>();
         let list = |ports: &[u16]| {
             ports

@@ -341,8 +341,9 @@ fn converged(
     urls: &[String],
     local: &str,
     records: u64,
+    within: Duration,
 ) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + within;
     loop {
         let counts: Vec<(u64, u64)> = urls
             .iter()
@@ -402,7 +403,7 @@ fn a_replica_killed_mid_load_is_shown_down_the_load_completes_and_the_replicas_c
         "every record on the replica that stayed up"
     );
     stack.run(&["up", "--clickhouse-cluster"]);
-    converged(&rt, &s, &urls, &local, records);
+    converged(&rt, &s, &urls, &local, records, Duration::from_secs(120));
     tmux.wait_for("both replicas up on screen", 60, |sc| {
         sc.contains("2 of 2 up")
     });
@@ -460,7 +461,15 @@ fn zookeeper_stopped_mid_load_ends_the_run_with_the_reason_and_nothing_is_lost_o
     stack.run(&["up", "--clickhouse-cluster"]);
     let again = done(&s, &["consume", "--until-idle", "3"]);
     assert_eq!(again["verdict"], "done", "{again}");
-    converged(&rt, &s, &urls, &local, total);
+    // An insert cut off mid-commit ("unknown status") leaves a part on its replica that
+    // ZooKeeper does not list; its rows were inserted again, and ClickHouse drops the
+    // part after its check (five minutes after it was written): the replicas converge
+    // once it has.
+    let unconfirmed = again["settled"]["unconfirmed_parts"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let within = if unconfirmed > 0 { 480 } else { 120 };
+    converged(&rt, &s, &urls, &local, total, Duration::from_secs(within));
     let answer = wmtop_core::source::api::read_answer(&s.last_fetch_path()).unwrap();
     rt.block_on(assert_exact(&s, &expected_rows(&answer)));
     rt.block_on(sim.shutdown());
