@@ -236,14 +236,16 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
     };
     let names = [data[0].name.as_str()];
     let (lo, hi) = (1_700_000_000, 1_900_000_000);
+    let app = s.application_id.clone();
+    let versions_of = sql::written_condition(&[app.as_str()], &names, lo, hi);
     let mut steps = vec![
         json!({"run": format!("CREATE DATABASE IF NOT EXISTS {}", s.database)}),
         json!({"run": metrics_ddl(&s.database, &s.table, modern)}),
         json!({"run": dead_letter_ddl(&s.database, &s.table)}),
         json!({"run": insert(&f1)}),
-        json!({"query": "versions_before", "sql": sql::stored_versions(&table, &names, lo, hi)}),
+        json!({"query": "versions_before", "sql": sql::stored_versions(&table, &versions_of)}),
         json!({"run": insert(&f3)}),
-        json!({"query": "versions_after", "sql": sql::stored_versions(&table, &names, lo, hi)}),
+        json!({"query": "versions_after", "sql": sql::stored_versions(&table, &versions_of)}),
         json!({"query": "copies_before", "sql": sql::copies_per_partition(&table, METRICS_PARTITION_KEY, &condition)}),
     ];
     for p in &partitions {

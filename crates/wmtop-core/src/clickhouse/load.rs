@@ -492,13 +492,17 @@ impl Loader {
             .iter()
             .map(|m| ((m.key.0.as_ref(), m.key.1.as_ref()), (&m.key.0, &m.key.1)))
             .collect();
-        let names: BTreeSet<&str> = ids.keys().map(|(_, n)| *n).collect();
-        let (lo, hi) = rows.meta.iter().fold((i64::MAX, i64::MIN), |(lo, hi), m| {
-            (lo.min(m.key.2), hi.max(m.key.2))
-        });
-        let names: Vec<&str> = names.into_iter().collect();
-        let sql = sql::stored_versions(&self.ch.qualified(), &names, lo, hi);
-        let found: Vec<R> = self.ch.json_rows(&sql).await?;
+        // Through the table's key: the batch's applications, transactions and hours,
+        // in queries that each fit the server's query size.
+        let mut batch = Written::default();
+        for m in &rows.meta {
+            batch.add(&m.key);
+        }
+        let mut found: Vec<R> = Vec::new();
+        for condition in batch.conditions() {
+            let sql = sql::stored_versions(&self.ch.qualified(), &condition);
+            found.extend(self.ch.json_rows::<R>(&sql).await?);
+        }
         Ok(found
             .into_iter()
             .filter_map(|r| {

@@ -24,16 +24,13 @@ pub fn table_columns(database: &str, table: &str) -> String {
     )
 }
 
-/// Per hour of these transactions between `lo` and `hi` (epoch seconds): the newest
+/// Per hour of the records `condition` selects ([`written_condition`]): the newest
 /// stored version and its content hash (`a`, `n`, `ts`, `v`, `h`).
-pub fn stored_versions(qualified: &str, names: &[&str], lo: i64, hi: i64) -> String {
-    let list: Vec<String> = names.iter().map(|n| quote(n)).collect();
+pub fn stored_versions(qualified: &str, condition: &str) -> String {
     format!(
         "SELECT application_id AS a, transaction_name AS n, toUnixTimestamp(timestamp) AS ts, \
          max(record_version) AS v, argMax(record_hash, record_version) AS h \
-         FROM {qualified} WHERE transaction_name IN ({}) AND toUnixTimestamp(timestamp) BETWEEN {lo} AND {hi} \
-         GROUP BY a, n, ts",
-        list.join(", ")
+         FROM {qualified} WHERE {condition} GROUP BY a, n, ts"
     )
 }
 
