@@ -106,6 +106,78 @@ async fn revised_stored(s: &Settings, changed: &BTreeMap<(String, i64), i64>) {
     assert_eq!(&got, changed, "the revised hours hold the newest numbers");
 }
 
+/// The Distributed tables over Replicated ones that the cluster setting makes.
+async fn tables_made_on_the_cluster(s: &Settings, local: &str) {
+    let sql = format!(
+        "SELECT name, engine FROM system.tables WHERE database = '{}' AND name LIKE '{}%' ORDER BY name",
+        s.database, s.table
+    );
+    let engines: Vec<(String, String)> = query_json(s, &sql)
+        .await
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().unwrap().into(),
+                r["engine"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        engines,
+        vec![
+            (s.table.clone(), "Distributed".into()),
+            (format!("{}_dead_letters", s.table), "Distributed".into()),
+            (local.to_string(), "ReplicatedReplacingMergeTree".into()),
+            (
+                format!("{local}_dead_letters"),
+                "ReplicatedReplacingMergeTree".into()
+            ),
+        ]
+    );
+}
+
+/// A message that cannot be read is kept as a dead letter on every replica.
+fn dead_letters_on_every_replica(
+    rt: &tokio::runtime::Runtime,
+    s: &Settings,
+    local: &str,
+    reps: &[String],
+) {
+    rt.block_on(async {
+        let producer = wmtop_core::kafka::Kafka::new(s).producer().unwrap();
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::to(&s.topic)
+                    .key("bad")
+                    .payload("not json"),
+                rdkafka::util::Timeout::After(Duration::from_secs(10)),
+            )
+            .await
+            .unwrap();
+    });
+    let bad = done(s, &["consume", "--until-idle", "2"]);
+    assert_eq!(bad["bad_messages"], 1, "{bad}");
+    for url in reps {
+        let mut at = s.clone();
+        at.clickhouse_url = url.clone();
+        let n = rt.block_on(async {
+            ch(&at)
+                .await
+                .json_rows::<serde_json::Value>(&format!(
+                    "SELECT count() AS n FROM {}.{local}_dead_letters",
+                    s.database
+                ))
+                .await
+                .unwrap()
+        });
+        assert_eq!(
+            n[0]["n"].to_string().trim_matches('"'),
+            "1",
+            "dead letters at {url}"
+        );
+    }
+}
+
 #[test]
 fn with_the_cluster_setting_loads_reloads_replays_and_a_killed_consumer_leave_one_row_per_record_on_every_replica(
 ) {
@@ -120,32 +192,7 @@ fn with_the_cluster_setting_loads_reloads_replays_and_a_killed_consumer_leave_on
     let first = done(&s, &["consume", "--until-idle", "2"]);
     assert_eq!(first["rows_inserted"].as_u64(), Some(records));
     rt.block_on(exact_everywhere(&s, &local, &reps, records));
-    let sql = format!(
-        "SELECT name, engine FROM system.tables WHERE database = '{}' AND name LIKE '{}%' ORDER BY name",
-        s.database, s.table
-    );
-    let engines: Vec<(String, String)> = rt
-        .block_on(query_json(&s, &sql))
-        .iter()
-        .map(|r| {
-            (
-                r["name"].as_str().unwrap().into(),
-                r["engine"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    assert_eq!(
-        engines,
-        vec![
-            (s.table.clone(), "Distributed".into()),
-            (format!("{}_dead_letters", s.table), "Distributed".into()),
-            (local.clone(), "ReplicatedReplacingMergeTree".into()),
-            (
-                format!("{local}_dead_letters"),
-                "ReplicatedReplacingMergeTree".into()
-            ),
-        ]
-    );
+    rt.block_on(tables_made_on_the_cluster(&s, &local));
 
     // A reload whose answer revised hours: the newest numbers, no copy, on both replicas.
     let (file, changed) = revised(&s, 10, 5);
@@ -173,40 +220,7 @@ fn with_the_cluster_setting_loads_reloads_replays_and_a_killed_consumer_leave_on
     assert_eq!(replay["rows_inserted"], 0, "{replay}");
     rt.block_on(exact_everywhere(&s, &local, &reps, records));
 
-    // Dead letters are kept on every replica.
-    rt.block_on(async {
-        let producer = wmtop_core::kafka::Kafka::new(&s).producer().unwrap();
-        producer
-            .send(
-                rdkafka::producer::FutureRecord::to(&s.topic)
-                    .key("bad")
-                    .payload("not json"),
-                rdkafka::util::Timeout::After(Duration::from_secs(10)),
-            )
-            .await
-            .unwrap();
-    });
-    let bad = done(&s, &["consume", "--until-idle", "2"]);
-    assert_eq!(bad["bad_messages"], 1, "{bad}");
-    for url in &reps {
-        let mut at = s.clone();
-        at.clickhouse_url = url.clone();
-        let n = rt.block_on(async {
-            ch(&at)
-                .await
-                .json_rows::<serde_json::Value>(&format!(
-                    "SELECT count() AS n FROM {}.{local}_dead_letters",
-                    s.database
-                ))
-                .await
-                .unwrap()
-        });
-        assert_eq!(
-            n[0]["n"].to_string().trim_matches('"'),
-            "1",
-            "dead letters at {url}"
-        );
-    }
+    dead_letters_on_every_replica(&rt, &s, &local, &reps);
     rt.block_on(sim.shutdown());
 
     // A consumer SIGKILLed mid-load, then started again: nothing lost, nothing twice.

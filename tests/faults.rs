@@ -13,6 +13,7 @@ use common::procs::*;
 use common::*;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
+use wmtop_core::config::Settings;
 use wmtop_core::kafka::Kafka;
 
 #[test]
@@ -205,11 +206,9 @@ impl FromStrOrNow for jiff::Timestamp {
     }
 }
 
-#[test]
-fn bad_input_is_kept_aside_listed_and_redriven() {
-    let s = settings("badin", None);
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let data = wmtop_sim::dataset(&sim_config(3, 24));
+/// Eight messages: a good one, a valid 3 MB one, five that cannot be read and one with
+/// one bad record among good ones.
+fn bad_input(data: &[wmtop_sim::SimTransaction]) -> Vec<(&'static str, Vec<u8>)> {
     // A 3 MB transaction: 1,400 records of a busy endpoint, valid, so it loads.
     let mut big = serde_json::to_value(&data[0]).unwrap();
     let rec = big["transactionSeries"][0].clone();
@@ -227,7 +226,7 @@ fn bad_input_is_kept_aside_listed_and_redriven() {
     let big = serde_json::to_vec(&big).unwrap();
     assert!(big.len() > 2_500_000, "{} bytes", big.len());
     let partly = br#"{"transactionName":"GET /partly","transactionSeries":[{"timestamp":1767205800000,"totalCount":5},{"timestamp":1767209400000,"errorRate":"high"}]}"#.to_vec();
-    let messages: Vec<(&str, Vec<u8>)> = vec![
+    vec![
         ("good", serde_json::to_vec(&data[1]).unwrap()),
         ("big", big),
         ("notjson", b"{not json".to_vec()),
@@ -242,7 +241,29 @@ fn bad_input_is_kept_aside_listed_and_redriven() {
             br#"{"transactionName":"GET /e","transactionSeries":[]}"#.to_vec(),
         ),
         ("partly", partly),
-    ];
+    ]
+}
+
+/// `wmtop dead-letters`: the letters kept, as JSON lines.
+fn dead_letters(s: &Settings) -> Vec<serde_json::Value> {
+    let out = Command::new(wmtop_bin())
+        .args(["dead-letters"])
+        .envs(env_for(s))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn bad_input_is_kept_aside_listed_and_redriven() {
+    let s = settings("badin", None);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let data = wmtop_sim::dataset(&sim_config(3, 24));
+    let messages = bad_input(&data);
     rt.block_on(async {
         let kafka = Kafka::new(&s);
         kafka.ready().await.unwrap();
@@ -270,16 +291,7 @@ fn bad_input_is_kept_aside_listed_and_redriven() {
     assert_eq!(rows.get("GET /partly"), Some(&1));
 
     // Listed headless, with reasons.
-    let out = Command::new(wmtop_bin())
-        .args(["dead-letters"])
-        .envs(env_for(&s))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let listed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let listed = dead_letters(&s);
     assert_eq!(listed.len(), 6);
     let reason = |key: &str| {
         listed
@@ -333,15 +345,7 @@ fn bad_input_is_kept_aside_listed_and_redriven() {
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let out = Command::new(wmtop_bin())
-            .args(["dead-letters"])
-            .envs(env_for(&s))
-            .output()
-            .unwrap();
-        let now: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        let now = dead_letters(&s);
         // ALTER … DELETE is asynchronous: wait until the old letters are gone.
         if now.len() == 6 {
             let at = |l: &serde_json::Value| {

@@ -19,6 +19,7 @@ use wmtop_core::clickhouse::compat::{dead_letter_ddl, metrics_ddl, METRICS_PARTI
 use wmtop_core::clickhouse::queries::PRESETS;
 use wmtop_core::clickhouse::table::{RowPlan, TableInfo};
 use wmtop_core::clickhouse::{sql, Loader, Rows, ServerVersion};
+use wmtop_core::config::Settings;
 use wmtop_core::record::columns::{MetricRow, COLUMNS};
 use wmtop_core::record::flatten::flatten_message;
 
@@ -116,19 +117,11 @@ fn encode(plan: &RowPlan, rows: &[MetricRow], version: u64) -> Rows {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
-    let cfg = sim_config(12, 240);
-    let data = wmtop_sim::dataset(&cfg);
-    let modern = ServerVersion {
-        major: 26,
-        minor: 9,
-    };
-
-    // The rows, flattened by the pipeline itself from what the simulator serves; and a
-    // reload in which one transaction's counts changed.
+/// The rows, flattened by the pipeline itself from what the simulator serves; and a
+/// reload in which one transaction's counts changed.
+fn flattened(data: &[wmtop_sim::SimTransaction]) -> (Vec<MetricRow>, Vec<MetricRow>) {
     let mut rows = Vec::new();
-    for tx in &data {
+    for tx in data {
         let f = flatten_message(&serde_json::to_vec(tx).unwrap()).unwrap();
         assert!(f.bad_records.is_empty());
         rows.extend(f.rows);
@@ -142,26 +135,35 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
             r
         })
         .collect();
-    // 18.16: the real server, through the loader.
-    let s = settings("modern", None);
-    let loader = Loader::prepare(ch(&s).await, &s).await.unwrap();
+    (rows, changed)
+}
+
+/// 18.16, the real server, through the loader: a load, the same again, a reload with
+/// changed hours, copies found among what it wrote and merged by day. Returns the
+/// loader, the condition that selects what the reload wrote, the days merged and the
+/// counts per transaction.
+async fn on_18_16(
+    s: &Settings,
+    rows: &[MetricRow],
+    changed: &[MetricRow],
+) -> (
+    Loader,
+    String,
+    Vec<String>,
+    std::collections::BTreeMap<String, wmtop_core::clickhouse::Stored>,
+) {
+    let loader = Loader::prepare(ch(s).await, s).await.unwrap();
     assert_eq!(loader.ch.version.major, 18);
-    let first = loader
-        .insert(&encode(&loader.plan, &rows, 1))
-        .await
-        .unwrap();
+    let first = loader.insert(&encode(&loader.plan, rows, 1)).await.unwrap();
     assert_eq!(first.rows, rows.len());
-    let again = loader
-        .insert(&encode(&loader.plan, &rows, 2))
-        .await
-        .unwrap();
+    let again = loader.insert(&encode(&loader.plan, rows, 2)).await.unwrap();
     assert_eq!(
         (again.rows, again.unchanged),
         (0, rows.len()),
         "the same content is not written again"
     );
     let reload = loader
-        .insert(&encode(&loader.plan, &changed, 3))
+        .insert(&encode(&loader.plan, changed, 3))
         .await
         .unwrap();
     assert_eq!(
@@ -206,6 +208,90 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         old_counts.values().map(|c| c.rows).sum::<u64>(),
         rows.len() as u64
     );
+
+    (loader, condition, partitions, old_counts)
+}
+
+/// The bytes were read as the columns they are: the types and every row are there.
+fn modern_columns(results: &Value) {
+    let columns: Vec<&Value> = results["columns"].as_array().unwrap().iter().collect();
+    let type_of = |name: &str| {
+        columns
+            .iter()
+            .find(|c| c["name"] == name)
+            .map(|c| c["type"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(type_of("timestamp"), "DateTime64(3, 'UTC')");
+    assert_eq!(type_of("eb_breached"), "Nullable(Bool)");
+    assert_eq!(type_of("transaction_name"), "LowCardinality(String)");
+    let key = |name: &str| {
+        columns.iter().find(|c| c["name"] == name).unwrap()["is_in_sorting_key"].clone()
+    };
+    assert_eq!((num(&key("timestamp")), num(&key("total_count"))), (1, 0));
+    assert_eq!(results["info"][0]["partition_key"], METRICS_PARTITION_KEY);
+    assert!(results["info"][0]["engine"]
+        .as_str()
+        .unwrap()
+        .contains("ReplacingMergeTree"));
+}
+
+/// The lookup sees the newest version and its hash; copies until the merge, none after;
+/// every row stored once and the newest fetch won.
+fn modern_rows(results: &Value, (plan, rows, changed): (&RowPlan, &[MetricRow], &[MetricRow])) {
+    let n0 = changed.len();
+    let before = results["versions_before"].as_array().unwrap();
+    let after = results["versions_after"].as_array().unwrap();
+    assert_eq!((before.len(), after.len()), (n0, n0));
+    assert!(before.iter().all(|r| num(&r["v"]) == 1) && after.iter().all(|r| num(&r["v"]) == 3));
+    let hashes = encode(plan, changed, 3);
+    let want: BTreeSet<u64> = hashes.meta.iter().map(|m| m.hash).collect();
+    let got: BTreeSet<u64> = after.iter().map(|r| num(&r["h"])).collect();
+    assert_eq!(
+        got, want,
+        "argMax gives the newest content's hash, as wmtop computes it"
+    );
+    let copies = |name: &str| -> u64 {
+        results[name]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| num(&r["copies"]))
+            .sum()
+    };
+    assert_eq!(copies("copies_before"), n0 as u64);
+    assert_eq!(copies("copies_after"), 0);
+    let per_record = results["per_record"].as_array().unwrap();
+    assert_eq!(per_record.len(), rows.len());
+    assert!(per_record.iter().all(|r| num(&r["rows"]) == 1));
+    let stored: u64 = results["per_transaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| num(&r["rows"]))
+        .sum();
+    assert_eq!(stored as usize, rows.len());
+    let new_total: i64 = changed.iter().filter_map(|r| r.total_count).sum();
+    assert_eq!(
+        num(&results["first_values"][0]["total"]) as i64,
+        new_total,
+        "the newest fetch won"
+    );
+    assert!(results["kept"].as_array().unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
+    let cfg = sim_config(12, 240);
+    let data = wmtop_sim::dataset(&cfg);
+    let modern = ServerVersion {
+        major: 26,
+        minor: 9,
+    };
+
+    let (rows, changed) = flattened(&data);
+    let s = settings("modern", None);
+    let (loader, condition, partitions, old_counts) = on_18_16(&s, &rows, &changed).await;
 
     // Modern: chdb, with the DDL and the bytes wmtop writes for a modern server.
     let info = TableInfo::own(modern);
@@ -273,68 +359,9 @@ async fn the_modern_path_loads_reloads_and_merges_as_on_18_16() {
         "modern engine, got {version}"
     );
 
-    // The bytes were read as the columns they are: the types and every row are there.
-    let columns: Vec<&Value> = results["columns"].as_array().unwrap().iter().collect();
-    let type_of = |name: &str| {
-        columns
-            .iter()
-            .find(|c| c["name"] == name)
-            .map(|c| c["type"].as_str().unwrap().to_string())
-            .unwrap()
-    };
-    assert_eq!(type_of("timestamp"), "DateTime64(3, 'UTC')");
-    assert_eq!(type_of("eb_breached"), "Nullable(Bool)");
-    assert_eq!(type_of("transaction_name"), "LowCardinality(String)");
-    let key = |name: &str| {
-        columns.iter().find(|c| c["name"] == name).unwrap()["is_in_sorting_key"].clone()
-    };
-    assert_eq!((num(&key("timestamp")), num(&key("total_count"))), (1, 0));
-    assert_eq!(results["info"][0]["partition_key"], METRICS_PARTITION_KEY);
-    assert!(results["info"][0]["engine"]
-        .as_str()
-        .unwrap()
-        .contains("ReplacingMergeTree"));
-
-    // The lookup sees the newest version and its hash; copies until the merge, none after.
-    let n0 = changed.len();
-    let before = results["versions_before"].as_array().unwrap();
-    let after = results["versions_after"].as_array().unwrap();
-    assert_eq!((before.len(), after.len()), (n0, n0));
-    assert!(before.iter().all(|r| num(&r["v"]) == 1) && after.iter().all(|r| num(&r["v"]) == 3));
-    let hashes = encode(&plan, &changed, 3);
-    let want: BTreeSet<u64> = hashes.meta.iter().map(|m| m.hash).collect();
-    let got: BTreeSet<u64> = after.iter().map(|r| num(&r["h"])).collect();
-    assert_eq!(
-        got, want,
-        "argMax gives the newest content's hash, as wmtop computes it"
-    );
-    let copies = |name: &str| -> u64 {
-        results[name]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| num(&r["copies"]))
-            .sum()
-    };
-    assert_eq!(copies("copies_before"), n0 as u64);
-    assert_eq!(copies("copies_after"), 0);
-    let per_record = results["per_record"].as_array().unwrap();
-    assert_eq!(per_record.len(), rows.len());
-    assert!(per_record.iter().all(|r| num(&r["rows"]) == 1));
-    let stored: u64 = results["per_transaction"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| num(&r["rows"]))
-        .sum();
-    assert_eq!(stored as usize, rows.len());
-    let new_total: i64 = changed.iter().filter_map(|r| r.total_count).sum();
-    assert_eq!(
-        num(&results["first_values"][0]["total"]) as i64,
-        new_total,
-        "the newest fetch won"
-    );
-    assert!(results["kept"].as_array().unwrap().is_empty());
+    modern_columns(&results);
+    let plan_rows = (&plan, rows.as_slice(), changed.as_slice());
+    modern_rows(&results, plan_rows);
 
     // Both engines: the same plain counts, and the same answers to the reference queries.
     for r in results["per_transaction"].as_array().unwrap() {

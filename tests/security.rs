@@ -7,10 +7,11 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant};
 
+use common::tmux::Tmux;
 use common::*;
 use wmtop_core::config::secret::Secret;
+use wmtop_core::config::Settings;
 
 const CLIENT_SECRET: &str = "client-secret-9b1d44e0";
 
@@ -32,6 +33,37 @@ fn assert_clean(what: &str, text: &[u8]) {
     for needle in [PASSWORD, CLIENT_SECRET, "wmsa.", "wmsr."] {
         assert!(!t.contains(needle), "{what} contains {needle:?}");
     }
+}
+
+/// The monitor against the test's simulator: fetch and load (r), the help screen (?),
+/// quit; returns the screen showing the help. Debug logging, the client secret set.
+fn monitor_with_help(s: &Settings) -> Vec<u8> {
+    let env: Vec<String> = env_for(s)
+        .into_iter()
+        .map(|(k, v)| format!("{k}='{v}'"))
+        .chain([
+            format!("WMTOP_CLIENT_SECRET='{CLIENT_SECRET}'"),
+            "WMTOP_LOG=debug".into(),
+            "WMTOP_OPS_ADDR=off".into(),
+        ])
+        .collect();
+    let cmd = format!(
+        "env {} {}; echo EXIT=$?; sleep 60",
+        env.join(" "),
+        wmtop_bin().display()
+    );
+    let tmux = Tmux::start(&unique("wmtop_sec"), &cmd, 160, 48);
+    tmux.wait_for("the monitor", 60, |sc| sc.contains("consumer running"));
+    tmux.keys(&["r"]);
+    tmux.wait_for("the load", 60, |sc| {
+        sc.contains("Transactions - 8 shown of 8, 0 mismatched") && !sc.contains("loading")
+    });
+    tmux.keys(&["?"]);
+    let help = tmux.wait_for("the help", 10, |sc| sc.contains("Log file:"));
+    tmux.keys(&["Escape", "q"]);
+    // Quit flushes, commits and writes the last log lines before the process ends.
+    tmux.wait_for("the exit", 60, |sc| sc.contains("EXIT="));
+    help.into_bytes()
 }
 
 #[test]
@@ -91,72 +123,8 @@ fn no_secret_or_token_appears_anywhere() {
         "tokens were issued: the grep has something to find"
     );
 
-    // The monitor, against the same simulator: fetch, load, quit; screen and log.
-    let session = unique("wmtop_sec");
-    let env: Vec<String> = env_for(&s)
-        .into_iter()
-        .map(|(k, v)| format!("{k}='{v}'"))
-        .chain([
-            format!("WMTOP_CLIENT_SECRET='{CLIENT_SECRET}'"),
-            "WMTOP_LOG=debug".into(),
-            "WMTOP_OPS_ADDR=off".into(),
-        ])
-        .collect();
-    let cmd = format!("env {} {}; sleep 60", env.join(" "), wmtop_bin().display());
-    assert!(Command::new("tmux")
-        .args([
-            "new-session",
-            "-d",
-            "-s",
-            &session,
-            "-x",
-            "160",
-            "-y",
-            "48",
-            &cmd
-        ])
-        .status()
-        .unwrap()
-        .success());
-    let screen = || {
-        String::from_utf8_lossy(
-            &Command::new("tmux")
-                .args(["capture-pane", "-p", "-t", &session])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .into_owned()
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !screen().contains("consumer running") {
-        assert!(Instant::now() < deadline, "{}", screen());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session, "r"])
-        .status()
-        .unwrap();
-    while !screen().contains("Transactions - 8 shown of 8, 0 mismatched")
-        || screen().contains("loading")
-    {
-        assert!(Instant::now() < deadline, "{}", screen());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session, "?"])
-        .status()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
-    outputs.push(("monitor screen with help".into(), screen().into_bytes()));
-    Command::new("tmux")
-        .args(["send-keys", "-t", &session, "Escape", "q"])
-        .status()
-        .unwrap();
-    std::thread::sleep(Duration::from_secs(3));
-    let _ = Command::new("tmux")
-        .args(["kill-session", "-t", &session])
-        .status();
+    // The monitor, against the same simulator: fetch, load, help, quit; screen and log.
+    outputs.push(("monitor screen with help".into(), monitor_with_help(&s)));
 
     // Everything the runs wrote: the saved answer, logs, history.
     files_under(&s.data_dir, &mut outputs);

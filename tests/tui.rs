@@ -21,11 +21,41 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use common::tmux::{cells, monitor_command, Tmux};
 use common::*;
+use wmtop_core::config::Settings;
 
 /// The time the screen says the last load was done, if it says so.
 fn done_at(screen: &str) -> Option<String> {
     let at = screen.split("load done ").nth(1)?;
     Some(at.chars().take(8).collect())
+}
+
+/// A query typed straight into the query pane (no key to start the editor first):
+/// its answer, with the table's `records` rows.
+fn typed_query(tmux: &Tmux, s: &Settings, records: usize) {
+    tmux.keys(&["4"]);
+    tmux.literal(&format!(
+        "SELECT 6*7 AS answer, count() AS n FROM {}.{}",
+        s.database, s.table
+    ));
+    tmux.keys(&["Enter"]);
+    let screen = tmux.wait_for("the query result", 30, |s| s.contains("1 rows, 2 columns"));
+    let lines: Vec<&str> = screen.lines().collect();
+    let status = lines
+        .iter()
+        .position(|l| l.contains("1 rows, 2 columns"))
+        .unwrap();
+    assert_eq!(
+        cells(lines[status + 1]),
+        vec!["answer", "n"],
+        "{}",
+        lines[status + 1]
+    );
+    assert_eq!(
+        cells(lines[status + 2]),
+        vec!["42".to_string(), records.to_string()],
+        "{}",
+        lines[status + 2]
+    );
 }
 
 #[test]
@@ -93,31 +123,7 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
         last_done = done_at(&screen);
     }
 
-    // A query typed straight into the query pane (no key to start the editor first).
-    tmux.keys(&["4"]);
-    tmux.literal(&format!(
-        "SELECT 6*7 AS answer, count() AS n FROM {}.{}",
-        s.database, s.table
-    ));
-    tmux.keys(&["Enter"]);
-    let screen = tmux.wait_for("the query result", 30, |s| s.contains("1 rows, 2 columns"));
-    let lines: Vec<&str> = screen.lines().collect();
-    let status = lines
-        .iter()
-        .position(|l| l.contains("1 rows, 2 columns"))
-        .unwrap();
-    assert_eq!(
-        cells(lines[status + 1]),
-        vec!["answer", "n"],
-        "{}",
-        lines[status + 1]
-    );
-    assert_eq!(
-        cells(lines[status + 2]),
-        vec!["42".to_string(), records.to_string()],
-        "{}",
-        lines[status + 2]
-    );
+    typed_query(&tmux, &s, records);
 
     assert_eq!(
         independent_lag(&s),

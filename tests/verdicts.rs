@@ -114,6 +114,32 @@ fn tx(name: &str, hour: i64, count: i64) -> Vec<u8> {
     .into_bytes()
 }
 
+/// A good message, one of 12 MB and a good one behind it, all on partition 0.
+async fn publish_with_a_12_mb_message(s: &Settings) {
+    let producer: FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &s.kafka_brokers)
+        .set("message.max.bytes", "16777216")
+        .create()
+        .unwrap();
+    let big = vec![b' '; 12_000_000];
+    for (key, payload) in [
+        ("GET /a", tx("GET /a", 0, 1)),
+        ("big", big),
+        ("GET /c", tx("GET /c", 1, 3)),
+    ] {
+        producer
+            .send(
+                FutureRecord::to(&s.topic)
+                    .key(key)
+                    .payload(&payload)
+                    .partition(0),
+                Timeout::After(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 #[test]
 fn a_message_the_broker_never_serves_is_named_then_skipped_and_kept_as_a_dead_letter() {
     let s = settings("v_stuck", None);
@@ -122,30 +148,7 @@ fn a_message_the_broker_never_serves_is_named_then_skipped_and_kept_as_a_dead_le
     // can receive in one fetch, so the broker never serves it to wmtop), and a good one
     // behind it, all on partition 0.
     create_topic(&s, 1, 1, &["max.message.bytes=16777216"]);
-    rt.block_on(async {
-        let producer: FutureProducer = rdkafka::ClientConfig::new()
-            .set("bootstrap.servers", &s.kafka_brokers)
-            .set("message.max.bytes", "16777216")
-            .create()
-            .unwrap();
-        let big = vec![b' '; 12_000_000];
-        for (key, payload) in [
-            ("GET /a", tx("GET /a", 0, 1)),
-            ("big", big),
-            ("GET /c", tx("GET /c", 1, 3)),
-        ] {
-            producer
-                .send(
-                    FutureRecord::to(&s.topic)
-                        .key(key)
-                        .payload(&payload)
-                        .partition(0),
-                    Timeout::After(Duration::from_secs(30)),
-                )
-                .await
-                .unwrap();
-        }
-    });
+    rt.block_on(publish_with_a_12_mb_message(&s));
     let mut c = wmtop(&s, &["consume", "--until-idle", "1"]);
     c.env("WMTOP_MAX_WAIT", "6s");
     let (code, line, took, stderr) = ended(c, Duration::from_secs(90));

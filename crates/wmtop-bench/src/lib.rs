@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use measure::median;
 use serde_json::json;
+use wmtop_core::clickhouse::table::RowPlan;
 use wmtop_core::clickhouse::{Ch, Loader};
 use wmtop_core::config::Settings;
 use wmtop_core::kafka::produce;
@@ -153,185 +154,25 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     } else {
         None
     };
-
     if only("flatten") {
-        println!("flatten + encode (no I/O, one thread):");
-        for (passes, n) in [(1usize, runs), (10, runs), (100, 1)] {
-            let results: Vec<measure::Throughput> = (0..n)
-                .map(|_| measure::flatten_encode(&one, passes, &plan))
-                .collect();
-            let rows = results.first().map_or(0, |t| t.rows);
-            let took = median(results.iter().map(|t| t.took).collect());
-            let rate = rows as f64 / took.as_secs_f64().max(1e-9);
-            r.add(
-                format!("{passes}x: {} rows", thousands(rows as f64)),
-                format!("{} rows/s/core", thousands(rate)),
-                ">= 300,000",
-                Some(rate >= 300_000.0),
-            );
-            r.record(
-                &format!("flatten_{passes}x_rows_per_sec"),
-                json!(rate.round()),
-            );
-        }
+        flatten(&mut r, &one, &plan, runs);
     }
-
     let mut tables: Vec<String> = Vec::new();
     let result = async {
-        let mut prefilled: Vec<(usize, String, &Answer)> = Vec::new();
         if only("produce") {
-            println!("produce (a saved fetch to every message acknowledged):");
-            // Every run appends the dataset to one topic, as a reload does.
-            let s = with(settings, "wmtop_bench_produce", "unused");
-            let kafka = Kafka::new(&s);
-            topic::ensure(&kafka).await?;
-            let mut times = Vec::new();
-            for _ in 0..runs {
-                let started = Instant::now();
-                let rep = produce::publish(&kafka, &one).await?;
-                times.push(started.elapsed());
-                if rep.messages_delivered != one.transactions.len() {
-                    bail!("produce delivered {} of {}", rep.messages_delivered, one.transactions.len());
-                }
-            }
-            let t = median(times);
-            r.add(
-                format!("1x: {} messages, {:.1} MB", one.transactions.len(), one.bytes as f64 / 1e6),
-                format!("{:.0} ms", ms(t)),
-                "<= 500 ms",
-                Some(t <= Duration::from_millis(500)),
-            );
-            r.record("produce_1x_ms", json!(ms(t).round()));
+            produce_part(&mut r, settings, &one, runs).await?;
         }
         if only("load") || only("ceiling") {
-            for (scale, answer) in std::iter::once((1, &one)).chain(ten.iter().map(|t| (a.scale, t))) {
-                let (topic, filled) = prefill(settings, scale, answer).await?;
-                if let Some(t) = filled {
-                    r.add(
-                        format!("{scale}x: filled {topic} ({} messages, {:.0} MB)", answer.transactions.len(), answer.bytes as f64 / 1e6),
-                        format!("{:.0} ms", ms(t)),
-                        "",
-                        None,
-                    );
-                }
-                prefilled.push((scale, topic, answer));
+            let mut prefilled: Vec<(usize, String, &Answer)> = Vec::new();
+            for (scale, answer) in
+                std::iter::once((1, &one)).chain(ten.iter().map(|t| (a.scale, t)))
+            {
+                prefilled.push(prefill_part(&mut r, settings, scale, answer).await?);
             }
-        }
-
-        let mut ceiling: Vec<(usize, Duration, Duration)> = Vec::new();
-        if only("ceiling") || only("load") {
-            println!("the servers' ceiling (same rows, same messages):");
-            for (scale, topic, answer) in &prefilled {
-                let n = if *scale == 1 { runs } else { runs.min(2) };
-                let s = with(settings, topic, "unused");
-                let mut reads = Vec::new();
-                for _ in 0..n {
-                    let s = s.clone();
-                    let read = tokio::task::spawn_blocking(move || measure::bare_read(&s)).await??;
-                    if read.messages != answer.transactions.len() as u64 {
-                        bail!("bare read got {} of {} messages", read.messages, answer.transactions.len());
-                    }
-                    reads.push(read.took);
-                }
-                let read = median(reads);
-                let (encoded, rows) = measure::encode_all(answer, &plan);
-                let file = std::env::temp_dir().join(format!("{}.rowbinary", fresh("rows")));
-                std::fs::write(&file, &encoded)?;
-                drop(encoded);
-                let mut inserts = Vec::new();
-                for _ in 0..n {
-                    let table = fresh("ceil");
-                    let s = with(settings, topic, &table);
-                    let loader = Loader::prepare(Ch::connect(&s).await?, &s).await?;
-                    tables.push(table.clone());
-                    let took = match measure::client_insert(settings, a.ch_tcp_port, &loader.plan.insert_sql, &file) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            let _ = std::fs::remove_file(&file);
-                            return Err(e);
-                        }
-                    };
-                    let stored = loader.ch.stored_rows().await?;
-                    if stored != rows {
-                        bail!("clickhouse-client stored {stored} of {rows} rows");
-                    }
-                    inserts.push(took);
-                }
-                let _ = std::fs::remove_file(&file);
-                let insert = median(inserts);
-                r.add(
-                    format!("{scale}x: bare read of {} messages", answer.transactions.len()),
-                    format!("{:.0} ms", ms(read)),
-                    "",
-                    None,
-                );
-                r.add(
-                    format!("{scale}x: clickhouse-client insert of {} rows", thousands(rows as f64)),
-                    format!("{:.0} ms, {} rows/s", ms(insert), thousands(rows as f64 / insert.as_secs_f64())),
-                    "",
-                    None,
-                );
-                r.record(&format!("bare_read_{scale}x_ms"), json!(ms(read).round()));
-                r.record(&format!("client_insert_{scale}x_ms"), json!(ms(insert).round()));
-                ceiling.push((*scale, read, insert));
-            }
-        }
-
-        if only("load") {
-            println!("load, end to end (pre-filled topic to the last insert acknowledged and committed):");
-            for (scale, topic, answer) in &prefilled {
-                let n = if *scale == 1 { runs } else { runs.min(2) };
-                let rows = answer.records() as u64;
-                let mut walls = Vec::new();
-                let mut peak_kb = 0u64;
-                for _ in 0..n {
-                    let table = fresh("load");
-                    tables.push(table.clone());
-                    let (wall, got, hwm) = load_once(settings, topic, &table)?;
-                    if got != rows {
-                        bail!("the {scale}x load inserted {got} of {rows} rows");
-                    }
-                    walls.push(wall);
-                    peak_kb = peak_kb.max(hwm);
-                }
-                let wall = median(walls);
-                let rate = rows as f64 / wall.as_secs_f64();
-                let (target, met) = if *scale == 1 {
-                    ("<= 1 s", wall <= Duration::from_secs(1))
-                } else {
-                    (">= 100,000 rows/s", rate >= 100_000.0)
-                };
-                r.add(
-                    format!("{scale}x: {} rows", thousands(rows as f64)),
-                    format!("{:.0} ms, {} rows/s", ms(wall), thousands(rate)),
-                    target,
-                    Some(met),
-                );
-                r.record(&format!("load_{scale}x_ms"), json!(ms(wall).round()));
-                r.record(&format!("load_{scale}x_rows_per_sec"), json!(rate.round()));
-                if let Some((_, read, insert)) = ceiling.iter().find(|c| c.0 == *scale) {
-                    let slower = (*read).max(*insert);
-                    let ratio = wall.as_secs_f64() / slower.as_secs_f64();
-                    r.add(
-                        format!("{scale}x: load / ceiling (slower of read, insert)"),
-                        format!("{ratio:.2}x (read {:.2}x, insert {:.2}x)",
-                            wall.as_secs_f64() / read.as_secs_f64(),
-                            wall.as_secs_f64() / insert.as_secs_f64()),
-                        if *scale == 1 { "" } else { "<= 1.5x" },
-                        (*scale != 1).then_some(ratio <= 1.5),
-                    );
-                    r.record(&format!("load_{scale}x_ceiling_ratio"), json!((ratio * 100.0).round() / 100.0));
-                }
-                if *scale != 1 {
-                    let mb = peak_kb as f64 / 1024.0;
-                    r.add(
-                        format!("{scale}x: consumer peak RSS"),
-                        format!("{mb:.0} MB"),
-                        "<= 150 MB",
-                        Some(mb <= 150.0),
-                    );
-                    r.record(&format!("load_{scale}x_peak_rss_mb"), json!(mb.round()));
-                }
+            let ceiling =
+                ceiling_part(&mut r, settings, &a, runs, &plan, &prefilled, &mut tables).await?;
+            if only("load") {
+                load_part(&mut r, settings, runs, &prefilled, &ceiling, &mut tables)?;
             }
         }
         if only("scale") {
@@ -342,79 +183,342 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     .await;
     cleanup(&sink, &tables).await;
     result?;
-
     if only("screen") {
-        println!("the monitor:");
-        let times = tokio::task::spawn_blocking(|| frames::draw_times(200, 50, 2_000)).await??;
-        let mut sorted = times.clone();
-        sorted.sort_unstable();
-        let p99 = sorted[sorted.len() * 99 / 100];
-        let med = median(times);
+        screen_part(&mut r, settings, &a).await?;
+    }
+    r.finish(a.json.as_deref())
+}
+
+/// Flatten + encode with no I/O, on one thread.
+fn flatten(r: &mut Report, one: &Answer, plan: &RowPlan, runs: usize) {
+    println!("flatten + encode (no I/O, one thread):");
+    for (passes, n) in [(1usize, runs), (10, runs), (100, 1)] {
+        let results: Vec<measure::Throughput> = (0..n)
+            .map(|_| measure::flatten_encode(one, passes, plan))
+            .collect();
+        let rows = results.first().map_or(0, |t| t.rows);
+        let took = median(results.iter().map(|t| t.took).collect());
+        let rate = rows as f64 / took.as_secs_f64().max(1e-9);
         r.add(
-            "frame draw at 200x50, every pane full (2,000 frames)",
-            format!("{:.3} ms (p99 {:.3} ms)", ms(med), ms(p99)),
-            "<= 1 ms",
-            Some(med <= Duration::from_millis(1)),
+            format!("{passes}x: {} rows", thousands(rows as f64)),
+            format!("{} rows/s/core", thousands(rate)),
+            ">= 300,000",
+            Some(rate >= 300_000.0),
         );
-        r.record("frame_draw_ms", json!((ms(med) * 1000.0).round() / 1000.0));
-        let exe = match &a.monitor_exe {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()?,
-        };
-        let idle = screen::idle_screen(settings, a.idle_secs, &exe)?;
-        for (when, s) in [
-            ("before a load", &idle.before),
-            ("after a load", &idle.after),
-        ] {
-            r.add(
-                format!("idle {when}, screen open at 200x50, over {} s", a.idle_secs),
-                format!("{:.2}% of a core", s.cpu_percent),
-                "<= 0.3%",
-                Some(s.cpu_percent <= 0.3),
-            );
-            let mb = s.rss_kb as f64 / 1024.0;
-            r.add(
-                format!("idle RSS {when}"),
-                format!("{mb:.1} MB"),
-                "<= 25 MB",
-                Some(mb <= 25.0),
+        r.record(
+            &format!("flatten_{passes}x_rows_per_sec"),
+            json!(rate.round()),
+        );
+    }
+}
+
+/// Publishing a saved fetch, every message acknowledged.
+async fn produce_part(
+    r: &mut Report,
+    settings: &Settings,
+    one: &Answer,
+    runs: usize,
+) -> anyhow::Result<()> {
+    println!("produce (a saved fetch to every message acknowledged):");
+    // Every run appends the dataset to one topic, as a reload does.
+    let s = with(settings, "wmtop_bench_produce", "unused");
+    let kafka = Kafka::new(&s);
+    topic::ensure(&kafka).await?;
+    let mut times = Vec::new();
+    for _ in 0..runs {
+        let started = Instant::now();
+        let rep = produce::publish(&kafka, one).await?;
+        times.push(started.elapsed());
+        if rep.messages_delivered != one.transactions.len() {
+            bail!(
+                "produce delivered {} of {}",
+                rep.messages_delivered,
+                one.transactions.len()
             );
         }
+    }
+    let t = median(times);
+    r.add(
+        format!(
+            "1x: {} messages, {:.1} MB",
+            one.transactions.len(),
+            one.bytes as f64 / 1e6
+        ),
+        format!("{:.0} ms", ms(t)),
+        "<= 500 ms",
+        Some(t <= Duration::from_millis(500)),
+    );
+    r.record("produce_1x_ms", json!(ms(t).round()));
+    Ok(())
+}
+
+/// The topic holding the `scale`x dataset, filled on the first run.
+async fn prefill_part<'a>(
+    r: &mut Report,
+    settings: &Settings,
+    scale: usize,
+    answer: &'a Answer,
+) -> anyhow::Result<(usize, String, &'a Answer)> {
+    let (topic, filled) = prefill(settings, scale, answer).await?;
+    if let Some(t) = filled {
         r.add(
-            "the load in between (r to \"load done\")",
-            format!("{:.1} s", idle.load.as_secs_f64()),
+            format!(
+                "{scale}x: filled {topic} ({} messages, {:.0} MB)",
+                answer.transactions.len(),
+                answer.bytes as f64 / 1e6
+            ),
+            format!("{:.0} ms", ms(t)),
             "",
             None,
         );
-        r.record("idle_cpu_percent", json!(idle.after.cpu_percent));
-        r.record(
-            "idle_rss_mb",
-            json!((idle.after.rss_kb as f64 / 1024.0 * 10.0).round() / 10.0),
-        );
-        r.record(
-            "idle_before_load_cpu_percent",
-            json!(idle.before.cpu_percent),
-        );
-        r.record(
-            "idle_before_load_rss_mb",
-            json!((idle.before.rss_kb as f64 / 1024.0 * 10.0).round() / 10.0),
-        );
     }
+    Ok((scale, topic, answer))
+}
 
-    let missed: Vec<&Figure> = r.figures.iter().filter(|f| f.met == Some(false)).collect();
-    println!(
-        "{} of {} targets met",
-        r.figures.iter().filter(|f| f.met == Some(true)).count(),
-        r.figures.iter().filter(|f| f.met.is_some()).count()
+/// The servers' own ceiling: a bare read of each topic and clickhouse-client inserting
+/// the same rows. Returns (scale, read, insert) per topic.
+async fn ceiling_part(
+    r: &mut Report,
+    settings: &Settings,
+    a: &BenchArgs,
+    runs: usize,
+    plan: &RowPlan,
+    prefilled: &[(usize, String, &Answer)],
+    tables: &mut Vec<String>,
+) -> anyhow::Result<Vec<(usize, Duration, Duration)>> {
+    let mut ceiling: Vec<(usize, Duration, Duration)> = Vec::new();
+    println!("the servers' ceiling (same rows, same messages):");
+    for (scale, topic, answer) in prefilled {
+        let n = if *scale == 1 { runs } else { runs.min(2) };
+        let s = with(settings, topic, "unused");
+        let mut reads = Vec::new();
+        for _ in 0..n {
+            let s = s.clone();
+            let read = tokio::task::spawn_blocking(move || measure::bare_read(&s)).await??;
+            if read.messages != answer.transactions.len() as u64 {
+                bail!(
+                    "bare read got {} of {} messages",
+                    read.messages,
+                    answer.transactions.len()
+                );
+            }
+            reads.push(read.took);
+        }
+        let read = median(reads);
+        let (encoded, rows) = measure::encode_all(answer, plan);
+        let file = std::env::temp_dir().join(format!("{}.rowbinary", fresh("rows")));
+        std::fs::write(&file, &encoded)?;
+        drop(encoded);
+        let mut inserts = Vec::new();
+        for _ in 0..n {
+            let table = fresh("ceil");
+            let s = with(settings, topic, &table);
+            let loader = Loader::prepare(Ch::connect(&s).await?, &s).await?;
+            tables.push(table.clone());
+            let took = match measure::client_insert(
+                settings,
+                a.ch_tcp_port,
+                &loader.plan.insert_sql,
+                &file,
+            ) {
+                Ok(t) => t,
+                Err(e) => {
+                    let _ = std::fs::remove_file(&file);
+                    return Err(e);
+                }
+            };
+            let stored = loader.ch.stored_rows().await?;
+            if stored != rows {
+                bail!("clickhouse-client stored {stored} of {rows} rows");
+            }
+            inserts.push(took);
+        }
+        let _ = std::fs::remove_file(&file);
+        let insert = median(inserts);
+        r.add(
+            format!(
+                "{scale}x: bare read of {} messages",
+                answer.transactions.len()
+            ),
+            format!("{:.0} ms", ms(read)),
+            "",
+            None,
+        );
+        r.add(
+            format!(
+                "{scale}x: clickhouse-client insert of {} rows",
+                thousands(rows as f64)
+            ),
+            format!(
+                "{:.0} ms, {} rows/s",
+                ms(insert),
+                thousands(rows as f64 / insert.as_secs_f64())
+            ),
+            "",
+            None,
+        );
+        r.record(&format!("bare_read_{scale}x_ms"), json!(ms(read).round()));
+        r.record(
+            &format!("client_insert_{scale}x_ms"),
+            json!(ms(insert).round()),
+        );
+        ceiling.push((*scale, read, insert));
+    }
+    Ok(ceiling)
+}
+
+/// Loads end to end, from a pre-filled topic to the last insert acknowledged and
+/// committed, next to the ceiling.
+fn load_part(
+    r: &mut Report,
+    settings: &Settings,
+    runs: usize,
+    prefilled: &[(usize, String, &Answer)],
+    ceiling: &[(usize, Duration, Duration)],
+    tables: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    println!("load, end to end (pre-filled topic to the last insert acknowledged and committed):");
+    for (scale, topic, answer) in prefilled {
+        let n = if *scale == 1 { runs } else { runs.min(2) };
+        let rows = answer.records() as u64;
+        let mut walls = Vec::new();
+        let mut peak_kb = 0u64;
+        for _ in 0..n {
+            let table = fresh("load");
+            tables.push(table.clone());
+            let (wall, got, hwm) = load_once(settings, topic, &table)?;
+            if got != rows {
+                bail!("the {scale}x load inserted {got} of {rows} rows");
+            }
+            walls.push(wall);
+            peak_kb = peak_kb.max(hwm);
+        }
+        let wall = median(walls);
+        let rate = rows as f64 / wall.as_secs_f64();
+        let (target, met) = if *scale == 1 {
+            ("<= 1 s", wall <= Duration::from_secs(1))
+        } else {
+            (">= 100,000 rows/s", rate >= 100_000.0)
+        };
+        r.add(
+            format!("{scale}x: {} rows", thousands(rows as f64)),
+            format!("{:.0} ms, {} rows/s", ms(wall), thousands(rate)),
+            target,
+            Some(met),
+        );
+        r.record(&format!("load_{scale}x_ms"), json!(ms(wall).round()));
+        r.record(&format!("load_{scale}x_rows_per_sec"), json!(rate.round()));
+        if let Some((_, read, insert)) = ceiling.iter().find(|c| c.0 == *scale) {
+            let slower = (*read).max(*insert);
+            let ratio = wall.as_secs_f64() / slower.as_secs_f64();
+            r.add(
+                format!("{scale}x: load / ceiling (slower of read, insert)"),
+                format!(
+                    "{ratio:.2}x (read {:.2}x, insert {:.2}x)",
+                    wall.as_secs_f64() / read.as_secs_f64(),
+                    wall.as_secs_f64() / insert.as_secs_f64()
+                ),
+                if *scale == 1 { "" } else { "<= 1.5x" },
+                (*scale != 1).then_some(ratio <= 1.5),
+            );
+            r.record(
+                &format!("load_{scale}x_ceiling_ratio"),
+                json!((ratio * 100.0).round() / 100.0),
+            );
+        }
+        if *scale != 1 {
+            let mb = peak_kb as f64 / 1024.0;
+            r.add(
+                format!("{scale}x: consumer peak RSS"),
+                format!("{mb:.0} MB"),
+                "<= 150 MB",
+                Some(mb <= 150.0),
+            );
+            r.record(&format!("load_{scale}x_peak_rss_mb"), json!(mb.round()));
+        }
+    }
+    Ok(())
+}
+
+/// The monitor: frame time, and its idle cost before and after a load.
+async fn screen_part(r: &mut Report, settings: &Settings, a: &BenchArgs) -> anyhow::Result<()> {
+    println!("the monitor:");
+    let times = tokio::task::spawn_blocking(|| frames::draw_times(200, 50, 2_000)).await??;
+    let mut sorted = times.clone();
+    sorted.sort_unstable();
+    let p99 = sorted[sorted.len() * 99 / 100];
+    let med = median(times);
+    r.add(
+        "frame draw at 200x50, every pane full (2,000 frames)",
+        format!("{:.3} ms (p99 {:.3} ms)", ms(med), ms(p99)),
+        "<= 1 ms",
+        Some(med <= Duration::from_millis(1)),
     );
-    for f in &missed {
-        println!("  missed: {} = {} (target {})", f.what, f.value, f.target);
+    r.record("frame_draw_ms", json!((ms(med) * 1000.0).round() / 1000.0));
+    let exe = match &a.monitor_exe {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?,
+    };
+    let idle = screen::idle_screen(settings, a.idle_secs, &exe)?;
+    for (when, s) in [
+        ("before a load", &idle.before),
+        ("after a load", &idle.after),
+    ] {
+        r.add(
+            format!("idle {when}, screen open at 200x50, over {} s", a.idle_secs),
+            format!("{:.2}% of a core", s.cpu_percent),
+            "<= 0.3%",
+            Some(s.cpu_percent <= 0.3),
+        );
+        let mb = s.rss_kb as f64 / 1024.0;
+        r.add(
+            format!("idle RSS {when}"),
+            format!("{mb:.1} MB"),
+            "<= 25 MB",
+            Some(mb <= 25.0),
+        );
     }
-    if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::Value::Object(r.json).to_string())
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    r.add(
+        "the load in between (r to \"load done\")",
+        format!("{:.1} s", idle.load.as_secs_f64()),
+        "",
+        None,
+    );
+    r.record("idle_cpu_percent", json!(idle.after.cpu_percent));
+    r.record(
+        "idle_rss_mb",
+        json!((idle.after.rss_kb as f64 / 1024.0 * 10.0).round() / 10.0),
+    );
+    r.record(
+        "idle_before_load_cpu_percent",
+        json!(idle.before.cpu_percent),
+    );
+    r.record(
+        "idle_before_load_rss_mb",
+        json!((idle.before.rss_kb as f64 / 1024.0 * 10.0).round() / 10.0),
+    );
+    Ok(())
+}
+
+impl Report {
+    /// Prints how many targets were met and which were missed; writes the JSON.
+    fn finish(self, json: Option<&Path>) -> anyhow::Result<ExitCode> {
+        let r = self;
+        let missed: Vec<&Figure> = r.figures.iter().filter(|f| f.met == Some(false)).collect();
+        println!(
+            "{} of {} targets met",
+            r.figures.iter().filter(|f| f.met == Some(true)).count(),
+            r.figures.iter().filter(|f| f.met.is_some()).count()
+        );
+        for f in &missed {
+            println!("  missed: {} = {} (target {})", f.what, f.value, f.target);
+        }
+        if let Some(path) = json {
+            std::fs::write(path, serde_json::Value::Object(r.json).to_string())
+                .with_context(|| format!("cannot write {}", path.display()))?;
+        }
+        Ok(ExitCode::SUCCESS)
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The topic holding the `scale`x dataset for the load and ceiling runs: filled once and

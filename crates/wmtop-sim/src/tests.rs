@@ -149,6 +149,261 @@ fn check_breaches(what: &str, total: i64, threshold: f64, breach: i64, pct: &[f6
     }
 }
 
+/// A record's identifiers (repeated on odd transactions only), time and metadata.
+fn identity_and_time(i: usize, t: &SimTransaction, r: &SimRecord, what: &str) {
+    // identifiers
+    if i % 2 == 1 {
+        assert_eq!(r.transaction_name.as_deref(), Some(t.name.as_str()));
+        assert_eq!(r.transaction_id, Some(t.transaction_id));
+    } else {
+        assert_eq!(r.transaction_name, None);
+        assert_eq!(r.transaction_id, None);
+    }
+    assert_eq!(r.application_id, None);
+    // time and metadata
+    assert_eq!(r.key, r.timestamp);
+    let local_hour = (r.timestamp + 19_800_000).rem_euclid(86_400_000) / HOUR_MS;
+    assert_eq!(r.timestamp_str.len(), 19, "{what}");
+    assert!(r.timestamp_str.ends_with(":00:00"), "{what}");
+    assert_eq!(
+        r.timestamp_str[11..13],
+        format!("{local_hour:02}"),
+        "{what}"
+    );
+    assert_eq!(r.timezone, "Asia/Kolkata");
+    assert!(!r.no_data_found);
+    assert_eq!(r.index_type, "HOURLY");
+    assert_eq!(r.sre_product, "Watermelon");
+}
+
+/// Counts, rates, response times and percentiles; returns the percentiles.
+fn performance(r: &SimRecord, what: &str) -> [f64; 8] {
+    // performance
+    let total = r.total_count;
+    assert!(total >= 1, "{what}");
+    assert!((0..=total).contains(&r.error_count), "{what}");
+    assert_eq!(r.success_count, total - r.error_count, "{what}");
+    let tf = total as f64;
+    assert!(close(
+        r.success_rate,
+        r.success_count as f64 / tf * 100.0,
+        5.1e-5
+    ));
+    assert!(close(
+        r.error_rate,
+        r.error_count as f64 / tf * 100.0,
+        5.1e-5
+    ));
+    assert!(
+        close(r.success_rate + r.error_rate, 100.0, 1.1e-4),
+        "{what}"
+    );
+    assert!(
+        (20.0 * 0.5..=800.0 * 4.0).contains(&r.avg_response_time),
+        "{what}"
+    );
+    assert!(
+        close(
+            r.sum_response_time,
+            r.avg_response_time * tf,
+            5.1e-5 + 1e-9 * r.sum_response_time
+        ),
+        "{what}: sum {} avg {} total {total}",
+        r.sum_response_time,
+        r.avg_response_time
+    );
+    assert_eq!(r.total_data_points, 60);
+    // percentiles
+    let pct = [
+        r.percentile_25,
+        r.percentile_50,
+        r.percentile_75,
+        r.percentile_80,
+        r.percentile_85,
+        r.percentile_90,
+        r.percentile_95,
+        r.percentile_99,
+    ];
+    assert!(pct.windows(2).all(|w| w[0] < w[1]), "{what}: {pct:?}");
+    assert!(
+        pct[0] < r.avg_response_time && r.avg_response_time < pct[7],
+        "{what}"
+    );
+    pct
+}
+
+/// The error budget and its aspirational twin.
+fn error_budgets(r: &SimRecord, first: &SimRecord, what: &str) {
+    let total = r.total_count;
+    // error budget
+    assert!([99.0, 99.5, 99.9].contains(&r.short_target_slo), "{what}");
+    assert_eq!(
+        r.short_target_slo, first.short_target_slo,
+        "SLO is per transaction"
+    );
+    assert!(close(
+        r.eb_allocated_percent,
+        100.0 - r.short_target_slo,
+        1e-9
+    ));
+    assert_eq!(r.eb_consumed_count, r.error_count);
+    assert_eq!(r.eb_actual_consumed_percent, r.error_rate);
+    check_budget(
+        &format!("{what} eb"),
+        total,
+        (
+            r.eb_allocated_percent,
+            r.eb_allocated_count,
+            r.eb_consumed_count,
+            r.eb_consumed_percent,
+            r.eb_left_count,
+            r.eb_left_percent,
+        ),
+    );
+    assert!(close(
+        r.aspirational_slo,
+        (r.short_target_slo + 100.0) / 2.0,
+        1e-9
+    ));
+    assert!(close(
+        r.aspirational_eb_allocated_percent,
+        100.0 - r.aspirational_slo,
+        1e-9
+    ));
+    assert_eq!(r.aspirational_eb_consumed_count, r.error_count);
+    assert_eq!(r.aspirational_eb_actual_consumed_percent, r.error_rate);
+    check_budget(
+        &format!("{what} aspirational eb"),
+        total,
+        (
+            r.aspirational_eb_allocated_percent,
+            r.aspirational_eb_allocated_count,
+            r.aspirational_eb_consumed_count,
+            r.aspirational_eb_consumed_percent,
+            r.aspirational_eb_left_count,
+            r.aspirational_eb_left_percent,
+        ),
+    );
+}
+
+/// The response budget and its aspirational twin.
+fn response_budgets(r: &SimRecord, first: &SimRecord, what: &str, pct: &[f64; 8]) {
+    let total = r.total_count;
+    let tf = total as f64;
+    // response budget
+    assert!([95.0, 99.0].contains(&r.response_target_percent), "{what}");
+    assert_eq!(
+        r.response_slo, first.response_slo,
+        "threshold is per transaction"
+    );
+    assert!(r.aspirational_response_slo < r.response_slo, "{what}");
+    assert!(close(
+        r.aspirational_response_target_percent,
+        (r.response_target_percent + 100.0) / 2.0,
+        1e-9
+    ));
+    check_breaches(what, total, r.response_slo, r.response_breach_count, pct);
+    check_breaches(
+        &format!("{what} aspirational"),
+        total,
+        r.aspirational_response_slo,
+        r.aspirational_response_consumed_count,
+        pct,
+    );
+    assert!(r.aspirational_response_consumed_count >= r.response_breach_count);
+    assert!(close(
+        r.response_error_rate,
+        r.response_breach_count as f64 / tf * 100.0,
+        5.1e-5
+    ));
+    assert!(close(
+        r.response_success_rate,
+        100.0 - r.response_error_rate,
+        1e-9
+    ));
+    assert!(close(
+        r.response_allocated_percent,
+        100.0 - r.response_target_percent,
+        1e-9
+    ));
+    assert_eq!(r.response_consumed_count, r.response_breach_count);
+    assert_eq!(r.response_actual_consumed_percent, r.response_error_rate);
+    check_budget(
+        &format!("{what} response"),
+        total,
+        (
+            r.response_allocated_percent,
+            r.response_allocated_count,
+            r.response_consumed_count,
+            r.response_consumed_percent,
+            r.response_left_count,
+            r.response_left_percent,
+        ),
+    );
+    assert!(close(
+        r.aspirational_response_allocated_percent,
+        100.0 - r.aspirational_response_target_percent,
+        1e-9
+    ));
+    assert!(close(
+        r.aspirational_response_actual_consumed_percent,
+        r.aspirational_response_consumed_count as f64 / tf * 100.0,
+        5.1e-5
+    ));
+    check_budget(
+        &format!("{what} aspirational response"),
+        total,
+        (
+            r.aspirational_response_allocated_percent,
+            r.aspirational_response_allocated_count,
+            r.aspirational_response_consumed_count,
+            r.aspirational_response_consumed_percent,
+            r.aspirational_response_left_count,
+            r.aspirational_response_left_percent,
+        ),
+    );
+}
+
+/// Timeliness, health, severity and the breach flags.
+fn health_and_flags(r: &SimRecord, what: &str) {
+    // timeliness, health, severity, flags
+    assert_eq!(
+        r.timeliness_consumed_percent,
+        r.eb_consumed_percent.max(r.response_consumed_percent)
+    );
+    assert_eq!(
+        r.aspirational_timeliness_consumed_percent,
+        r.aspirational_eb_consumed_percent
+            .max(r.aspirational_response_consumed_percent)
+    );
+    for (p, h, s) in [
+        (
+            r.timeliness_consumed_percent,
+            &r.timeliness_health,
+            &r.timeliness_severity,
+        ),
+        (
+            r.response_consumed_percent,
+            &r.response_health,
+            &r.response_severity,
+        ),
+        (r.eb_consumed_percent, &r.eb_health, &r.eb_severity),
+        (
+            r.aspirational_response_consumed_percent,
+            &r.aspirational_response_health,
+            &r.aspirational_response_severity,
+        ),
+        (
+            r.aspirational_eb_consumed_percent,
+            &r.aspirational_eb_health,
+            &r.aspirational_eb_severity,
+        ),
+    ] {
+        let (eh, es) = expect_health(p);
+        assert_eq!((h.as_str(), s.as_str()), (eh, es), "{what}: {p}");
+    }
+}
+
 #[test]
 fn every_record_follows_the_rules() {
     let data = dataset(&cfg());
@@ -159,240 +414,14 @@ fn every_record_follows_the_rules() {
         let first = &t.records[0];
         for r in &t.records {
             let what = format!("{} @ {}", t.name, r.timestamp);
-            // identifiers
-            if i % 2 == 1 {
-                assert_eq!(r.transaction_name.as_deref(), Some(t.name.as_str()));
-                assert_eq!(r.transaction_id, Some(t.transaction_id));
-            } else {
-                assert_eq!(r.transaction_name, None);
-                assert_eq!(r.transaction_id, None);
-            }
-            assert_eq!(r.application_id, None);
-            // time and metadata
-            assert_eq!(r.key, r.timestamp);
-            let local_hour = (r.timestamp + 19_800_000).rem_euclid(86_400_000) / HOUR_MS;
-            assert_eq!(r.timestamp_str.len(), 19, "{what}");
-            assert!(r.timestamp_str.ends_with(":00:00"), "{what}");
-            assert_eq!(
-                r.timestamp_str[11..13],
-                format!("{local_hour:02}"),
-                "{what}"
-            );
-            assert_eq!(r.timezone, "Asia/Kolkata");
-            assert!(!r.no_data_found);
-            assert_eq!(r.index_type, "HOURLY");
-            assert_eq!(r.sre_product, "Watermelon");
-            // performance
-            let total = r.total_count;
-            assert!(total >= 1, "{what}");
-            assert!((0..=total).contains(&r.error_count), "{what}");
+            identity_and_time(i, t, r, &what);
             if r.error_count == 0 {
                 zero_error_hours += 1;
             }
-            assert_eq!(r.success_count, total - r.error_count, "{what}");
-            let tf = total as f64;
-            assert!(close(
-                r.success_rate,
-                r.success_count as f64 / tf * 100.0,
-                5.1e-5
-            ));
-            assert!(close(
-                r.error_rate,
-                r.error_count as f64 / tf * 100.0,
-                5.1e-5
-            ));
-            assert!(
-                close(r.success_rate + r.error_rate, 100.0, 1.1e-4),
-                "{what}"
-            );
-            assert!(
-                (20.0 * 0.5..=800.0 * 4.0).contains(&r.avg_response_time),
-                "{what}"
-            );
-            assert!(
-                close(
-                    r.sum_response_time,
-                    r.avg_response_time * tf,
-                    5.1e-5 + 1e-9 * r.sum_response_time
-                ),
-                "{what}: sum {} avg {} total {total}",
-                r.sum_response_time,
-                r.avg_response_time
-            );
-            assert_eq!(r.total_data_points, 60);
-            // percentiles
-            let pct = [
-                r.percentile_25,
-                r.percentile_50,
-                r.percentile_75,
-                r.percentile_80,
-                r.percentile_85,
-                r.percentile_90,
-                r.percentile_95,
-                r.percentile_99,
-            ];
-            assert!(pct.windows(2).all(|w| w[0] < w[1]), "{what}: {pct:?}");
-            assert!(
-                pct[0] < r.avg_response_time && r.avg_response_time < pct[7],
-                "{what}"
-            );
-            // error budget
-            assert!([99.0, 99.5, 99.9].contains(&r.short_target_slo), "{what}");
-            assert_eq!(
-                r.short_target_slo, first.short_target_slo,
-                "SLO is per transaction"
-            );
-            assert!(close(
-                r.eb_allocated_percent,
-                100.0 - r.short_target_slo,
-                1e-9
-            ));
-            assert_eq!(r.eb_consumed_count, r.error_count);
-            assert_eq!(r.eb_actual_consumed_percent, r.error_rate);
-            check_budget(
-                &format!("{what} eb"),
-                total,
-                (
-                    r.eb_allocated_percent,
-                    r.eb_allocated_count,
-                    r.eb_consumed_count,
-                    r.eb_consumed_percent,
-                    r.eb_left_count,
-                    r.eb_left_percent,
-                ),
-            );
-            assert!(close(
-                r.aspirational_slo,
-                (r.short_target_slo + 100.0) / 2.0,
-                1e-9
-            ));
-            assert!(close(
-                r.aspirational_eb_allocated_percent,
-                100.0 - r.aspirational_slo,
-                1e-9
-            ));
-            assert_eq!(r.aspirational_eb_consumed_count, r.error_count);
-            assert_eq!(r.aspirational_eb_actual_consumed_percent, r.error_rate);
-            check_budget(
-                &format!("{what} aspirational eb"),
-                total,
-                (
-                    r.aspirational_eb_allocated_percent,
-                    r.aspirational_eb_allocated_count,
-                    r.aspirational_eb_consumed_count,
-                    r.aspirational_eb_consumed_percent,
-                    r.aspirational_eb_left_count,
-                    r.aspirational_eb_left_percent,
-                ),
-            );
-            // response budget
-            assert!([95.0, 99.0].contains(&r.response_target_percent), "{what}");
-            assert_eq!(
-                r.response_slo, first.response_slo,
-                "threshold is per transaction"
-            );
-            assert!(r.aspirational_response_slo < r.response_slo, "{what}");
-            assert!(close(
-                r.aspirational_response_target_percent,
-                (r.response_target_percent + 100.0) / 2.0,
-                1e-9
-            ));
-            check_breaches(&what, total, r.response_slo, r.response_breach_count, &pct);
-            check_breaches(
-                &format!("{what} aspirational"),
-                total,
-                r.aspirational_response_slo,
-                r.aspirational_response_consumed_count,
-                &pct,
-            );
-            assert!(r.aspirational_response_consumed_count >= r.response_breach_count);
-            assert!(close(
-                r.response_error_rate,
-                r.response_breach_count as f64 / tf * 100.0,
-                5.1e-5
-            ));
-            assert!(close(
-                r.response_success_rate,
-                100.0 - r.response_error_rate,
-                1e-9
-            ));
-            assert!(close(
-                r.response_allocated_percent,
-                100.0 - r.response_target_percent,
-                1e-9
-            ));
-            assert_eq!(r.response_consumed_count, r.response_breach_count);
-            assert_eq!(r.response_actual_consumed_percent, r.response_error_rate);
-            check_budget(
-                &format!("{what} response"),
-                total,
-                (
-                    r.response_allocated_percent,
-                    r.response_allocated_count,
-                    r.response_consumed_count,
-                    r.response_consumed_percent,
-                    r.response_left_count,
-                    r.response_left_percent,
-                ),
-            );
-            assert!(close(
-                r.aspirational_response_allocated_percent,
-                100.0 - r.aspirational_response_target_percent,
-                1e-9
-            ));
-            assert!(close(
-                r.aspirational_response_actual_consumed_percent,
-                r.aspirational_response_consumed_count as f64 / tf * 100.0,
-                5.1e-5
-            ));
-            check_budget(
-                &format!("{what} aspirational response"),
-                total,
-                (
-                    r.aspirational_response_allocated_percent,
-                    r.aspirational_response_allocated_count,
-                    r.aspirational_response_consumed_count,
-                    r.aspirational_response_consumed_percent,
-                    r.aspirational_response_left_count,
-                    r.aspirational_response_left_percent,
-                ),
-            );
-            // timeliness, health, severity, flags
-            assert_eq!(
-                r.timeliness_consumed_percent,
-                r.eb_consumed_percent.max(r.response_consumed_percent)
-            );
-            assert_eq!(
-                r.aspirational_timeliness_consumed_percent,
-                r.aspirational_eb_consumed_percent
-                    .max(r.aspirational_response_consumed_percent)
-            );
-            for (p, h, s) in [
-                (
-                    r.timeliness_consumed_percent,
-                    &r.timeliness_health,
-                    &r.timeliness_severity,
-                ),
-                (
-                    r.response_consumed_percent,
-                    &r.response_health,
-                    &r.response_severity,
-                ),
-                (r.eb_consumed_percent, &r.eb_health, &r.eb_severity),
-                (
-                    r.aspirational_response_consumed_percent,
-                    &r.aspirational_response_health,
-                    &r.aspirational_response_severity,
-                ),
-                (
-                    r.aspirational_eb_consumed_percent,
-                    &r.aspirational_eb_health,
-                    &r.aspirational_eb_severity,
-                ),
-            ] {
-                let (eh, es) = expect_health(p);
-                assert_eq!((h.as_str(), s.as_str()), (eh, es), "{what}: {p}");
-            }
+            let pct = performance(r, &what);
+            error_budgets(r, first, &what);
+            response_budgets(r, first, &what, &pct);
+            health_and_flags(r, &what);
             healths.insert(r.eb_health.clone());
             assert_eq!(r.eb_breached, r.eb_consumed_percent >= 100.0);
             assert_eq!(r.response_breached, r.response_consumed_percent >= 100.0);

@@ -63,14 +63,7 @@ pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<Ended>
         history: settings.data_dir.join("query_history"),
         exports: settings.data_dir.join("exports"),
     };
-    let mut app = App::new(AppConfig {
-        table: format!("{}.{}", settings.database, settings.table),
-        window: wmtop_core::clickhouse::sql::window_of(settings),
-        log_path: settings.data_dir.join("wmtop.log"),
-        allow_writes: opts.allow_writes,
-        insecure: settings.insecure,
-        history: effects::load_history(&paths.history),
-    });
+    let mut app = App::new(app_config(settings, &opts, &paths));
     let theme = opts.theme;
     let ops = wmtop_core::runtime::ops::Ops::new(&settings.topic);
     let (ops_stop, ops_rx) = tokio::sync::watch::channel(false);
@@ -136,13 +129,7 @@ pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<Ended>
         Ok(Ended::Quit)
     }
     .await;
-    let why = match &outcome {
-        Ok(Ended::Quit) => "quit".to_string(),
-        Ok(Ended::Signal(1)) => "SIGHUP (the terminal hung up)".to_string(),
-        Ok(Ended::Signal(n)) => format!("signal {n}"),
-        Ok(Ended::TerminalLost) => "the terminal went away".to_string(),
-        Err(e) => format!("error: {e:#}"),
-    };
+    let why = why_stopped(&outcome);
     tracing::info!("stopping on {why}: flushing the last batch and committing offsets");
     // Say so on screen when there is one; a hung-up terminal just fails to draw.
     app.message = Some((
@@ -160,6 +147,12 @@ pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<Ended>
     }
     ratatui::restore();
     tracing::info!(draws, dropped_events = dropped, uptime = ?app.started.elapsed(), "monitor stopped after {why}: flushed and committed");
+    goodbye(&app, outcome)
+}
+
+/// Says on the terminal how long the monitor ran and where its log is (unless the
+/// terminal is gone).
+fn goodbye(app: &App, outcome: anyhow::Result<Ended>) -> anyhow::Result<Ended> {
     let ended = outcome?;
     if ended != Ended::TerminalLost && ended != Ended::Signal(1) {
         eprintln!(
@@ -169,6 +162,29 @@ pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<Ended>
         );
     }
     Ok(ended)
+}
+
+/// The state's configuration from the settings.
+fn app_config(settings: &Settings, opts: &TuiOptions, paths: &Paths) -> AppConfig {
+    AppConfig {
+        table: format!("{}.{}", settings.database, settings.table),
+        window: wmtop_core::clickhouse::sql::window_of(settings),
+        log_path: settings.data_dir.join("wmtop.log"),
+        allow_writes: opts.allow_writes,
+        insecure: settings.insecure,
+        history: effects::load_history(&paths.history),
+    }
+}
+
+/// Why the monitor stopped, for the log.
+fn why_stopped(outcome: &anyhow::Result<Ended>) -> String {
+    match outcome {
+        Ok(Ended::Quit) => "quit".to_string(),
+        Ok(Ended::Signal(1)) => "SIGHUP (the terminal hung up)".to_string(),
+        Ok(Ended::Signal(n)) => format!("signal {n}"),
+        Ok(Ended::TerminalLost) => "the terminal went away".to_string(),
+        Err(e) => format!("error: {e:#}"),
+    }
 }
 
 /// Carries out what the state asked for, telling it how each went.

@@ -83,6 +83,28 @@ pub struct LagSample {
     pub members: Option<usize>,
 }
 
+/// The time of the oldest uncommitted message of a partition with lag (epoch ms), from
+/// `times` or peeked with `peek` (and kept in `times`); None without lag or a reader.
+fn oldest_time(
+    kafka: &Kafka,
+    peek: Option<&Reader>,
+    times: &mut HashMap<(i32, i64), i64>,
+    l: &PartitionLag,
+) -> Option<i64> {
+    let from = l.position();
+    match (peek, l.lag) {
+        (Some(peek), Some(n)) if n > 0 => {
+            let cached = times.get(&(l.partition, from)).copied();
+            cached.or_else(|| {
+                let t = reader::message_time(kafka, peek, l.partition, from)?;
+                times.insert((l.partition, from), t);
+                Some(t)
+            })
+        }
+        _ => None,
+    }
+}
+
 /// Samples lag every `period` (every two once nothing has moved for five samples) until
 /// `stop`, publishing each sample. Oldest ages are
 /// read (one message peeked per partition with lag, cached per offset) when `ages`.
@@ -144,18 +166,7 @@ pub fn spawn_sampler(
                 Ok(lags
                     .into_iter()
                     .map(|l| {
-                        let from = l.position();
-                        let oldest = match (&peek, l.lag) {
-                            (Some(peek), Some(n)) if n > 0 => {
-                                let cached = times.get(&(l.partition, from)).copied();
-                                cached.or_else(|| {
-                                    let t = reader::message_time(&kafka, peek, l.partition, from)?;
-                                    times.insert((l.partition, from), t);
-                                    Some(t)
-                                })
-                            }
-                            _ => None,
-                        };
+                        let oldest = oldest_time(&kafka, peek.as_ref(), &mut times, &l);
                         LagRow {
                             oldest_age: oldest.map(|t| {
                                 Duration::from_millis(u64::try_from(now_ms - t).unwrap_or(0))

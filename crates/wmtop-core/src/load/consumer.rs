@@ -86,141 +86,29 @@ pub async fn run(
         started,
         stuck: BTreeMap::new(),
     };
-    let max_wait = settings.max_wait.0;
-    let interval = settings.batch_interval.0;
-    let busy_tick = (interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
-    let mut next_tick = tokio::time::Instant::now() + busy_tick;
-    let drained = interval.min(Duration::from_millis(250));
-    let mut progress = verdict::Progress::new(max_wait);
-    let mut held: Option<Vec<i32>> = None;
-    let mut paused = false;
-    let mut last_message = Instant::now();
-    let mut unassigned_since = Some(Instant::now());
-    // Caught up and settled for a while: fetching rests (partitions paused) until a look
-    // at the watermarks shows something new, so an idle consumer does not poll the
-    // broker many times a second.
-    let mut rest = Rest::default();
+    let mut t = Ticks::new(settings);
     let end: End = loop {
         if *stop.borrow() {
             break interrupted();
         }
-        tokio::select! {
-            _ = stop.changed() => break interrupted(),
-            msg = consumer.recv() => match msg {
-                Ok(m) => {
-                    r.take(&m);
-                    last_message = Instant::now();
-                    if r.batch.rows.len() >= settings.batch_rows {
-                        if let Err(end) = r.flush(max_wait).await {
-                            break end;
-                        }
-                    }
-                }
-                Err(e) => {
-                    if let Some(f) = r.kafka.fault() {
-                        break End::failed(KafkaOpError::Fault(f, settings.kafka_brokers.clone()));
-                    }
-                    if let Some(denied) = r.kafka.denied(&e) {
-                        break End::failed(denied);
-                    }
-                    tracing::debug!("Kafka: {e}");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            },
-            Some(()) = done_rx.recv() => {
-                let retried = r.summary.insert_retries;
-                if let Err(end) = r.land().await {
-                    break end;
-                }
-                if r.summary.insert_retries > retried {
-                    // Time spent retrying an insert is neither idle nor stuck.
-                    last_message = Instant::now();
-                    progress.reset_clocks();
-                }
-            }
-            _ = tokio::time::sleep_until(next_tick) => {
-                // A resting consumer has nothing to flush and only looks for news.
-                next_tick = tokio::time::Instant::now()
-                    + if rest.resting { RESTING_TICK } else { busy_tick };
-                // Due: the batch is T old, or the topic is drained (nothing new for a
-                // moment), so a caught-up consumer does not sit on rows for T.
-                let due = r.batch.started.is_some_and(|t| t.elapsed() >= interval)
-                    || (!r.batch.is_empty() && last_message.elapsed() >= drained);
-                if due {
-                    if let Err(end) = r.flush(max_wait).await {
-                        break end;
-                    }
-                }
-                let before = (held.clone(), paused);
-                let now_held = r.watch_assignment(&mut held, &mut paused, opts.pause.as_ref());
-                if (held.clone(), paused) != before {
-                    // A new assignment, or the user's pause or resume, sets every
-                    // partition's state anew.
-                    rest = Rest::default();
-                }
-                if now_held.is_empty() {
-                    let since = *unassigned_since.get_or_insert_with(Instant::now);
-                    if opts.until_idle.is_some() && since.elapsed() >= max_wait {
-                        break End {
-                            verdict: Verdict::GaveUp,
-                            waited_for: Some(WaitedFor {
-                                what: "assignment",
-                                server: settings.kafka_brokers.clone(),
-                                partition: None,
-                                offset: None,
-                                high: None,
-                                size: None,
-                                waited_s: since.elapsed().as_secs(),
-                                reason: format!("no partition of {} was assigned to this consumer; is another consumer in group {} holding them all?", settings.topic, settings.group),
-                            }),
-                            error: Some(format!("no partition assigned within {}s", max_wait.as_secs())),
-                        };
-                    }
-                    continue;
-                }
-                unassigned_since = None;
-                if paused {
-                    progress.reset_clocks();
-                    progress.rest();
-                    continue;
-                }
-                if rest.resting {
-                    match rest.news(opts.lag.as_ref(), &now_held) {
-                        // Nothing new anywhere: no need to ask the broker.
-                        Some(News::Nothing) => {
-                            progress.rest();
-                            continue;
-                        }
-                        Some(News::Held) => rest.follow(&r.consumer, false),
-                        // New messages elsewhere, or no fresh sample: look as usual.
-                        Some(News::Elsewhere) | None => {}
-                    }
-                }
-                let Some(look) = progress.poll(&r.consumer, &r.kafka) else { continue };
-                if let Some((silent, why)) = &look.broker_silent {
-                    if *silent >= max_wait {
-                        break End::gave_up_on_kafka(&settings.kafka_brokers, *silent, why.clone());
-                    }
-                    continue;
-                }
-                if let Some(end) = r.note_stuck(&look, opts.until_idle.is_some()) {
-                    break end;
-                }
-                let settled_now = look.caught_up && r.in_flight.is_none() && r.batch.is_empty();
-                if opts.until_idle.is_none() {
-                    rest.follow(&r.consumer, settled_now && !r.unsettled);
-                }
-                if settled_now && r.unsettled && opts.until_idle.is_none() {
-                    if let Err(end) = r.settle().await {
-                        break end;
-                    }
-                }
-                if settled_now && opts.until_idle.is_some_and(|idle| last_message.elapsed() >= idle) {
-                    break End::done();
-                }
-            }
+        let step = tokio::select! {
+            _ = stop.changed() => Some(interrupted()),
+            msg = consumer.recv() => t.message(&mut r, msg).await,
+            Some(()) = done_rx.recv() => t.landed(&mut r).await,
+            _ = tokio::time::sleep_until(t.next_tick) => t.tick(&mut r, &opts).await,
+        };
+        if let Some(end) = step {
+            break end;
         }
     };
+    let end = wind_up(&mut r, end, t.max_wait).await;
+    r.summary.unknown_fields = r.drift.unknown.iter().cloned().collect();
+    finish(r.summary, end, started)
+}
+
+/// Flushes and lands what is left when the run ends done or interrupted (else drops the
+/// batch in flight, which is read again), then settles; the end after that.
+async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
     let mut end = end;
     if matches!(end.verdict, Verdict::Done | Verdict::Interrupted) {
         let landed = match r.flush(max_wait).await {
@@ -239,6 +127,202 @@ pub async fn run(
             end = e;
         }
     }
-    r.summary.unknown_fields = r.drift.unknown.iter().cloned().collect();
-    finish(r.summary, end, started)
+    end
+}
+
+/// The loop's own state between steps: when to tick, the watchdog, what is held and
+/// paused, when the last message came, and fetching at rest.
+struct Ticks {
+    max_wait: Duration,
+    interval: Duration,
+    busy_tick: Duration,
+    /// A batch this long without a new message is flushed (the topic is drained).
+    drained: Duration,
+    next_tick: tokio::time::Instant,
+    progress: verdict::Progress,
+    held: Option<Vec<i32>>,
+    paused: bool,
+    last_message: Instant,
+    unassigned_since: Option<Instant>,
+    /// Caught up and settled for a while: fetching rests (partitions paused) until a
+    /// look at the watermarks shows something new, so an idle consumer does not poll
+    /// the broker many times a second.
+    rest: Rest,
+}
+
+impl Ticks {
+    fn new(settings: &Settings) -> Ticks {
+        let max_wait = settings.max_wait.0;
+        let interval = settings.batch_interval.0;
+        let busy_tick = (interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
+        Ticks {
+            max_wait,
+            interval,
+            busy_tick,
+            drained: interval.min(Duration::from_millis(250)),
+            next_tick: tokio::time::Instant::now() + busy_tick,
+            progress: verdict::Progress::new(max_wait),
+            held: None,
+            paused: false,
+            last_message: Instant::now(),
+            unassigned_since: Some(Instant::now()),
+            rest: Rest::default(),
+        }
+    }
+
+    /// A message (or a consumer error): taken into the batch, flushed when full.
+    async fn message(
+        &mut self,
+        r: &mut Session<'_>,
+        msg: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+    ) -> Option<End> {
+        match msg {
+            Ok(m) => {
+                r.take(&m);
+                self.last_message = Instant::now();
+                if r.batch.rows.len() >= r.settings.batch_rows {
+                    return r.flush(self.max_wait).await.err();
+                }
+            }
+            Err(e) => {
+                if let Some(f) = r.kafka.fault() {
+                    return Some(End::failed(KafkaOpError::Fault(
+                        f,
+                        r.settings.kafka_brokers.clone(),
+                    )));
+                }
+                if let Some(denied) = r.kafka.denied(&e) {
+                    return Some(End::failed(denied));
+                }
+                tracing::debug!("Kafka: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        None
+    }
+
+    /// A batch's insert finished: lands it (commit, or retry).
+    async fn landed(&mut self, r: &mut Session<'_>) -> Option<End> {
+        let retried = r.summary.insert_retries;
+        if let Err(end) = r.land().await {
+            return Some(end);
+        }
+        if r.summary.insert_retries > retried {
+            // Time spent retrying an insert is neither idle nor stuck.
+            self.last_message = Instant::now();
+            self.progress.reset_clocks();
+        }
+        None
+    }
+
+    /// A tick: flushes a due batch, follows the assignment and the user's pause, and
+    /// looks at the positions (unless resting with nothing new), which may end the run.
+    async fn tick(&mut self, r: &mut Session<'_>, opts: &ConsumeOptions) -> Option<End> {
+        // A resting consumer has nothing to flush and only looks for news.
+        self.next_tick = tokio::time::Instant::now()
+            + if self.rest.resting {
+                RESTING_TICK
+            } else {
+                self.busy_tick
+            };
+        // Due: the batch is T old, or the topic is drained (nothing new for a moment),
+        // so a caught-up consumer does not sit on rows for T.
+        let due = r
+            .batch
+            .started
+            .is_some_and(|t| t.elapsed() >= self.interval)
+            || (!r.batch.is_empty() && self.last_message.elapsed() >= self.drained);
+        if due {
+            if let Err(end) = r.flush(self.max_wait).await {
+                return Some(end);
+            }
+        }
+        let before = (self.held.clone(), self.paused);
+        let now_held = r.watch_assignment(&mut self.held, &mut self.paused, opts.pause.as_ref());
+        if (self.held.clone(), self.paused) != before {
+            // A new assignment, or the user's pause or resume, sets every partition's
+            // state anew.
+            self.rest = Rest::default();
+        }
+        if now_held.is_empty() {
+            return self.unassigned(r.settings, opts);
+        }
+        self.unassigned_since = None;
+        if self.paused {
+            self.progress.reset_clocks();
+            self.progress.rest();
+            return None;
+        }
+        if self.rest.resting {
+            match self.rest.news(opts.lag.as_ref(), &now_held) {
+                // Nothing new anywhere: no need to ask the broker.
+                Some(News::Nothing) => {
+                    self.progress.rest();
+                    return None;
+                }
+                Some(News::Held) => self.rest.follow(&r.consumer, false),
+                // New messages elsewhere, or no fresh sample: look as usual.
+                Some(News::Elsewhere) | None => {}
+            }
+        }
+        self.look(r, opts).await
+    }
+
+    /// Nothing held: a run that ends when idle gives up after `max_wait`.
+    fn unassigned(&mut self, settings: &Settings, opts: &ConsumeOptions) -> Option<End> {
+        let since = *self.unassigned_since.get_or_insert_with(Instant::now);
+        if opts.until_idle.is_none() || since.elapsed() < self.max_wait {
+            return None;
+        }
+        let reason = format!(
+            "no partition of {} was assigned to this consumer; is another consumer in group {} holding them all?",
+            settings.topic, settings.group
+        );
+        Some(End::gave_up(
+            WaitedFor::server(
+                "assignment",
+                &settings.kafka_brokers,
+                since.elapsed(),
+                reason,
+            ),
+            format!("no partition assigned within {}s", self.max_wait.as_secs()),
+        ))
+    }
+
+    /// The watchdog's look at positions and watermarks: a silent broker or a stuck
+    /// partition past `max_wait` ends the run; caught up and landed, the consumer rests,
+    /// settles, or (until idle) is done.
+    async fn look(&mut self, r: &mut Session<'_>, opts: &ConsumeOptions) -> Option<End> {
+        let look = self.progress.poll(&r.consumer, &r.kafka)?;
+        if let Some((silent, why)) = &look.broker_silent {
+            if *silent >= self.max_wait {
+                return Some(End::gave_up_on_kafka(
+                    &r.settings.kafka_brokers,
+                    *silent,
+                    why.clone(),
+                ));
+            }
+            return None;
+        }
+        if let Some(end) = r.note_stuck(&look, opts.until_idle.is_some()) {
+            return Some(end);
+        }
+        let settled_now = look.caught_up && r.in_flight.is_none() && r.batch.is_empty();
+        if opts.until_idle.is_none() {
+            self.rest.follow(&r.consumer, settled_now && !r.unsettled);
+        }
+        if settled_now && r.unsettled && opts.until_idle.is_none() {
+            if let Err(end) = r.settle().await {
+                return Some(end);
+            }
+        }
+        if settled_now
+            && opts
+                .until_idle
+                .is_some_and(|idle| self.last_message.elapsed() >= idle)
+        {
+            return Some(End::done());
+        }
+        None
+    }
 }

@@ -15,7 +15,7 @@ use super::drift::DriftWatch;
 use super::events::{Event, Events, Stuck};
 use super::land::{self, InFlight};
 use super::summary::{ConsumeSummary, End};
-use super::verdict::{Look, Verdict, WaitedFor};
+use super::verdict::{Look, WaitedFor};
 use crate::clickhouse::{Loader, Settled, Written};
 use crate::config::Settings;
 use crate::kafka::{GroupConsumer, Kafka};
@@ -218,9 +218,8 @@ impl Session<'_> {
         if !ending {
             return None;
         }
-        Some(End {
-            verdict: Verdict::GaveUp,
-            waited_for: Some(WaitedFor {
+        Some(End::gave_up(
+            WaitedFor {
                 what: "message",
                 server: self.settings.kafka_brokers.clone(),
                 partition: Some(first.partition),
@@ -232,12 +231,12 @@ impl Session<'_> {
                     "the broker has not served partition {} offset {} for {}s{why}; `wmtop dead-letters --skip {}:{}` sets it aside and moves the group past it",
                     first.partition, first.offset, first.waited_s, first.partition, first.offset
                 ),
-            }),
-            error: Some(format!(
+            },
+            format!(
                 "partition {} is blocked at offset {}: the broker does not serve that message",
                 first.partition, first.offset
-            )),
-        })
+            ),
+        ))
     }
 
     /// Reports assignment changes and applies pause/resume to what is held; returns

@@ -96,20 +96,21 @@ impl End {
 
     /// A wait for ClickHouse that did not succeed.
     pub(super) fn from_clickhouse(e: WaitError<ChError>, url: &str) -> End {
-        End::from_wait(e, |waited, last| End {
-            verdict: Verdict::GaveUp,
-            waited_for: Some(WaitedFor {
-                what: "clickhouse",
-                server: url.to_string(),
-                partition: None,
-                offset: None,
-                high: None,
-                size: None,
-                waited_s: waited.as_secs(),
-                reason: last.clone(),
-            }),
-            error: Some(last),
+        End::from_wait(e, |waited, last| {
+            End::gave_up(
+                WaitedFor::server("clickhouse", url, waited, last.clone()),
+                last,
+            )
         })
+    }
+
+    /// Given up on what `waited_for` says, with the error in a sentence.
+    pub(super) fn gave_up(waited_for: WaitedFor, error: String) -> End {
+        End {
+            verdict: Verdict::GaveUp,
+            waited_for: Some(waited_for),
+            error: Some(error),
+        }
     }
 
     /// A wait for Kafka that did not succeed.
@@ -121,23 +122,11 @@ impl End {
 
     /// The brokers did not answer for `waited`.
     pub(super) fn gave_up_on_kafka(brokers: &str, waited: Duration, reason: String) -> End {
-        End {
-            verdict: Verdict::GaveUp,
-            waited_for: Some(WaitedFor {
-                what: "kafka",
-                server: brokers.to_string(),
-                partition: None,
-                offset: None,
-                high: None,
-                size: None,
-                waited_s: waited.as_secs(),
-                reason: reason.clone(),
-            }),
-            error: Some(format!(
-                "Kafka at {brokers} did not answer for {}s: {reason}",
-                waited.as_secs()
-            )),
-        }
+        let error = format!(
+            "Kafka at {brokers} did not answer for {}s: {reason}",
+            waited.as_secs()
+        );
+        End::gave_up(WaitedFor::server("kafka", brokers, waited, reason), error)
     }
 }
 

@@ -53,6 +53,22 @@ pub struct WaitedFor {
     pub reason: String,
 }
 
+impl WaitedFor {
+    /// A wait for a server, or for an assignment: not about one message.
+    pub fn server(what: &'static str, server: &str, waited: Duration, reason: String) -> WaitedFor {
+        WaitedFor {
+            what,
+            server: server.to_string(),
+            partition: None,
+            offset: None,
+            high: None,
+            size: None,
+            waited_s: waited.as_secs(),
+            reason,
+        }
+    }
+}
+
 /// One look at where the consumer stands.
 #[derive(Debug, Default)]
 pub struct Look {

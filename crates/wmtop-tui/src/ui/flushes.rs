@@ -10,6 +10,7 @@ use ratatui::Frame;
 
 use super::theme::Theme;
 use super::widgets::{note_hidden, sparkline, table, window, Col};
+use crate::state::flushes::{FlushRow, FlushesState};
 use crate::state::{App, Pane};
 use crate::text::{
     bytes, clock, fit, join_fitting, offsets, offsets_full, short_duration, si, width,
@@ -45,31 +46,7 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     ])
     .areas(inner);
     let w = usize::from(now_area.width);
-    let now = match &fl.retrying {
-        Some((n, e)) => Line::styled(
-            fit(&format!("insert failing, retry {n}: {e}"), w, theme.ascii),
-            theme.bad(),
-        ),
-        None if t.dead_letters > 0 => Line::styled(
-            fit(
-                &format!(
-                    "{} set aside (d: dead letters); retries {}",
-                    t.dead_letters, t.retries
-                ),
-                w,
-                theme.ascii,
-            ),
-            theme.warn(),
-        ),
-        None => Line::styled(
-            fit(
-                &format!("retries {}; nothing set aside", t.retries),
-                w,
-                theme.ascii,
-            ),
-            theme.dim(),
-        ),
-    };
+    let now = now_line(fl, theme, w);
     f.render_widget(Paragraph::new(now), now_area);
     let cols = [
         Col::label("time"),
@@ -125,22 +102,57 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     note_hidden(f, area, theme, hidden);
     if focused {
         if let Some(r) = fl.rows.get(fl.selected) {
-            let text = format!(
-                "selected: {} rows written, {} unchanged, offsets {}",
-                r.rows,
-                r.unchanged,
-                offsets_full(&r.offsets)
-            );
-            f.render_widget(
-                Paragraph::new(Line::styled(
-                    fit(&text, usize::from(detail_area.width), theme.ascii),
-                    theme.dim(),
-                )),
-                detail_area,
-            );
+            selected_line(f, theme, r, detail_area);
         }
     }
     app.spark_span
         .set(app.spark_span.get().max(usize::from(spark_area.width)));
     sparkline(f, spark_area, theme, "rows/s", &fl.per_second, theme.ok());
+}
+
+/// The line above the table: a failing insert, what was set aside, or the retries.
+fn now_line(fl: &FlushesState, theme: Theme, w: usize) -> Line<'static> {
+    let t = &fl.totals;
+    match &fl.retrying {
+        Some((n, e)) => Line::styled(
+            fit(&format!("insert failing, retry {n}: {e}"), w, theme.ascii),
+            theme.bad(),
+        ),
+        None if t.dead_letters > 0 => Line::styled(
+            fit(
+                &format!(
+                    "{} set aside (d: dead letters); retries {}",
+                    t.dead_letters, t.retries
+                ),
+                w,
+                theme.ascii,
+            ),
+            theme.warn(),
+        ),
+        None => Line::styled(
+            fit(
+                &format!("retries {}; nothing set aside", t.retries),
+                w,
+                theme.ascii,
+            ),
+            theme.dim(),
+        ),
+    }
+}
+
+/// The selected batch's figures, below the table.
+fn selected_line(f: &mut Frame, theme: Theme, r: &FlushRow, detail_area: Rect) {
+    let text = format!(
+        "selected: {} rows written, {} unchanged, offsets {}",
+        r.rows,
+        r.unchanged,
+        offsets_full(&r.offsets)
+    );
+    f.render_widget(
+        Paragraph::new(Line::styled(
+            fit(&text, usize::from(detail_area.width), theme.ascii),
+            theme.dim(),
+        )),
+        detail_area,
+    );
 }

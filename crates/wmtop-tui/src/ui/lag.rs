@@ -13,30 +13,13 @@ use wmtop_core::kafka::sampler::Holder;
 
 use super::theme::Theme;
 use super::widgets::{note_hidden, sparkline, table, window, Col};
+use crate::state::lag::LagState;
 use crate::state::{App, Pane};
 use crate::text::{fit, short_duration};
 
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let lag = &app.lag;
-    let mut title = match lag.total() {
-        Some(t) => format!("{} - total {t}", Pane::Lag.title()),
-        None => format!("{} - total unknown", Pane::Lag.title()),
-    };
-    if let Some(age) = lag.late() {
-        let age = match age.as_secs() {
-            s @ 0..60 => format!("{s}s"),
-            _ => short_duration(age),
-        };
-        title.push_str(&format!(", sampled {age} ago"));
-    }
-    // Said in the title too, where a narrow pane leaves the column out.
-    let (under, leaderless) = lag.replica_trouble();
-    if under > 0 {
-        title.push_str(&format!(", {under} under-replicated"));
-    }
-    if leaderless > 0 {
-        title.push_str(&format!(", {leaderless} without a leader"));
-    }
+    let title = title(lag);
     let focused = app.focus == Pane::Lag;
     let block = theme.block(title, focused, area.width);
     let inner = block.inner(area);
@@ -153,4 +136,28 @@ fn holder_text(h: &Holder, ours: bool) -> String {
         Holder::Unknown if ours => "this wmtop".into(),
         Holder::Unknown => "unknown".into(),
     }
+}
+
+/// The pane's title: the total, how late the sample is, and replica trouble (said here
+/// too, where a narrow pane leaves the column out).
+fn title(lag: &LagState) -> String {
+    let mut title = match lag.total() {
+        Some(t) => format!("{} - total {t}", Pane::Lag.title()),
+        None => format!("{} - total unknown", Pane::Lag.title()),
+    };
+    if let Some(age) = lag.late() {
+        let age = match age.as_secs() {
+            s @ 0..60 => format!("{s}s"),
+            _ => short_duration(age),
+        };
+        title.push_str(&format!(", sampled {age} ago"));
+    }
+    let (under, leaderless) = lag.replica_trouble();
+    if under > 0 {
+        title.push_str(&format!(", {under} under-replicated"));
+    }
+    if leaderless > 0 {
+        title.push_str(&format!(", {leaderless} without a leader"));
+    }
+    title
 }

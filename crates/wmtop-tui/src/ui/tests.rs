@@ -20,6 +20,82 @@ use super::{draw, Theme};
 use crate::keymap::{Action, Mode};
 use crate::state::{App, AppConfig, Pane};
 
+/// The lag pane's rows: one partition held here, one by nobody known, one by a peer.
+fn with_lag(a: &mut App) {
+    a.on_event(MonitorEvent::Pipeline(Event::Assigned {
+        partitions: vec![0, 1],
+    }));
+    let lag = |partition, committed, high, age: Option<u64>, holder, in_sync| LagRow {
+        lag: PartitionLag {
+            partition,
+            committed: Some(committed),
+            low: 0,
+            high,
+            lag: Some(high - committed),
+        },
+        oldest_age: age.map(Duration::from_secs),
+        holder,
+        replicas: Some(Replicas {
+            id: partition,
+            leader: (in_sync > 0).then_some(1),
+            replicas: 3,
+            in_sync,
+        }),
+    };
+    let peer = Holder::Member {
+        client_id: "wmtop@etl-2/4711".into(),
+        host: "10.0.0.8".into(),
+    };
+    a.on_event(MonitorEvent::Lag(Ok(vec![
+        lag(0, 40, 41, Some(75), Holder::This, 3),
+        lag(1, 36, 36, None, Holder::Unknown, 2),
+        lag(2, 45, 45, None, peer, 0),
+    ])));
+}
+
+/// Two flushes and the stored counts.
+fn with_flushes_and_counts(a: &mut App) {
+    for (rows, per) in [
+        (288usize, vec![("GET /api/orders".to_string(), 288u64)]),
+        (7, vec![("DELETE /api/cart".into(), 7)]),
+    ] {
+        a.on_event(MonitorEvent::Pipeline(Event::Flushed {
+            rows,
+            unchanged: 0,
+            replaced: 0,
+            messages: 1,
+            bytes: rows * 2100,
+            dead_letters: 0,
+            took: Duration::from_millis(64),
+            retries: u32::from(rows == 7),
+            offsets: vec![(0, 1, 3), (2, 10, 12)],
+            per_transaction: per,
+        }));
+    }
+    for (i, f) in a.flushes.rows.iter_mut().enumerate() {
+        f.at = jiff::Timestamp::from_second(1_767_225_600 + 60 * i as i64).unwrap();
+    }
+    a.on_event(MonitorEvent::Counts(
+        [
+            (
+                "GET /api/orders".to_string(),
+                Stored {
+                    rows: 288,
+                    distinct: 288,
+                },
+            ),
+            (
+                "DELETE /api/cart".to_string(),
+                Stored {
+                    rows: 7,
+                    distinct: 7,
+                },
+            ),
+        ]
+        .into(),
+    ));
+}
+
 fn fixed_app() -> App {
     let mut a = App::new(AppConfig {
         table: "watermelon.transaction_metrics".into(),
@@ -79,74 +155,8 @@ fn fixed_app() -> App {
         failed: 0,
         took: Duration::from_millis(90),
     });
-    a.on_event(MonitorEvent::Pipeline(Event::Assigned {
-        partitions: vec![0, 1],
-    }));
-    let lag = |partition, committed, high, age: Option<u64>, holder, in_sync| LagRow {
-        lag: PartitionLag {
-            partition,
-            committed: Some(committed),
-            low: 0,
-            high,
-            lag: Some(high - committed),
-        },
-        oldest_age: age.map(Duration::from_secs),
-        holder,
-        replicas: Some(Replicas {
-            id: partition,
-            leader: (in_sync > 0).then_some(1),
-            replicas: 3,
-            in_sync,
-        }),
-    };
-    let peer = Holder::Member {
-        client_id: "wmtop@etl-2/4711".into(),
-        host: "10.0.0.8".into(),
-    };
-    a.on_event(MonitorEvent::Lag(Ok(vec![
-        lag(0, 40, 41, Some(75), Holder::This, 3),
-        lag(1, 36, 36, None, Holder::Unknown, 2),
-        lag(2, 45, 45, None, peer, 0),
-    ])));
-    for (rows, per) in [
-        (288usize, vec![("GET /api/orders".to_string(), 288u64)]),
-        (7, vec![("DELETE /api/cart".into(), 7)]),
-    ] {
-        a.on_event(MonitorEvent::Pipeline(Event::Flushed {
-            rows,
-            unchanged: 0,
-            replaced: 0,
-            messages: 1,
-            bytes: rows * 2100,
-            dead_letters: 0,
-            took: Duration::from_millis(64),
-            retries: u32::from(rows == 7),
-            offsets: vec![(0, 1, 3), (2, 10, 12)],
-            per_transaction: per,
-        }));
-    }
-    for (i, f) in a.flushes.rows.iter_mut().enumerate() {
-        f.at = jiff::Timestamp::from_second(1_767_225_600 + 60 * i as i64).unwrap();
-    }
-    a.on_event(MonitorEvent::Counts(
-        [
-            (
-                "GET /api/orders".to_string(),
-                Stored {
-                    rows: 288,
-                    distinct: 288,
-                },
-            ),
-            (
-                "DELETE /api/cart".to_string(),
-                Stored {
-                    rows: 7,
-                    distinct: 7,
-                },
-            ),
-        ]
-        .into(),
-    ));
+    with_lag(&mut a);
+    with_flushes_and_counts(&mut a);
     // Times on screen are fixed, so snapshots do not depend on the clock.
     a.txs.counts_at = Some(jiff::Timestamp::from_second(1_767_229_200).unwrap());
     a.lag.history = [0, 3, 8, 12, 5, 1, 0].into_iter().collect();

@@ -16,8 +16,9 @@ fn served(n: u64, aside: u64) -> Accounting {
     }
 }
 
-#[test]
-fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
+/// Three sides that disagree: an hour missing from ClickHouse, one missing from the
+/// topic, an hour stored three times, and a transaction only ClickHouse has.
+fn three_sides() -> (ApiSide, TopicSide, ClickHouseSide) {
     let api = ApiSide {
         keys: [
             (key("a", T0), 1),
@@ -54,6 +55,12 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
         .collect(),
         replacing: true,
     };
+    (api, topic, ch)
+}
+
+#[test]
+fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
+    let (api, topic, ch) = three_sides();
     let r = compare(&api, &topic, &ch);
     assert!(!r.ok());
     assert_eq!(
