@@ -130,6 +130,9 @@ async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
     end
 }
 
+/// A message came this recently: the consumer is receiving.
+const RECEIVING: Duration = Duration::from_secs(2);
+
 /// The loop's own state between steps: when to tick, the watchdog, what is held and
 /// paused, when the last message came, and fetching at rest.
 struct Ticks {
@@ -293,6 +296,12 @@ impl Ticks {
     /// partition past `max_wait` ends the run; caught up and landed, the consumer rests,
     /// settles, or (until idle) is done.
     async fn look(&mut self, r: &mut Session<'_>, opts: &ConsumeOptions) -> Option<End> {
+        // While messages keep coming, a partition whose position stands still waits its
+        // turn behind them in the client's queue: the broker is serving, so its clock
+        // starts only once nothing comes.
+        if self.last_message.elapsed() < RECEIVING {
+            self.progress.reset_clocks();
+        }
         let look = self.progress.poll(&r.consumer, &r.kafka)?;
         if let Some((silent, why)) = &look.broker_silent {
             if *silent >= self.max_wait {
