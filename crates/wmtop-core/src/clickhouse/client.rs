@@ -105,7 +105,9 @@ fn kind_of_code(code: u32) -> ChErrorKind {
         192 | 193 | 194 | 195 | 516 => ChErrorKind::Auth,
         164 | 497 | 291 => ChErrorKind::NotAllowed,
         81 | 60 => ChErrorKind::Missing,
-        159 | 160 | 202 | 203 | 209 | 210 | 241 | 242 | 252 | 319 | 425 | 999 => ChErrorKind::Busy,
+        159 | 160 | 202 | 203 | 209 | 210 | 225 | 241 | 242 | 252 | 319 | 425 | 999 => {
+            ChErrorKind::Busy
+        }
         _ => ChErrorKind::Refused,
     }
 }
@@ -141,6 +143,10 @@ pub fn describe(url: &str, action: &str, e: &::clickhouse::error::Error) -> ChEr
         // TABLE_IS_READ_ONLY: on a Replicated table, the replica lost ZooKeeper.
         Some(242) => format!(
             "{detail} (the table is read-only: a Replicated table takes no writes while its replica cannot reach ZooKeeper)"
+        ),
+        // NO_ZOOKEEPER: the replica's session ended; it reconnects on its own.
+        Some(225) => format!(
+            "{detail} (the replica lost its ZooKeeper session: a Replicated table is read-only until it has a new one)"
         ),
         _ => detail,
     };
@@ -425,6 +431,9 @@ mod tests {
         assert_eq!(kind_of_code(516), ChErrorKind::Auth);
         assert_eq!(kind_of_code(164), ChErrorKind::NotAllowed);
         assert_eq!(kind_of_code(252), ChErrorKind::Busy);
+        // A replica without its ZooKeeper session (NO_ZOOKEEPER) or read-only: it recovers.
+        assert_eq!(kind_of_code(225), ChErrorKind::Busy);
+        assert_eq!(kind_of_code(242), ChErrorKind::Busy);
         assert_eq!(server_exception("no code here"), None);
     }
 
