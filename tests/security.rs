@@ -60,8 +60,11 @@ fn monitor_with_help(s: &Settings) -> Vec<u8> {
     });
     tmux.keys(&["?"]);
     let help = tmux.wait_for("the help", 10, |sc| sc.contains("Log file:"));
-    tmux.keys(&["Escape", "q"]);
-    // Quit flushes, commits and writes the last log lines before the process ends.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for("the help closed", 10, |sc| !sc.contains("Help (Esc closes"));
+    // Ctrl-c quits from any pane; it flushes, commits and writes the last log lines
+    // before the process ends.
+    tmux.keys(&["C-c"]);
     tmux.wait_for("the exit", 60, |sc| sc.contains("EXIT="));
     help.into_bytes()
 }
