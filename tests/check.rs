@@ -94,25 +94,25 @@ async fn a_clean_load_reconciles_on_all_three_sides() {
         let n = tx.records.len() as u64;
         assert_eq!(
             (
-                got.api_records,
-                got.set_aside,
-                got.topic_messages,
-                got.topic_records,
-                got.stored_rows,
-                got.distinct_records,
-                got.gaps,
-                got.copies,
-                got.extras
+                got.counts.api_records,
+                got.counts.set_aside,
+                got.counts.topic_messages,
+                got.counts.topic_records,
+                got.counts.stored_rows,
+                got.counts.distinct_records,
+                got.counts.gaps,
+                got.counts.copies,
+                got.counts.extras
             ),
             (n, 0, 1, n, n, n, 0, 0, 0),
             "{}",
             tx.name
         );
     }
-    let t = &r.totals;
+    let t = &r.totals.counts;
     assert_eq!(
         (
-            t.transactions,
+            r.totals.transactions,
             t.api_records,
             t.topic_messages,
             t.topic_records,
@@ -194,14 +194,14 @@ async fn a_row_deleted_from_clickhouse_is_a_gap_there() {
     let n = tx.records.len() as u64;
     assert_eq!(
         (
-            got.api_records,
-            got.topic_records,
-            got.stored_rows,
-            got.gaps
+            got.counts.api_records,
+            got.counts.topic_records,
+            got.counts.stored_rows,
+            got.counts.gaps
         ),
         (n, n, n - 1, 1)
     );
-    assert_eq!(r.totals.gaps, 1);
+    assert_eq!(r.totals.counts.gaps, 1);
 
     let (code, json) = check_json(&s);
     assert_eq!(code, Some(1), "{json}");
@@ -245,7 +245,7 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
         .collect();
     expected.sort_by(|a, b| (&a.transaction, a.hour_ms).cmp(&(&b.transaction, b.hour_ms)));
     assert_eq!(r.gaps, expected);
-    assert_eq!(r.totals.gaps, unpublished.len() as u64);
+    assert_eq!(r.totals.counts.gaps, unpublished.len() as u64);
     assert_eq!(r.copies, vec![]);
     for tx in &data {
         let got = r.transactions.iter().find(|t| t.name == tx.name).unwrap();
@@ -258,11 +258,11 @@ async fn transactions_never_published_are_missing_from_topic_and_clickhouse() {
         };
         assert_eq!(
             (
-                got.api_records,
-                got.topic_messages,
-                got.topic_records,
-                got.stored_rows,
-                got.gaps
+                got.counts.api_records,
+                got.counts.topic_messages,
+                got.counts.topic_records,
+                got.counts.stored_rows,
+                got.counts.gaps
             ),
             want,
             "{}",
@@ -336,12 +336,13 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         r.extras, expected,
         "only the window's rows of the application are read"
     );
-    assert_eq!(r.totals.extras, 2);
+    assert_eq!(r.totals.counts.extras, 2);
     let extra = r
         .transactions
         .iter()
         .find(|t| t.name == "GET /extra")
-        .unwrap();
+        .unwrap()
+        .counts;
     assert_eq!(
         (
             extra.api_records,
@@ -358,7 +359,7 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         .unwrap();
     let n = data[0].records.len() as u64;
     assert_eq!(
-        (first.api_records, first.stored_rows, first.extras),
+        (first.counts.api_records, first.counts.stored_rows, first.counts.extras),
         (n, n + 1, 1)
     );
 
@@ -429,12 +430,12 @@ async fn a_copy_inserted_by_hand_is_named_by_transaction_and_hour_and_fails_the_
         }]
     );
     assert_eq!(
-        (r.totals.copies, r.totals.hours_with_copies, r.totals.gaps),
+        (r.totals.counts.copies, r.totals.counts.hours_with_copies, r.totals.counts.gaps),
         (1, 1, 0)
     );
     let got = r.transactions.iter().find(|t| t.name == tx.name).unwrap();
     assert_eq!(
-        (got.stored_rows, got.distinct_records, got.copies),
+        (got.counts.stored_rows, got.counts.distinct_records, got.counts.copies),
         (n + 1, n, 1)
     );
     assert_eq!(got.verdict(), "1 copy");
@@ -494,11 +495,11 @@ async fn a_set_aside_record_is_ok_and_counted_the_same_in_every_summary() {
         .find(|t| t.name == first.name)
         .unwrap();
     assert_eq!(
-        (got.api_records, got.set_aside, got.stored_rows, got.gaps),
+        (got.counts.api_records, got.counts.set_aside, got.counts.stored_rows, got.counts.gaps),
         (n + 1, 1, n, 0)
     );
     assert_eq!(got.verdict(), "ok, 1 set aside");
-    assert_eq!(r.totals.set_aside, 1);
+    assert_eq!(r.totals.counts.set_aside, 1);
     let (code, json) = check_json(&s);
     assert_eq!(code, Some(0), "{json}");
     assert_eq!(json["totals"]["set_aside"], 1);

@@ -108,10 +108,9 @@ pub struct Extra {
     pub rows: u64,
 }
 
-/// One transaction on the three sides.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct TransactionCheck {
-    pub name: String,
+/// The counts kept for one transaction and summed over all of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
     /// Records the API served.
     pub api_records: u64,
     /// Of those, set aside by the pipeline (each with its reason).
@@ -132,10 +131,33 @@ pub struct TransactionCheck {
     pub extras: u64,
 }
 
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, o: Counts) {
+        self.api_records += o.api_records;
+        self.set_aside += o.set_aside;
+        self.topic_messages += o.topic_messages;
+        self.topic_records += o.topic_records;
+        self.stored_rows += o.stored_rows;
+        self.distinct_records += o.distinct_records;
+        self.gaps += o.gaps;
+        self.hours_with_copies += o.hours_with_copies;
+        self.copies += o.copies;
+        self.extras += o.extras;
+    }
+}
+
+/// One transaction on the three sides.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TransactionCheck {
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
 impl TransactionCheck {
     /// Gaps or copies (extras are not a problem).
     pub fn has_problem(&self) -> bool {
-        self.gaps > 0 || self.copies > 0
+        self.counts.gaps > 0 || self.counts.copies > 0
     }
 
     /// The verdict in words: `ok`, `ok, 1 set aside`, `2 gaps`, `3 copies` …
@@ -143,14 +165,14 @@ impl TransactionCheck {
         let mut parts = Vec::new();
         let plural =
             |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
-        if self.gaps > 0 {
-            parts.push(plural(self.gaps, "gap", "gaps"));
+        if self.counts.gaps > 0 {
+            parts.push(plural(self.counts.gaps, "gap", "gaps"));
         }
-        if self.copies > 0 {
-            parts.push(plural(self.copies, "copy", "copies"));
+        if self.counts.copies > 0 {
+            parts.push(plural(self.counts.copies, "copy", "copies"));
         }
         if parts.is_empty() {
-            return match self.set_aside {
+            return match self.counts.set_aside {
                 0 => "ok".into(),
                 n => format!("ok, {n} set aside"),
             };
@@ -163,18 +185,10 @@ impl TransactionCheck {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
     pub transactions: u64,
-    pub api_records: u64,
-    pub set_aside: u64,
-    pub topic_messages: u64,
     /// Messages flatten could not use at all.
     pub topic_unusable_messages: u64,
-    pub topic_records: u64,
-    pub stored_rows: u64,
-    pub distinct_records: u64,
-    pub gaps: u64,
-    pub hours_with_copies: u64,
-    pub copies: u64,
-    pub extras: u64,
+    #[serde(flatten)]
+    pub counts: Counts,
 }
 
 /// What a reconciliation found.
@@ -193,7 +207,7 @@ pub struct Report {
 impl Report {
     /// No gaps and no copies. Extras do not count: a table can hold other windows.
     pub fn ok(&self) -> bool {
-        self.totals.gaps == 0 && self.totals.copies == 0
+        self.totals.counts.gaps == 0 && self.totals.counts.copies == 0
     }
 
     /// The report with each list cut to `max` entries; the totals keep the exact counts.
@@ -215,11 +229,11 @@ impl fmt::Display for Report {
                 "{}: {} (API {} records, {} set aside; topic {}; ClickHouse {} rows, {} distinct)",
                 t.name,
                 t.verdict(),
-                t.api_records,
-                t.set_aside,
-                t.topic_records,
-                t.stored_rows,
-                t.distinct_records
+                t.counts.api_records,
+                t.counts.set_aside,
+                t.counts.topic_records,
+                t.counts.stored_rows,
+                t.counts.distinct_records
             )?;
         }
         for g in &self.gaps {
@@ -229,7 +243,7 @@ impl fmt::Display for Report {
                 g.transaction, g.hour, g.missing_from
             )?;
         }
-        more(f, "gaps", self.totals.gaps, self.gaps.len())?;
+        more(f, "gaps", self.totals.counts.gaps, self.gaps.len())?;
         for c in &self.copies {
             writeln!(
                 f,
@@ -247,7 +261,7 @@ impl fmt::Display for Report {
         more(
             f,
             "hours with copies",
-            self.totals.hours_with_copies,
+            self.totals.counts.hours_with_copies,
             self.copies.len(),
         )?;
         for e in &self.extras {
@@ -257,26 +271,26 @@ impl fmt::Display for Report {
                 e.transaction, e.hour, e.rows
             )?;
         }
-        more(f, "extras", self.totals.extras, self.extras.len())?;
+        more(f, "extras", self.totals.counts.extras, self.extras.len())?;
         let t = &self.totals;
         writeln!(
             f,
             "totals: {} transactions; API {} records ({} set aside, {} to load); topic {} messages ({} unusable), \
              {} records; ClickHouse {} rows stored, {} distinct; {} gaps, {} copies in {} hours{}, {} extras",
             t.transactions,
-            t.api_records,
-            t.set_aside,
-            t.api_records.saturating_sub(t.set_aside),
-            t.topic_messages,
+            t.counts.api_records,
+            t.counts.set_aside,
+            t.counts.api_records.saturating_sub(t.counts.set_aside),
+            t.counts.topic_messages,
             t.topic_unusable_messages,
-            t.topic_records,
-            t.stored_rows,
-            t.distinct_records,
-            t.gaps,
-            t.copies,
-            t.hours_with_copies,
-            if t.copies > 0 && self.merge_pending { " (merge pending)" } else { "" },
-            t.extras
+            t.counts.topic_records,
+            t.counts.stored_rows,
+            t.counts.distinct_records,
+            t.counts.gaps,
+            t.counts.copies,
+            t.counts.hours_with_copies,
+            if t.counts.copies > 0 && self.merge_pending { " (merge pending)" } else { "" },
+            t.counts.extras
         )?;
         writeln!(f, "{}", if self.ok() { "ok" } else { "NOT OK" })
     }
@@ -433,8 +447,8 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
     let mut txs = BTreeMap::new();
     for (name, a) in &api.accounting {
         let t = tx(&mut txs, name);
-        t.api_records += a.served;
-        t.set_aside += a.set_aside;
+        t.counts.api_records += a.served;
+        t.counts.set_aside += a.set_aside;
     }
     for key @ (name, ms) in api.keys.keys() {
         let missing_from = match (topic.keys.contains(key), ch.rows.contains_key(key)) {
@@ -443,7 +457,7 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
             (true, false) => MissingFrom::Clickhouse,
             (false, false) => MissingFrom::TopicAndClickhouse,
         };
-        tx(&mut txs, name).gaps += 1;
+        tx(&mut txs, name).counts.gaps += 1;
         report.gaps.push(Gap {
             transaction: name.clone(),
             hour: rfc3339(*ms),
@@ -452,18 +466,18 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
         });
     }
     for (name, n) in &topic.messages {
-        tx(&mut txs, name).topic_messages += n;
+        tx(&mut txs, name).counts.topic_messages += n;
     }
     for (name, _) in &topic.keys {
-        tx(&mut txs, name).topic_records += 1;
+        tx(&mut txs, name).counts.topic_records += 1;
     }
     for (key @ (name, ms), &rows) in &ch.rows {
         let t = tx(&mut txs, name);
-        t.stored_rows += rows;
-        t.distinct_records += 1;
+        t.counts.stored_rows += rows;
+        t.counts.distinct_records += 1;
         if rows > 1 {
-            t.hours_with_copies += 1;
-            t.copies += rows - 1;
+            t.counts.hours_with_copies += 1;
+            t.counts.copies += rows - 1;
             report.copies.push(Copies {
                 transaction: name.clone(),
                 hour: rfc3339(*ms),
@@ -472,7 +486,7 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
             });
         }
         if !api.keys.contains_key(key) {
-            t.extras += 1;
+            t.counts.extras += 1;
             report.extras.push(Extra {
                 transaction: name.clone(),
                 hour: rfc3339(*ms),
@@ -486,16 +500,7 @@ fn compare(api: &ApiSide, topic: &TopicSide, ch: &ClickHouseSide) -> Report {
     t.transactions = report.transactions.len() as u64;
     t.topic_unusable_messages = topic.unusable_messages;
     for x in &report.transactions {
-        t.api_records += x.api_records;
-        t.set_aside += x.set_aside;
-        t.topic_messages += x.topic_messages;
-        t.topic_records += x.topic_records;
-        t.stored_rows += x.stored_rows;
-        t.distinct_records += x.distinct_records;
-        t.gaps += x.gaps;
-        t.hours_with_copies += x.hours_with_copies;
-        t.copies += x.copies;
-        t.extras += x.extras;
+        t.counts += x.counts;
     }
     report
 }

@@ -103,9 +103,9 @@ impl App {
                 match &report {
                     Ok(r) => self.say(format!(
                         "verify: {} gaps, {} stored copies, {} extra rows over {} transactions{}",
-                        r.totals.gaps,
-                        r.totals.copies,
-                        r.totals.extras,
+                        r.totals.counts.gaps,
+                        r.totals.counts.copies,
+                        r.totals.counts.extras,
                         r.transactions.len(),
                         if r.ok() { " - ok" } else { "" }
                     )),

@@ -242,8 +242,10 @@ fn a_reconciliation_with_gaps_shows_in_the_verdict_until_the_next_flush() {
     let report = wmtop_core::tools::check::Report {
         transactions: vec![wmtop_core::tools::check::TransactionCheck {
             name: "GET /a".into(),
-            gaps: 2,
-            ..Default::default()
+            counts: wmtop_core::tools::check::Counts {
+                gaps: 2,
+                ..Default::default()
+            },
         }],
         ..Default::default()
     };

@@ -219,11 +219,11 @@ impl TxState {
         if let Some((at, Ok(checks))) = &self.check {
             let fresh = quiet.last_flush.is_none_or(|f| f <= *at);
             if let Some(c) = checks.get(name).filter(|_| fresh) {
-                if c.copies > 0 {
-                    return TxStatus::Dups(c.copies);
+                if c.counts.copies > 0 {
+                    return TxStatus::Dups(c.counts.copies);
                 }
-                if c.gaps > 0 {
-                    return TxStatus::Gaps(c.gaps);
+                if c.counts.gaps > 0 {
+                    return TxStatus::Gaps(c.counts.gaps);
                 }
             }
         }

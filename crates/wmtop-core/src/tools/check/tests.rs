@@ -91,7 +91,7 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
     );
     assert_eq!(r.extras.len(), 1);
     assert_eq!(r.extras[0].transaction, "c");
-    let a = &r.transactions[0];
+    let a = &r.transactions[0].counts;
     assert_eq!(
         (
             a.api_records,
@@ -102,19 +102,19 @@ fn every_side_is_compared_per_transaction_and_hour_with_plain_counts() {
         ),
         (3, 2, 2, 2, 2)
     );
-    let b = &r.transactions[1];
+    let b = &r.transactions[1].counts;
     assert_eq!(
         (b.stored_rows, b.distinct_records, b.copies, b.set_aside),
         (3, 1, 2, 2)
     );
-    assert_eq!(b.verdict(), "2 copies");
+    assert_eq!(r.transactions[1].verdict(), "2 copies");
     assert_eq!(
         (
             r.totals.transactions,
-            r.totals.gaps,
-            r.totals.copies,
-            r.totals.hours_with_copies,
-            r.totals.extras
+            r.totals.counts.gaps,
+            r.totals.counts.copies,
+            r.totals.counts.hours_with_copies,
+            r.totals.counts.extras
         ),
         (3, 2, 2, 1, 1)
     );
@@ -174,7 +174,7 @@ fn extras_alone_are_ok_and_capping_keeps_the_counts() {
     let r = compare(&ApiSide::default(), &TopicSide::default(), &ch).capped(LISTED);
     assert!(r.ok());
     assert_eq!(r.extras.len(), 50);
-    assert_eq!(r.totals.extras, 60);
+    assert_eq!(r.totals.counts.extras, 60);
     assert!(r.to_string().contains("… and 10 more extras"));
 }
 
