@@ -359,7 +359,11 @@ async fn rows_the_api_did_not_serve_are_extras_and_do_not_fail() {
         .unwrap();
     let n = data[0].records.len() as u64;
     assert_eq!(
-        (first.counts.api_records, first.counts.stored_rows, first.counts.extras),
+        (
+            first.counts.api_records,
+            first.counts.stored_rows,
+            first.counts.extras
+        ),
         (n, n + 1, 1)
     );
 
@@ -430,12 +434,20 @@ async fn a_copy_inserted_by_hand_is_named_by_transaction_and_hour_and_fails_the_
         }]
     );
     assert_eq!(
-        (r.totals.counts.copies, r.totals.counts.hours_with_copies, r.totals.counts.gaps),
+        (
+            r.totals.counts.copies,
+            r.totals.counts.hours_with_copies,
+            r.totals.counts.gaps
+        ),
         (1, 1, 0)
     );
     let got = r.transactions.iter().find(|t| t.name == tx.name).unwrap();
     assert_eq!(
-        (got.counts.stored_rows, got.counts.distinct_records, got.counts.copies),
+        (
+            got.counts.stored_rows,
+            got.counts.distinct_records,
+            got.counts.copies
+        ),
         (n + 1, n, 1)
     );
     assert_eq!(got.verdict(), "1 copy");
@@ -495,7 +507,12 @@ async fn a_set_aside_record_is_ok_and_counted_the_same_in_every_summary() {
         .find(|t| t.name == first.name)
         .unwrap();
     assert_eq!(
-        (got.counts.api_records, got.counts.set_aside, got.counts.stored_rows, got.counts.gaps),
+        (
+            got.counts.api_records,
+            got.counts.set_aside,
+            got.counts.stored_rows,
+            got.counts.gaps
+        ),
         (n + 1, 1, n, 0)
     );
     assert_eq!(got.verdict(), "ok, 1 set aside");

@@ -4,11 +4,12 @@
 //! otherwise. The measurements themselves are in [`measure`]; this file runs and reports.
 
 pub mod measure;
+mod peer;
 mod scale;
 mod screen;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -32,7 +33,8 @@ pub struct BenchArgs {
     /// The larger dataset, as a multiple of the default one.
     #[arg(long, default_value_t = 10)]
     pub scale: usize,
-    /// Only these parts: flatten, produce, ceiling, load, scale, screen (comma-separated).
+    /// Only these parts: flatten, produce, ceiling, load, peer, scale, screen
+    /// (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Rows of other applications and days the scale part pre-fills its tables with, one
@@ -46,6 +48,18 @@ pub struct BenchArgs {
     /// compare before and after a change).
     #[arg(long, value_name = "PATH")]
     pub monitor_exe: Option<PathBuf>,
+    /// The Python that runs the peer loader (with confluent-kafka and clickhouse-connect
+    /// 0.7 installed; scripts/bench makes one).
+    #[arg(long, env = "WMTOP_BENCH_PEER_PYTHON", default_value = "python3")]
+    pub peer_python: PathBuf,
+    /// Apache Kafka's jars, for its producer performance tool (scripts/bench points this
+    /// at the stack's cache).
+    #[arg(
+        long,
+        env = "WMTOP_BENCH_KAFKA_LIBS",
+        default_value = ".stack/cache/kafka-4.1.1/libs"
+    )]
+    pub kafka_libs: PathBuf,
     /// ClickHouse's native port, for clickhouse-client.
     #[arg(long, env = "WMTOP_STACK_CH_TCP_PORT", default_value_t = 9000)]
     pub ch_tcp_port: u16,
@@ -63,13 +77,19 @@ struct Figure {
     met: Option<bool>,
 }
 
-struct Report {
+pub(crate) struct Report {
     figures: Vec<Figure>,
     json: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Report {
-    fn add(&mut self, what: impl Into<String>, value: String, target: &str, met: Option<bool>) {
+    pub(crate) fn add(
+        &mut self,
+        what: impl Into<String>,
+        value: String,
+        target: &str,
+        met: Option<bool>,
+    ) {
         let what = what.into();
         println!(
             "  {what:<44} {value:>28}  {target:<22} {}",
@@ -87,16 +107,16 @@ impl Report {
         });
     }
 
-    fn record(&mut self, key: &str, value: serde_json::Value) {
+    pub(crate) fn record(&mut self, key: &str, value: serde_json::Value) {
         self.json.insert(key.to_string(), value);
     }
 }
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-fn thousands(n: f64) -> String {
+pub(crate) fn thousands(n: f64) -> String {
     let s = format!("{:.0}", n.max(0.0));
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
@@ -119,7 +139,7 @@ pub(crate) fn fresh(tag: &str) -> String {
     )
 }
 
-fn with(settings: &Settings, topic: &str, table: &str) -> Settings {
+pub(crate) fn with(settings: &Settings, topic: &str, table: &str) -> Settings {
     let mut s = settings.clone();
     s.topic = topic.to_string();
     s.table = table.to_string();
@@ -149,7 +169,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     r.record("clickhouse_version", json!(sink.version_text));
     r.record("runs", json!(runs));
     let one = measure::dataset(1)?;
-    let ten = if only("load") || only("ceiling") {
+    let ten = if only("load") || only("ceiling") || only("peer") {
         Some(measure::dataset(a.scale)?)
     } else {
         None
@@ -160,19 +180,25 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     let mut tables: Vec<String> = Vec::new();
     let result = async {
         if only("produce") {
-            produce_part(&mut r, settings, &one, runs).await?;
+            produce_part(&mut r, settings, &a, &one, runs).await?;
         }
-        if only("load") || only("ceiling") {
+        if only("load") || only("ceiling") || only("peer") {
             let mut prefilled: Vec<(usize, String, &Answer)> = Vec::new();
             for (scale, answer) in
                 std::iter::once((1, &one)).chain(ten.iter().map(|t| (a.scale, t)))
             {
                 prefilled.push(prefill_part(&mut r, settings, scale, answer).await?);
             }
-            let ceiling =
-                ceiling_part(&mut r, settings, &a, runs, &plan, &prefilled, &mut tables).await?;
-            if only("load") {
-                load_part(&mut r, settings, runs, &prefilled, &ceiling, &mut tables)?;
+            if only("load") || only("ceiling") {
+                let ceiling =
+                    ceiling_part(&mut r, settings, &a, runs, &plan, &prefilled, &mut tables)
+                        .await?;
+                if only("load") {
+                    load_part(&mut r, settings, runs, &prefilled, &ceiling, &mut tables)?;
+                }
+            }
+            if only("peer") {
+                peer::run(&mut r, settings, &a, runs, &prefilled[0], &mut tables).await?;
             }
         }
         if only("scale") {
@@ -189,42 +215,72 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     r.finish(a.json.as_deref())
 }
 
-/// Flatten + encode with no I/O, on one thread.
+/// Flatten + encode with no I/O: on one thread, then on every core the way the consumer
+/// spreads messages over its lanes.
 fn flatten(r: &mut Report, one: &Answer, plan: &RowPlan, runs: usize) {
-    println!("flatten + encode (no I/O, one thread):");
+    println!("flatten + encode (no I/O):");
+    let json_mb = one.bytes as f64 / 1e6;
+    let mut one_thread_10x = 0.0;
     for (passes, n) in [(1usize, runs), (10, runs), (100, 1)] {
-        let results: Vec<measure::Throughput> = (0..n)
-            .map(|_| measure::flatten_encode(one, passes, plan))
-            .collect();
-        let rows = results.first().map_or(0, |t| t.rows);
-        let took = median(results.iter().map(|t| t.took).collect());
-        let rate = rows as f64 / took.as_secs_f64().max(1e-9);
+        let took = median(
+            (0..n)
+                .map(|_| measure::flatten_encode(one, passes, plan).took)
+                .collect(),
+        );
+        let rows = (one.records() * passes) as f64;
+        let rate = rows / took.as_secs_f64().max(1e-9);
+        if passes == 10 {
+            one_thread_10x = rate;
+        }
         r.add(
-            format!("{passes}x: {} rows", thousands(rows as f64)),
-            format!("{} rows/s/core", thousands(rate)),
-            ">= 300,000",
-            Some(rate >= 300_000.0),
+            format!("{passes}x, one thread: {} rows", thousands(rows)),
+            format!(
+                "{} rows/s, {:.0} MB/s of JSON",
+                thousands(rate),
+                json_mb * passes as f64 / took.as_secs_f64().max(1e-9)
+            ),
+            ">= 500,000 rows/s",
+            Some(rate >= 500_000.0),
         );
         r.record(
             &format!("flatten_{passes}x_rows_per_sec"),
             json!(rate.round()),
         );
     }
+    let lanes = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let took = median(
+        (0..runs)
+            .map(|_| measure::flatten_lanes(one, 10, plan, lanes).took)
+            .collect(),
+    );
+    let rate = (one.records() * 10) as f64 / took.as_secs_f64().max(1e-9);
+    let ratio = rate / one_thread_10x.max(1.0);
+    r.add(
+        format!("10x, {lanes} lanes as the consumer runs them"),
+        format!("{} rows/s, {ratio:.2}x one thread", thousands(rate)),
+        ">= 1.8x one thread",
+        (lanes >= 2).then_some(ratio >= 1.8),
+    );
+    r.record("flatten_lanes", json!(lanes));
+    r.record("flatten_10x_lanes_rows_per_sec", json!(rate.round()));
 }
 
 /// Publishing a saved fetch, every message acknowledged.
 async fn produce_part(
     r: &mut Report,
     settings: &Settings,
+    a: &BenchArgs,
     one: &Answer,
     runs: usize,
 ) -> anyhow::Result<()> {
-    println!("produce (a saved fetch to every message acknowledged):");
-    // Every run appends the dataset to one topic, as a reload does.
+    println!("produce (a saved fetch to every message acknowledged), beside Kafka's own tool:");
+    // Every run appends the dataset to one topic, as a reload does; the tool to another.
     let s = with(settings, "wmtop_bench_produce", "unused");
     let kafka = Kafka::new(&s);
     topic::ensure(&kafka).await?;
-    let mut times = Vec::new();
+    let tool_topic = "wmtop_bench_produce_tool";
+    topic::ensure(&Kafka::new(&with(settings, tool_topic, "unused"))).await?;
+    let (mut times, mut tool_times) = (Vec::new(), Vec::new());
     for _ in 0..runs {
         let started = Instant::now();
         let rep = produce::publish(&kafka, one).await?;
@@ -236,8 +292,15 @@ async fn produce_part(
                 one.transactions.len()
             );
         }
+        let (s, answer, libs) = (settings.clone(), one.clone(), a.kafka_libs.clone());
+        tool_times.push(
+            tokio::task::spawn_blocking(move || {
+                measure::producer_tool(&s, tool_topic, &answer, &libs)
+            })
+            .await??,
+        );
     }
-    let t = median(times);
+    let (t, tool) = (median(times), median(tool_times));
     r.add(
         format!(
             "1x: {} messages, {:.1} MB",
@@ -248,7 +311,19 @@ async fn produce_part(
         "<= 500 ms",
         Some(t <= Duration::from_millis(500)),
     );
+    let ratio = t.as_secs_f64() / tool.as_secs_f64().max(1e-9);
+    r.add(
+        "1x: Kafka's producer performance tool, same payloads and acks".to_string(),
+        format!("{:.0} ms; wmtop {ratio:.2}x that", ms(tool)),
+        "<= 1.3x",
+        Some(ratio <= 1.3),
+    );
     r.record("produce_1x_ms", json!(ms(t).round()));
+    r.record("produce_tool_1x_ms", json!(ms(tool).round()));
+    r.record(
+        "produce_ceiling_ratio",
+        json!((ratio * 100.0).round() / 100.0),
+    );
     Ok(())
 }
 
@@ -386,12 +461,12 @@ fn load_part(
         for _ in 0..n {
             let table = fresh("load");
             tables.push(table.clone());
-            let (wall, got, hwm) = load_once(settings, topic, &table)?;
-            if got != rows {
-                bail!("the {scale}x load inserted {got} of {rows} rows");
+            let l = load_once(settings, topic, &table)?;
+            if l.rows != rows {
+                bail!("the {scale}x load inserted {} of {rows} rows", l.rows);
             }
-            walls.push(wall);
-            peak_kb = peak_kb.max(hwm);
+            walls.push(l.wall);
+            peak_kb = peak_kb.max(l.peak_kb);
         }
         let wall = median(walls);
         let rate = rows as f64 / wall.as_secs_f64();
@@ -536,6 +611,21 @@ async fn prefill(
         let s = with(settings, &topic, "unused");
         let kafka = Kafka::new(&s);
         topic::ensure(&kafka).await?;
+        // A topic just made is in the brokers' metadata a moment later.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let k = kafka.clone();
+            let found =
+                tokio::task::spawn_blocking(move || topic::partitions(&k, Duration::from_secs(10)))
+                    .await??;
+            if found.is_some() {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("topic {topic} was made but is not in the brokers' metadata after 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let s2 = s.clone();
         let have = tokio::task::spawn_blocking(move || measure::topic_messages(&s2)).await??;
         if have == want {
@@ -559,45 +649,42 @@ async fn prefill(
 }
 
 /// One load: `wmtop consume --until-idle` as a child process on a fresh table and group.
-/// Returns its wall time (start-up plus consumer start to last commit), rows inserted
-/// and peak RSS in kB.
-fn load_once(
-    settings: &Settings,
-    topic: &str,
-    table: &str,
-) -> anyhow::Result<(Duration, u64, u64)> {
+/// Its wall time is start-up plus consumer start to last commit (as it reports them: the
+/// idle second it waits before stopping is not counted); CPU and peak RSS are the whole
+/// process's.
+pub(crate) fn load_once(settings: &Settings, topic: &str, table: &str) -> anyhow::Result<Loaded> {
     let exe = std::env::current_exe()?;
-    let mut child = Command::new(exe)
-        .args(["consume", "--until-idle", "1"])
-        .env("WMTOP_TOPIC", topic)
-        .env("WMTOP_TABLE", table)
-        .env("WMTOP_GROUP", format!("{table}_group"))
-        .env("WMTOP_OPS_ADDR", "off")
-        .env("WMTOP_KAFKA_BROKERS", &settings.kafka_brokers)
-        .env("WMTOP_CLICKHOUSE_URL", &settings.clickhouse_url)
-        .env("WMTOP_DATABASE", &settings.database)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let status_path = PathBuf::from(format!("/proc/{}/status", child.id()));
-    let mut hwm = 0u64;
-    loop {
-        if let Some(kb) = status_kb(&status_path, "VmHWM:") {
-            hwm = hwm.max(kb);
-        }
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
+    let run = measure::run_child(
+        Command::new(exe)
+            .args(["consume", "--until-idle", "1"])
+            .env("WMTOP_TOPIC", topic)
+            .env("WMTOP_TABLE", table)
+            .env("WMTOP_GROUP", format!("{table}_group"))
+            .env("WMTOP_OPS_ADDR", "off")
+            .env("WMTOP_KAFKA_BROKERS", &settings.kafka_brokers)
+            .env("WMTOP_CLICKHOUSE_URL", &settings.clickhouse_url)
+            .env("WMTOP_DATABASE", &settings.database),
+    )?;
+    if !run.success {
+        bail!("wmtop consume failed");
     }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("wmtop consume failed ({})", out.status);
-    }
-    let line: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let line: serde_json::Value = serde_json::from_slice(&run.stdout)?;
     let field = |k: &str| line[k].as_u64().unwrap_or(0);
-    let wall = Duration::from_millis(field("startup_ms") + field("loaded_ms"));
-    Ok((wall, field("rows_inserted"), hwm))
+    Ok(Loaded {
+        wall: Duration::from_millis(field("startup_ms") + field("loaded_ms")),
+        cpu: run.cpu,
+        peak_kb: run.peak_kb,
+        rows: field("rows_inserted"),
+    })
+}
+
+/// What one load took.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Loaded {
+    pub(crate) wall: Duration,
+    pub(crate) cpu: Duration,
+    pub(crate) peak_kb: u64,
+    pub(crate) rows: u64,
 }
 
 pub(crate) fn status_kb(path: &Path, key: &str) -> Option<u64> {

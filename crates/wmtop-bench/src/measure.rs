@@ -5,13 +5,14 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::Message;
+use rdkafka::message::{Message, OwnedMessage};
 
 use wmtop_core::clickhouse::table::{RowPlan, TableInfo};
 use wmtop_core::clickhouse::{Rows, ServerVersion};
 use wmtop_core::config::secret::Secret;
 use wmtop_core::config::Settings;
 use wmtop_core::kafka::{lag, reader, Kafka, KafkaOpError};
+use wmtop_core::load::batch::{Batch, Flat};
 use wmtop_core::record::flatten::flatten_each;
 use wmtop_core::source::api::{split_answer, Answer};
 use wmtop_sim::{full_answer, SimConfig};
@@ -67,6 +68,67 @@ pub fn flatten_encode(answer: &Answer, passes: usize, plan: &RowPlan) -> Through
         }
     }
     out.bytes += rows.bytes() as u64;
+    out.took = started.elapsed();
+    out
+}
+
+/// Flattens and encodes every message of `answer`, `passes` times over, the way the
+/// consumer does: each message into rows of its own on one of `lanes` threads
+/// ([`Flat::of`]), taken into a batch in the order the messages came ([`Batch::add`]),
+/// the batch emptied every 5,000 rows. No I/O.
+pub fn flatten_lanes(answer: &Answer, passes: usize, plan: &RowPlan, lanes: usize) -> Throughput {
+    let messages: Vec<OwnedMessage> = answer
+        .transactions
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            OwnedMessage::new(
+                Some(tx.payload.to_vec()),
+                tx.name.clone().map(String::into_bytes),
+                "bench".into(),
+                rdkafka::Timestamp::CreateTime(1),
+                0,
+                i as i64,
+                None,
+            )
+        })
+        .collect();
+    let lanes = lanes.max(1);
+    let mut out = Throughput::default();
+    let started = Instant::now();
+    // Message g of the run (passes × messages) is flattened on lane g % lanes.
+    let total = passes * messages.len();
+    std::thread::scope(|scope| {
+        let mut receivers = Vec::new();
+        for lane in 0..lanes {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Flat>(1);
+            receivers.push(rx);
+            let messages = &messages;
+            scope.spawn(move || {
+                for g in (lane..total).step_by(lanes) {
+                    if tx
+                        .send(Flat::of(plan, &messages[g % messages.len()]))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        let mut batch = Batch::default();
+        for g in 0..total {
+            let Ok(flat) = receivers[g % lanes].recv() else {
+                break;
+            };
+            if let Ok(f) = &batch.add("bench", flat).outcome {
+                out.rows += f.good as u64;
+            }
+            if batch.rows.len() >= 5_000 {
+                out.bytes += std::mem::take(&mut batch).rows.bytes() as u64;
+            }
+        }
+        out.bytes += batch.rows.bytes() as u64;
+    });
     out.took = started.elapsed();
     out
 }
@@ -148,6 +210,129 @@ pub fn client_insert(
         );
     }
     Ok(took)
+}
+
+/// A child process run to its end: its wall time (spawn to exit), CPU time (user +
+/// system, from the kernel's accounting of the reaped child), peak resident memory (the
+/// kernel's high-water mark, read every 20 ms: `ru_maxrss` would count the benchmark's
+/// own memory, which the child holds between fork and exec) and what it printed.
+#[derive(Debug, Default)]
+pub struct ChildRun {
+    pub wall: Duration,
+    pub cpu: Duration,
+    pub peak_kb: u64,
+    pub stdout: Vec<u8>,
+    pub success: bool,
+}
+
+/// Runs `cmd` (its stdout piped, stderr discarded) and measures it.
+pub fn run_child(cmd: &mut std::process::Command) -> anyhow::Result<ChildRun> {
+    use std::io::Read;
+    let started = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut stdout = child.stdout.take();
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        if let Some(s) = stdout.as_mut() {
+            let _ = s.read_to_end(&mut out);
+        }
+        out
+    });
+    let pid = i32::try_from(child.id())?;
+    let status_path = std::path::PathBuf::from(format!("/proc/{pid}/status"));
+    let mut run = ChildRun::default();
+    loop {
+        if let Some(kb) = crate::status_kb(&status_path, "VmHWM:") {
+            run.peak_kb = run.peak_kb.max(kb);
+        }
+        let mut status = 0;
+        // SAFETY: rusage is plain data the kernel fills; pid is our own child.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        if reaped == pid {
+            run.wall = started.elapsed();
+            let tv = |t: libc::timeval| {
+                Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+            };
+            run.cpu = tv(usage.ru_utime) + tv(usage.ru_stime);
+            run.success = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+            break;
+        }
+        if reaped < 0 {
+            anyhow::bail!(
+                "waiting for the child failed: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run.stdout = reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("reading the child's output failed"))?;
+    Ok(run)
+}
+
+/// The broker's own write ceiling: Apache Kafka's producer performance tool (from the
+/// same jars the stack runs) sending the payloads of `answer` (one per record, picked in
+/// turn at random by the tool) with acks=all and idempotence, as wmtop publishes. Returns
+/// the time the tool's byte rate gives for all of `answer`'s bytes (JVM start-up is not
+/// counted; the tool times itself from its first send).
+pub fn producer_tool(
+    settings: &Settings,
+    topic: &str,
+    answer: &Answer,
+    kafka_libs: &Path,
+) -> anyhow::Result<Duration> {
+    let file = std::env::temp_dir().join(format!("{}.payloads", crate::fresh("tool")));
+    let mut body = Vec::with_capacity(answer.bytes + answer.transactions.len());
+    for tx in &answer.transactions {
+        if tx.payload.contains(&b'\n') {
+            anyhow::bail!("a payload holds a newline, the tool's delimiter");
+        }
+        body.extend_from_slice(&tx.payload);
+        body.push(b'\n');
+    }
+    std::fs::write(&file, body)?;
+    let out = std::process::Command::new("java")
+        .arg("-Xmx1g")
+        .arg("-cp")
+        .arg(format!("{}/*", kafka_libs.display()))
+        .arg("org.apache.kafka.tools.ProducerPerformance")
+        .args(["--topic", topic])
+        .args(["--num-records", &answer.transactions.len().to_string()])
+        .arg("--payload-file")
+        .arg(&file)
+        .args(["--throughput", "-1", "--producer-props"])
+        .arg(format!("bootstrap.servers={}", settings.kafka_brokers))
+        .args(["acks=all", "enable.idempotence=true", "linger.ms=5"])
+        .arg(format!("max.request.size={}", 11 * 1024 * 1024))
+        .arg("buffer.memory=67108864")
+        .output();
+    let _ = std::fs::remove_file(&file);
+    let out = out?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The last line: "122 records sent, 40.1 records/sec (19.31 MB/sec), …".
+    let mib_per_sec = text
+        .lines()
+        .rev()
+        .find_map(|l| {
+            let (_, rest) = l.split_once("records/sec (")?;
+            rest.split_once(" MB/sec")?.0.trim().parse::<f64>().ok()
+        })
+        .filter(|_| out.status.success())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "the producer performance tool failed or printed no rate: {}{}",
+                text.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+        })?;
+    Ok(Duration::from_secs_f64(
+        answer.bytes as f64 / (mib_per_sec * 1024.0 * 1024.0),
+    ))
 }
 
 /// The median of some durations (the lower middle one for an even count).

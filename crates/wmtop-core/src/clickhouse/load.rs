@@ -99,6 +99,22 @@ impl Rows {
         });
     }
 
+    /// Moves the rows of `other` to the end of these.
+    pub fn append(&mut self, other: Rows) {
+        if self.meta.is_empty() {
+            *self = other;
+            return;
+        }
+        let shift = self.bytes.len();
+        self.bytes.extend_from_slice(&other.bytes);
+        self.meta.extend(other.meta.into_iter().map(|mut m| {
+            m.start += shift;
+            m.end += shift;
+            m
+        }));
+        self.last = other.last;
+    }
+
     /// The bytes of the rows at these indexes, in order.
     fn select(&self, keep: &[usize]) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len());

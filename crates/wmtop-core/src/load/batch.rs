@@ -1,11 +1,12 @@
 //! One batch being gathered: each message flattened straight into RowBinary for the
-//! table's row plan (no row structs kept), its bad records and bad messages kept aside
-//! with their reasons, and what the batch came from (offsets, bytes, transactions).
+//! table's row plan ([`Flat`], made off the consumer's loop; no row structs kept), its
+//! bad records and bad messages kept aside with their reasons, and what the batch came
+//! from (offsets, bytes, transactions).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::message::Message;
 
 use crate::clickhouse::table::RowPlan;
 use crate::clickhouse::{DeadLetter, Rows, Scope};
@@ -25,6 +26,59 @@ pub struct Batch {
     pub started: Option<Instant>,
 }
 
+/// One message flattened and encoded, away from the consumer's loop (on a blocking
+/// thread, several at once): its rows, what it came to, and where it came from.
+pub struct Flat {
+    pub partition: i32,
+    pub offset: i64,
+    key: String,
+    bytes: usize,
+    rows: Rows,
+    /// The first row's transaction name (when the object has none of its own).
+    first_name: Option<String>,
+    outcome: Result<Flattened, MessageError>,
+    /// The message as sent, kept only when nothing in it could be used (a dead letter).
+    unusable: Vec<u8>,
+}
+
+impl Flat {
+    /// Flattens one message into rows for the plan. Rows carry their message's Kafka
+    /// time as version: the newest fetch wins a merge.
+    pub fn of(plan: &RowPlan, m: &impl Message) -> Flat {
+        let payload = m.payload().unwrap_or_default();
+        let version = m
+            .timestamp()
+            .to_millis()
+            .and_then(|t| u64::try_from(t).ok())
+            .unwrap_or(0);
+        let mut rows = Rows::default();
+        let mut first_name: Option<String> = None;
+        let outcome = flatten_each(payload, |row| {
+            if first_name.is_none() {
+                first_name = Some(row.transaction_name.to_string());
+            }
+            rows.push(plan, row, version);
+        });
+        Flat {
+            partition: m.partition(),
+            offset: m.offset(),
+            key: m
+                .key()
+                .map(|k| String::from_utf8_lossy(k).into_owned())
+                .unwrap_or_default(),
+            bytes: payload.len(),
+            rows,
+            first_name,
+            unusable: if outcome.is_err() {
+                payload.to_vec()
+            } else {
+                Vec::new()
+            },
+            outcome,
+        }
+    }
+}
+
 /// What one message came to.
 pub struct Taken {
     pub transaction: String,
@@ -36,42 +90,32 @@ impl Batch {
         self.offsets.is_empty()
     }
 
-    /// Flattens one message into the batch. Its records (or the whole message, when
+    /// Adds one flattened message to the batch. Its records (or the whole message, when
     /// nothing in it is usable) that cannot be used become dead letters.
-    pub fn take(&mut self, plan: &RowPlan, topic: &str, m: &BorrowedMessage<'_>) -> Taken {
-        let partition = m.partition();
-        let offset = m.offset();
-        let payload = m.payload().unwrap_or_default();
-        let key = m
-            .key()
-            .map(|k| String::from_utf8_lossy(k).into_owned())
-            .unwrap_or_default();
-        // The newest fetch wins a merge: rows carry their message's Kafka time.
-        let version = m
-            .timestamp()
-            .to_millis()
-            .and_then(|t| u64::try_from(t).ok())
-            .unwrap_or(0);
-        let rows = &mut self.rows;
-        let mut name: Option<String> = None;
-        let outcome = flatten_each(payload, |row| {
-            if name.is_none() {
-                name = Some(row.transaction_name.clone());
-            }
-            rows.push(plan, row, version);
-        });
+    pub fn add(&mut self, topic: &str, flat: Flat) -> Taken {
+        let Flat {
+            partition,
+            offset,
+            key,
+            bytes,
+            rows,
+            first_name,
+            outcome,
+            unusable,
+        } = flat;
+        self.rows.append(rows);
         self.offsets
             .entry(partition)
             .and_modify(|(_, last)| *last = (*last).max(offset))
             .or_insert((offset, offset));
         self.started.get_or_insert_with(Instant::now);
-        self.bytes += payload.len();
+        self.bytes += bytes;
         self.messages += 1;
         let transaction = match &outcome {
             Ok(f) => f
                 .transaction_name
                 .clone()
-                .or(name)
+                .or(first_name)
                 .unwrap_or_else(|| key.clone()),
             Err(_) => key.clone(),
         };
@@ -88,7 +132,7 @@ impl Batch {
         match &outcome {
             Err(e) => self
                 .dead
-                .push(letter(Scope::Message, -1, e.to_string(), payload.to_vec())),
+                .push(letter(Scope::Message, -1, e.to_string(), unusable)),
             Ok(f) => {
                 for bad in &f.bad_records {
                     self.dead.push(letter(

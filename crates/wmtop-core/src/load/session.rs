@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use tokio::sync::{mpsc, watch};
 
-use super::batch::Batch;
+use super::batch::{Batch, Flat};
 use super::drift::DriftWatch;
 use super::events::{Event, Events, Stuck};
 use super::land::{self, InFlight};
@@ -46,11 +46,11 @@ pub(super) struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Takes one message into the batch, reporting what was set aside and any drift.
-    pub(super) fn take(&mut self, m: &rdkafka::message::BorrowedMessage<'_>) {
-        use rdkafka::Message;
-        let (partition, offset) = (m.partition(), m.offset());
-        let taken = self.batch.take(&self.loader.plan, &self.settings.topic, m);
+    /// Takes one flattened message into the batch, reporting what was set aside and any
+    /// drift.
+    pub(super) fn take(&mut self, flat: Flat) {
+        let (partition, offset) = (flat.partition, flat.offset);
+        let taken = self.batch.add(&self.settings.topic, flat);
         self.summary.messages += 1;
         match &taken.outcome {
             Err(e) => {

@@ -1,6 +1,7 @@
 //! The columns of `transaction_metrics`: one table, written once, that drives the row
 //! type sent to ClickHouse, the table's DDL, and the JSON name each column is read from.
 
+pub use compact_str::CompactString;
 use serde::Serialize;
 
 /// How a column is typed, in JSON and in ClickHouse.
@@ -72,7 +73,7 @@ trait AsField {
     fn as_field(&self) -> FieldRef<'_>;
 }
 
-impl AsField for String {
+impl AsField for CompactString {
     fn as_field(&self) -> FieldRef<'_> {
         FieldRef::Id(self)
     }
@@ -90,7 +91,7 @@ impl AsField for Option<f64> {
     }
 }
 
-impl AsField for Option<String> {
+impl AsField for Option<CompactString> {
     fn as_field(&self) -> FieldRef<'_> {
         FieldRef::Text(self.as_deref())
     }
@@ -109,10 +110,10 @@ impl AsField for Timestamp {
 }
 
 macro_rules! rust_type {
-    (Id) => { String };
+    (Id) => { CompactString };
     (Int) => { Option<i64> };
     (Float) => { Option<f64> };
-    (Text) => { Option<String> };
+    (Text) => { Option<CompactString> };
     (Flag) => { Option<bool> };
     (Time) => { Timestamp };
 }

@@ -6,6 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use compact_str::CompactString;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
@@ -187,13 +188,13 @@ impl Convert for Option<bool> {
     }
 }
 
-impl Convert for Option<String> {
+impl Convert for Option<CompactString> {
     fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
         *slot = match value {
             Value::Null => None,
-            Value::Str(s) => Some(s.into_owned()),
+            Value::Str(s) => Some(CompactString::from(s)),
             Value::Bool(_) | Value::I64(_) | Value::U64(_) | Value::F64(_) => {
-                Some(value.to_string())
+                Some(compact_str::format_compact!("{value}"))
             }
             other => return Err(format!("expected a string, got {other}")),
         };
@@ -201,16 +202,17 @@ impl Convert for Option<String> {
     }
 }
 
-impl Convert for String {
+impl Convert for CompactString {
     fn convert(value: Value<'_>, slot: &mut Self) -> Result<(), String> {
+        use compact_str::ToCompactString;
         *slot = match value {
-            Value::Null => String::new(),
-            Value::Str(s) => s.into_owned(),
-            Value::I64(n) => n.to_string(),
-            Value::U64(n) => n.to_string(),
+            Value::Null => CompactString::default(),
+            Value::Str(s) => CompactString::from(s),
+            Value::I64(n) => n.to_compact_string(),
+            Value::U64(n) => n.to_compact_string(),
             Value::F64(n) => match integral(n) {
-                Some(i) => i.to_string(),
-                None => n.to_string(),
+                Some(i) => i.to_compact_string(),
+                None => n.to_compact_string(),
             },
             other => return Err(format!("expected an identifier, got {other}")),
         };

@@ -310,7 +310,7 @@ type Key = (String, i64);
 
 fn key_of(row: &MetricRow) -> Key {
     let ms = row.timestamp.millis();
-    (row.transaction_name.clone(), ms - ms.rem_euclid(1000))
+    (row.transaction_name.to_string(), ms - ms.rem_euclid(1000))
 }
 
 fn rfc3339(ms: i64) -> String {

@@ -7,21 +7,17 @@
 
 use std::borrow::Cow;
 
-use super::record::{finish_record, id_slot, timestamp_text, Flattened};
+use super::record::{finish_record, id_slot, timestamp_given, Flattened};
 use crate::record::columns::{
-    column_for_json, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS, TIMESTAMP_COLUMN,
+    column_for_json, CompactString, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS, TIMESTAMP_COLUMN,
 };
 use crate::record::value::{Convert, Value};
 
 /// Outcome of the fast path: None means "use the serde path".
-pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
-    let mut s = Scanner {
-        b: text.as_bytes(),
-        text,
-        i: 0,
-    };
-    let mut ids: [Option<String>; 5] = Default::default();
-    let mut pending: Vec<(MetricRow, Option<String>)> = Vec::new();
+pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
+    let mut s = Scanner { b: payload, i: 0 };
+    let mut ids: [Option<CompactString>; 5] = Default::default();
+    let mut pending: Vec<(MetricRow, Option<Value<'static>>)> = Vec::new();
     let mut seen_series = false;
     let mut out = Flattened::default();
     let mut hint = [u8::MAX; COLUMN_COUNT + 1];
@@ -58,7 +54,7 @@ pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Optio
             } else {
                 let value = s.scalar()?;
                 if let Some(n) = id_slot(key) {
-                    let mut id = String::new();
+                    let mut id = CompactString::default();
                     Convert::convert(value, &mut id).ok()?;
                     ids[n] = (!id.is_empty()).then_some(id);
                 }
@@ -77,9 +73,9 @@ pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Optio
     }
     out.records = pending.len();
     for (row, timestamp) in &mut pending {
-        finish_record(row, timestamp.as_deref(), &ids).ok()?;
+        finish_record(row, timestamp.as_ref(), &ids).ok()?;
     }
-    out.transaction_name = ids[0].take();
+    out.transaction_name = ids[0].take().map(String::from);
     out.good = pending.len();
     for (row, _) in &mut pending {
         each(row);
@@ -87,9 +83,10 @@ pub(super) fn flatten(text: &str, each: &mut dyn FnMut(&mut MetricRow)) -> Optio
     Some(out)
 }
 
+/// Reads bytes, not text: outside strings only ASCII is valid JSON, so checking each
+/// string as UTF-8 checks the whole message without a pass of its own.
 struct Scanner<'a> {
     b: &'a [u8],
-    text: &'a str,
     i: usize,
 }
 
@@ -108,17 +105,36 @@ impl<'a> Scanner<'a> {
         self.eat(c).is_some()
     }
 
-    /// A string without escapes or control characters, borrowed.
+    /// A string without escapes or control characters, borrowed. One pass over its
+    /// bytes: the strings of a record are short, shorter than a vectorised search pays.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
-        let end = start + memchr::memchr2(b'"', b'\\', &self.b[start..])?;
-        if self.b[end] != b'"' || self.b[start..end].iter().any(|&c| c < 0x20) {
-            return None;
+        let mut end = start;
+        loop {
+            match *self.b.get(end)? {
+                b'"' => break,
+                b'\\' | 0..0x20 => return None,
+                _ => end += 1,
+            }
         }
         self.i = end + 1;
-        // Both ends sit next to an ASCII quote, so they are character boundaries.
-        self.text.get(start..end)
+        std::str::from_utf8(&self.b[start..end]).ok()
+    }
+
+    /// The key `"name"` in place, if it is the one that comes next (no copy, no search).
+    fn key_is(&mut self, name: &str) -> bool {
+        let n = name.len();
+        let at = &self.b[self.i..];
+        // Byte by byte: names are short, shorter than a call to memcmp pays for.
+        let hit = at.len() > n + 1
+            && at[0] == b'"'
+            && at[n + 1] == b'"'
+            && at[1..=n].iter().zip(name.as_bytes()).all(|(a, b)| a == b);
+        if hit {
+            self.i += n + 2;
+        }
+        hit
     }
 
     /// A JSON number, checked against the grammar, as serde_json would hand it over.
@@ -187,7 +203,8 @@ impl<'a> Scanner<'a> {
                 return Some(Value::F64(if negative { -v } else { v }));
             }
         }
-        let t = &self.text[start..self.i];
+        // Digits, signs, a point and an exponent: ASCII.
+        let t = std::str::from_utf8(&self.b[start..self.i]).ok()?;
         if scale == 0 && !exponent {
             if negative {
                 if let Ok(n) = t.parse::<i64>() {
@@ -227,7 +244,7 @@ impl<'a> Scanner<'a> {
     fn record(
         &mut self,
         row: &mut MetricRow,
-        timestamp: &mut Option<String>,
+        timestamp: &mut Option<Value<'static>>,
         out: &mut Flattened,
         hint: &mut [u8; COLUMN_COUNT + 1],
     ) -> Option<()> {
@@ -239,21 +256,24 @@ impl<'a> Scanner<'a> {
         let mut prev = COLUMN_COUNT;
         loop {
             self.ws();
-            let key = self.string()?;
+            // Records of one message share an order: the column that followed this one
+            // last time is tried in place first.
+            let guess = usize::from(hint[prev]);
+            let (key, idx) = match COLUMNS.get(guess) {
+                Some(c) if self.key_is(c.json) => (c.json, Some(guess)),
+                _ => {
+                    let key = self.string()?;
+                    (key, column_for_json(key))
+                }
+            };
             self.ws();
             self.eat(b':')?;
             self.ws();
             let value = self.scalar()?;
-            let guess = usize::from(hint[prev]);
-            let idx = if COLUMNS.get(guess).is_some_and(|c| c.json == key) {
-                Some(guess)
-            } else {
-                column_for_json(key)
-            };
             match idx {
                 Some(TIMESTAMP_COLUMN) => {
                     out.present_columns |= 1 << TIMESTAMP_COLUMN;
-                    *timestamp = timestamp_text(value);
+                    *timestamp = timestamp_given(value);
                     hint[prev] = TIMESTAMP_COLUMN as u8;
                     prev = TIMESTAMP_COLUMN;
                 }

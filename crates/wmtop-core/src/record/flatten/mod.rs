@@ -27,11 +27,11 @@ pub fn flatten_each(
     payload: &[u8],
     mut each: impl FnMut(&mut MetricRow),
 ) -> Result<Flattened, MessageError> {
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
-    if let Some(done) = fast::flatten(text, &mut each) {
+    if let Some(done) = fast::flatten(payload, &mut each) {
         return Ok(done);
     }
+    let text = std::str::from_utf8(payload)
+        .map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
     serde_path::flatten_serde(text, each)
 }
 

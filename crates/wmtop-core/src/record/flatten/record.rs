@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::record::columns::{id_columns, MetricRow, Timestamp, COLUMNS};
+use crate::record::columns::{id_columns, CompactString, MetricRow, Timestamp, COLUMNS};
 use crate::record::value::{integral, parse_f64, truncate, Value};
 
 /// A record that could not be used: where it was, why, and its JSON as sent.
@@ -59,16 +59,33 @@ pub(super) fn id_slot(key: &str) -> Option<usize> {
     id_columns().position(|c| COLUMNS[c].json == key)
 }
 
-/// A record's `timestamp` value as text, for [`resolve_time`] (None for null).
-pub(super) fn timestamp_text(value: Value<'_>) -> Option<String> {
+/// A record's `timestamp` value, kept for [`resolve_time`] (None for null); a number is
+/// kept as it is, with no text made of it.
+pub(super) fn timestamp_given(value: Value<'_>) -> Option<Value<'static>> {
     match value {
         Value::Null => None,
-        Value::Str(s) => Some(s.into_owned()),
-        v => Some(v.to_string()),
+        Value::Str(s) => Some(Value::Str(std::borrow::Cow::Owned(s.into_owned()))),
+        Value::Bool(b) => Some(Value::Bool(b)),
+        Value::I64(n) => Some(Value::I64(n)),
+        Value::U64(n) => Some(Value::U64(n)),
+        Value::F64(n) => Some(Value::F64(n)),
+        Value::Other(kind) => Some(Value::Other(kind)),
     }
 }
 
-/// Epoch milliseconds from a `timestamp` or `key` value, if it is one.
+/// Epoch milliseconds from a `timestamp` value, if it is one.
+fn given_ms(value: &Value<'_>) -> Option<i64> {
+    let ms = match value {
+        Value::I64(n) => Some(*n),
+        Value::U64(n) => i64::try_from(*n).ok(),
+        Value::F64(n) => integral(*n),
+        Value::Str(s) => return epoch_ms(s),
+        Value::Null | Value::Bool(_) | Value::Other(_) => None,
+    }?;
+    (MIN_MS..MAX_MS).contains(&ms).then_some(ms)
+}
+
+/// Epoch milliseconds from a `timestamp` or `key` text, if it is one.
 fn epoch_ms(text: &str) -> Option<i64> {
     let t = text.trim();
     let ms = t
@@ -96,9 +113,9 @@ fn parse_time_str(text: &str, timezone: Option<&str>) -> Option<i64> {
 
 /// Sets a record's time from its `timestamp`, else its `key`, else its `timestampStr`
 /// (read in its `timezone`); an error naming all three when none is usable.
-fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>) -> Result<(), String> {
+fn resolve_time(row: &mut MetricRow, timestamp: Option<&Value<'_>>) -> Result<(), String> {
     let ms = timestamp
-        .and_then(epoch_ms)
+        .and_then(given_ms)
         .or_else(|| row.key.filter(|ms| (MIN_MS..MAX_MS).contains(ms)))
         .or_else(|| {
             row.timestamp_str
@@ -111,9 +128,12 @@ fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>) -> Result<(), Stri
         };
         return Err(format!(
             "no usable time: timestamp {}, key {}, timestampStr {}",
-            shown(timestamp.map(str::to_owned)),
+            shown(timestamp.map(|v| match v {
+                Value::Str(s) => s.to_string(),
+                v => v.to_string(),
+            })),
             shown(row.key.map(|k| k.to_string())),
-            shown(row.timestamp_str.clone()),
+            shown(row.timestamp_str.as_ref().map(ToString::to_string)),
         ));
     };
     row.timestamp = Timestamp(ms);
@@ -123,11 +143,11 @@ fn resolve_time(row: &mut MetricRow, timestamp: Option<&str>) -> Result<(), Stri
 /// Fills a record's missing identifiers from its transaction and resolves its time.
 pub(super) fn finish_record(
     row: &mut MetricRow,
-    timestamp: Option<&str>,
-    ids: &[Option<String>; 5],
+    timestamp: Option<&Value<'_>>,
+    ids: &[Option<CompactString>; 5],
 ) -> Result<(), String> {
     // Identifiers: a record's own value wins; otherwise the transaction's.
-    let slots: [&mut String; 5] = [
+    let slots: [&mut CompactString; 5] = [
         &mut row.transaction_name,
         &mut row.transaction_id,
         &mut row.application_id,

@@ -10,14 +10,16 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visi
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use super::record::{finish_record, id_slot, timestamp_text, BadRecord, Flattened, MessageError};
-use crate::record::columns::{column_for_json, MetricRow, SETTERS, TIMESTAMP_COLUMN};
+use super::record::{finish_record, id_slot, timestamp_given, BadRecord, Flattened, MessageError};
+use crate::record::columns::{
+    column_for_json, CompactString, MetricRow, SETTERS, TIMESTAMP_COLUMN,
+};
 use crate::record::value::{Convert, Key, Value};
 
 /// A transaction object: its identifiers (in [`crate::record::columns::id_columns`]
 /// order) and its series, each record left as raw JSON.
 struct Envelope<'a> {
-    ids: [Option<String>; 5],
+    ids: [Option<CompactString>; 5],
     series: Option<Vec<&'a RawValue>>,
 }
 
@@ -45,7 +47,7 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
                     match id_slot(&key) {
                         Some(n) => {
                             let value: Value<'de> = map.next_value()?;
-                            let mut id = String::new();
+                            let mut id = CompactString::default();
                             Convert::convert(value, &mut id)
                                 .map_err(|e| de::Error::custom(format!("{key}: {e}")))?;
                             env.ids[n] = (!id.is_empty()).then_some(id);
@@ -65,7 +67,7 @@ impl<'de> Deserialize<'de> for Envelope<'de> {
 /// Reads one record into `row`, keeping its raw time fields for later resolution.
 struct RecordSeed<'r> {
     row: &'r mut MetricRow,
-    timestamp: &'r mut Option<String>,
+    timestamp: &'r mut Option<Value<'static>>,
     unknown: &'r mut BTreeSet<String>,
     present: &'r mut u128,
 }
@@ -86,7 +88,7 @@ impl<'de> Visitor<'de> for RecordSeed<'_> {
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if key == "timestamp" {
                 *self.present |= 1 << TIMESTAMP_COLUMN;
-                *self.timestamp = timestamp_text(map.next_value()?);
+                *self.timestamp = timestamp_given(map.next_value()?);
                 continue;
             }
             match column_for_json(&key) {
@@ -132,7 +134,7 @@ pub(super) fn flatten_serde(
     if series.is_empty() {
         return Err(MessageError::EmptySeries);
     }
-    let tx_name = env.ids[0].clone();
+    let tx_name = env.ids[0].clone().map(String::from);
     let mut out = Flattened {
         transaction_name: tx_name,
         records: series.len(),
@@ -161,7 +163,7 @@ pub(super) fn flatten_serde(
 
 fn flatten_record(
     raw: &str,
-    ids: &[Option<String>; 5],
+    ids: &[Option<CompactString>; 5],
     unknown: &mut BTreeSet<String>,
     present: &mut u128,
 ) -> Result<MetricRow, String> {
@@ -176,6 +178,6 @@ fn flatten_record(
     }
     .deserialize(&mut de)
     .map_err(|e| e.to_string())?;
-    finish_record(&mut row, timestamp.as_deref(), ids)?;
+    finish_record(&mut row, timestamp.as_ref(), ids)?;
     Ok(row)
 }

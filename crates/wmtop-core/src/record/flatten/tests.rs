@@ -184,7 +184,7 @@ fn unknown_fields_are_reported_as_drift() {
 /// The fast path, where it answers, agrees with the serde path row for row.
 fn same_on_both_paths(text: &str) -> bool {
     let mut fast_rows = Vec::new();
-    let fast = fast::flatten(text, &mut |r| fast_rows.push(std::mem::take(r)));
+    let fast = fast::flatten(text.as_bytes(), &mut |r| fast_rows.push(std::mem::take(r)));
     let mut slow_rows = Vec::new();
     let slow = flatten_serde(text, |r| slow_rows.push(std::mem::take(r)));
     let Some(fast) = fast else {
@@ -288,5 +288,28 @@ fn the_fast_path_agrees_or_gives_up_on_untidy_input() {
     ];
     for text in &declined {
         assert!(!same_on_both_paths(text), "the fast path took {text}");
+    }
+}
+
+#[test]
+fn bytes_that_are_not_utf8_make_the_message_unusable_on_either_path() {
+    // A well-formed message (the fast path's kind) with one bad byte inside a value, and
+    // the same byte inside a key.
+    for (at, bad) in [
+        ("GREEN", &b"GR\xffEN"[..]),
+        ("ebHealth", &b"eb\xffHealth"[..]),
+    ] {
+        let text = format!(
+            r#"{{"transactionName":"GET /a","transactionSeries":[{{"timestamp":{T0},"ebHealth":"GREEN"}}]}}"#
+        );
+        let at = text.find(at).unwrap();
+        let mut payload = text.as_bytes()[..at].to_vec();
+        payload.extend_from_slice(bad);
+        payload.extend_from_slice(&text.as_bytes()[at + bad.len() - 1..]);
+        let err = flatten_message(&payload).unwrap_err();
+        assert!(
+            matches!(&err, MessageError::NotJson(e) if e.starts_with("not UTF-8")),
+            "{err:?}"
+        );
     }
 }
