@@ -493,8 +493,8 @@ fn load_part(
                     wall.as_secs_f64() / read.as_secs_f64(),
                     wall.as_secs_f64() / insert.as_secs_f64()
                 ),
-                if *scale == 1 { "" } else { "<= 1.5x" },
-                (*scale != 1).then_some(ratio <= 1.5),
+                if *scale == 1 { "<= 1.2x" } else { "<= 1.3x" },
+                Some(ratio <= if *scale == 1 { 1.2 } else { 1.3 }),
             );
             r.record(
                 &format!("load_{scale}x_ceiling_ratio"),
