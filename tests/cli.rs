@@ -499,3 +499,105 @@ fn health_and_metrics_over_http_agree_with_independent_reads() {
     assert_eq!(line["rows_inserted"], records);
     stop(sim);
 }
+
+#[test]
+fn a_rolling_range_fetches_the_last_hours_and_every_summary_says_which() {
+    const H: i64 = 3_600_000;
+    let hour_now = || jiff::Timestamp::now().as_millisecond().div_euclid(H) * H;
+    let s = settings("rolling", None);
+    let before = hour_now();
+    let (line, _) = run_json(&s, &["produce", "--simulator", "--range", "6h"]);
+    let after = hour_now();
+    let w = &line["window"];
+    let (start, end) = (
+        w["start_ms"].as_i64().unwrap(),
+        w["end_ms"].as_i64().unwrap(),
+    );
+    assert!(end == before || end == after, "{line}");
+    assert_eq!(start, end - 6 * H, "{line}");
+    let rfc = |ms: i64| jiff::Timestamp::from_millisecond(ms).unwrap().to_string();
+    assert_eq!(
+        (w["start"].as_str().unwrap(), w["end"].as_str().unwrap()),
+        (rfc(start).as_str(), rfc(end).as_str())
+    );
+    // The saved answer, read on its own: only records of those hours, as many as said.
+    let saved: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(line["saved_to"].as_str().unwrap()).unwrap())
+            .unwrap();
+    let times: Vec<i64> = saved
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|tx| tx["transactionSeries"].as_array().unwrap().iter())
+        .map(|r| r["timestamp"].as_i64().unwrap())
+        .collect();
+    assert!(!times.is_empty());
+    assert!(times.iter().all(|t| (start..=end).contains(t)), "{times:?}");
+    assert_eq!(line["records"].as_u64().unwrap(), times.len() as u64);
+    // `config` says the window moves, and refuses a range given with a start time.
+    let (config, _) = run_json(&s, &["config", "--json", "--range", "6h"]);
+    assert_eq!(config["range"], "6h");
+    assert_eq!(config["window_rolls"], true);
+    let out = wmtop(
+        &s,
+        &[
+            "config",
+            "--json",
+            "--range",
+            "6h",
+            "--start-time",
+            "now-1d",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("range = 6h") && err.contains("start_time = now-6h"),
+        "{err}"
+    );
+}
+
+#[test]
+fn profiles_are_listed_with_their_keys_never_their_values() {
+    let s = settings("profiles", None);
+    let dir = dir_with_config(
+        "database = \"shared\"\n[profiles.staging]\ndatabase = \"staging_db\"\n\
+         [profiles.production]\nclickhouse_password = \"pr0d-s3cret\"\n",
+    );
+    let out = wmtop(
+        &s,
+        &["config", "--profiles", "--json", "--profile", "staging"],
+    )
+    .current_dir(&dir)
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.contains("pr0d-s3cret"), "{stdout}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let by_name = |n: &str| {
+        v["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == n)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_name("staging")["in_force"], true);
+    assert_eq!(
+        by_name("production")["keys"],
+        serde_json::json!(["clickhouse_password"])
+    );
+    let out = wmtop(&s, &["config", "--json", "--profile", "prod"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("production") && err.contains("staging"),
+        "{err}"
+    );
+}

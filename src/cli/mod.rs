@@ -185,6 +185,9 @@ pub struct ConfigArgs {
     /// Print as one JSON line.
     #[arg(long)]
     pub json: bool,
+    /// List the config file's profiles (each with the keys it sets, never their values).
+    #[arg(long)]
+    pub profiles: bool,
 }
 
 #[derive(clap::Args, Debug)]

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use serde_json::json;
 use wmtop_core::config::redact::mask_url;
-use wmtop_core::config::{Settings, Source};
+use wmtop_core::config::{Moment, Settings, Source};
 
 use super::print_line;
 use crate::cli::ConfigArgs;
@@ -13,6 +13,9 @@ use crate::cli::ConfigArgs;
 /// Prints the settings in force, a secret only as set or not, and what the metrics table
 /// is on the server (a Distributed table and what is behind it, or its engine).
 pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCode> {
+    if a.profiles {
+        return Ok(profiles(settings, a.json));
+    }
     let set = |v: bool| if v { "(set)" } else { "(not set)" };
     let source = match settings.source() {
         Source::Api { .. } => "api".to_string(),
@@ -44,8 +47,8 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
         "client_secret": set(settings.client_secret.is_some()),
         "ca_file": path(&settings.ca_file),
         "application_id": settings.application_id,
-        "start_time": settings.start_time.0,
-        "end_time": settings.end_time.0,
+        "start_time": moment(settings.start_time),
+        "end_time": moment(settings.end_time),
         "index": settings.index,
         "kafka_brokers": settings.kafka_brokers,
         "kafka_security_protocol": settings.kafka_security_protocol.as_str(),
@@ -77,6 +80,10 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
     });
     let found = wmtop_core::clickhouse::cluster::table_found(settings).await;
     for (k, v) in [
+        ("profile", json!(settings.profile)),
+        ("range", json!(settings.range.map(|r| r.to_string()))),
+        ("window", settings.window().json()),
+        ("window_rolls", json!(settings.window_rolls())),
         ("clickhouse_cluster", json!(settings.clickhouse_cluster)),
         (
             "clickhouse_local_table",
@@ -103,4 +110,45 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The config file's profiles: name, the keys each sets, and whether it is in force.
+fn profiles(settings: &Settings, as_json: bool) -> ExitCode {
+    let list: Vec<serde_json::Value> = settings
+        .profiles
+        .iter()
+        .map(|(name, keys)| {
+            json!({
+                "name": name,
+                "keys": keys,
+                "in_force": settings.profile.as_deref() == Some(name.as_str()),
+            })
+        })
+        .collect();
+    if as_json {
+        print_line(json!({
+            "config_file": settings.config_file.as_ref().map(|p| p.display().to_string()),
+            "profiles": list,
+        }));
+    } else if settings.profiles.is_empty() {
+        println!("no profiles (a config file's [profiles.NAME] tables)");
+    } else {
+        for (name, keys) in &settings.profiles {
+            let mark = if settings.profile.as_deref() == Some(name.as_str()) {
+                "*"
+            } else {
+                " "
+            };
+            println!("{mark} {name:<16} {}", keys.join(", "));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// A window time as given: a number for a fixed time, the relative form as text.
+fn moment(m: Moment) -> serde_json::Value {
+    match m {
+        Moment::At(ms) => json!(ms),
+        m => json!(m.to_string()),
+    }
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::bail;
 use serde_json::json;
 use tokio::sync::watch;
-use wmtop_core::config::{Settings, Source};
+use wmtop_core::config::{Settings, Source, Window};
 use wmtop_core::kafka::{produce, Kafka};
 use wmtop_core::source::api::{self, Answer, ApiClient};
 use wmtop_core::source::keycloak::{http_client, TokenSource};
@@ -21,6 +21,8 @@ pub struct Fetched {
     pub fetch_ms: u64,
     pub attempts: u32,
     pub saved_to: Option<String>,
+    /// The window asked for (none for a saved answer).
+    pub window: Option<Window>,
 }
 
 pub async fn fetch(
@@ -36,6 +38,7 @@ pub async fn fetch(
             fetch_ms: started.elapsed().as_millis() as u64,
             attempts: 0,
             saved_to: None,
+            window: None,
         });
     }
     let Source::Api {
@@ -55,6 +58,7 @@ pub async fn fetch(
         fetch_ms: report.took.as_millis() as u64,
         attempts: report.attempts,
         saved_to: Some(save.display().to_string()),
+        window: Some(report.window),
     })
 }
 
@@ -106,6 +110,7 @@ pub async fn produce(settings: &Settings, a: ProduceArgs) -> anyhow::Result<Exit
         "fetch_attempts": fetched.attempts,
         "publish_ms": report.publish_ms,
         "saved_to": fetched.saved_to,
+        "window": fetched.window.map(|w| w.json()),
         "simulator": simulator,
         "error": error,
     }));

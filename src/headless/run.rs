@@ -107,6 +107,7 @@ async fn run_steps(
     line["mismatched_transactions"] = json!(mismatched.len());
     line["mismatches"] = json!(mismatched.iter().take(10).collect::<Vec<_>>());
     line["fetch_ms"] = json!(fetched.fetch_ms);
+    line["window"] = json!(fetched.window.map(|w| w.json()));
     line["publish_ms"] = json!(published.publish_ms);
     line["consume_ms"] = json!(consume_ms);
     line["load_rows_per_sec"] = json!(summary.rows_inserted * 1000 / busy_ms);

@@ -14,7 +14,7 @@ pub fn sim_config(settings: &Settings, password: Secret) -> anyhow::Result<wmtop
     cfg.client_id = settings.client_id.clone();
     cfg.client_secret = settings.client_secret.clone();
     cfg.username = settings.username.clone();
-    cfg.start_ms = settings.start_time.0;
+    cfg.start_ms = settings.window().start_ms;
     cfg.application_id = settings.application_id.parse().with_context(|| {
         format!(
             "application_id {:?} is not a number",

@@ -72,22 +72,28 @@ pub(crate) async fn run(
     .await;
     let _ = std::fs::remove_file(&script);
     result?;
+    report(r, *scale, rows, &ours, &peers);
+    Ok(())
+}
+
+/// Medians of both, the peak memory of each, and the ratios against their targets.
+fn report(r: &mut Report, scale: usize, rows: u64, ours: &[Loaded], peers: &[Loaded]) {
     let med = |xs: &[Loaded], f: fn(&Loaded) -> Duration| median(xs.iter().map(f).collect());
-    let (wall, cpu) = (med(&ours, |l| l.wall), med(&ours, |l| l.cpu));
-    let (peer_wall, peer_cpu) = (med(&peers, |l| l.wall), med(&peers, |l| l.cpu));
+    let (wall, cpu) = (med(ours, |l| l.wall), med(ours, |l| l.cpu));
+    let (peer_wall, peer_cpu) = (med(peers, |l| l.wall), med(peers, |l| l.cpu));
     let peak = |xs: &[Loaded]| xs.iter().map(|l| l.peak_kb).max().unwrap_or(0) as f64 / 1024.0;
     let line = |w: Duration, c: Duration, mb: f64| {
         format!("{:.0} ms wall, {:.0} ms CPU, {mb:.0} MB", ms(w), ms(c))
     };
     r.add(
         format!("{scale}x: wmtop ({} rows)", thousands(rows as f64)),
-        line(wall, cpu, peak(&ours)),
+        line(wall, cpu, peak(ours)),
         "",
         None,
     );
     r.add(
         format!("{scale}x: Python loader"),
-        line(peer_wall, peer_cpu, peak(&peers)),
+        line(peer_wall, peer_cpu, peak(peers)),
         "",
         None,
     );
@@ -108,10 +114,10 @@ pub(crate) async fn run(
     for (k, v) in [
         ("peer_wmtop_wall_ms", ms(wall)),
         ("peer_wmtop_cpu_ms", ms(cpu)),
-        ("peer_wmtop_peak_rss_mb", peak(&ours)),
+        ("peer_wmtop_peak_rss_mb", peak(ours)),
         ("peer_python_wall_ms", ms(peer_wall)),
         ("peer_python_cpu_ms", ms(peer_cpu)),
-        ("peer_python_peak_rss_mb", peak(&peers)),
+        ("peer_python_peak_rss_mb", peak(peers)),
     ] {
         r.record(k, json!(v.round()));
     }
@@ -123,5 +129,4 @@ pub(crate) async fn run(
         "peer_cpu_ratio",
         json!((cpu_ratio * 1000.0).round() / 1000.0),
     );
-    Ok(())
 }

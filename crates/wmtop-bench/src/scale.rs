@@ -171,7 +171,7 @@ async fn tables(settings: &Settings, size: u64, made: &mut Vec<String>) -> anyho
 /// the two years up to a month after the dataset (so the dataset's days hold others'
 /// rows too), in time order, a chunk per statement.
 async fn fill(ch: &Ch, table: &str, size: u64, s: &Settings) -> anyhow::Result<()> {
-    let hi = s.end_time.0.div_euclid(1000) + 30 * 86_400;
+    let hi = s.window().end_ms.div_euclid(1000) + 30 * 86_400;
     let lo = hi - OTHER_DAYS * 86_400;
     let span = hi - lo;
     let mut done = 0;

@@ -172,6 +172,7 @@ fn app_config(settings: &Settings, opts: &TuiOptions, paths: &Paths) -> AppConfi
         log_path: settings.data_dir.join("wmtop.log"),
         allow_writes: opts.allow_writes,
         insecure: settings.insecure,
+        profile: settings.profile.clone(),
         history: effects::load_history(&paths.history),
     }
 }

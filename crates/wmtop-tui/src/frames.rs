@@ -76,6 +76,10 @@ fn fill(app: &mut App) {
             })
             .collect(),
         took: Duration::from_millis(600),
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     app.on_event(MonitorEvent::Published {
         per_transaction: per.iter().map(|(n, _)| (n.clone(), 1)).collect(),

@@ -103,10 +103,11 @@ pub fn merge_partition(table: &str, cluster: Option<&str>, partition: &str) -> S
 /// selected through the table's key, so no read costs more as the table holds more of
 /// other applications and other times.
 pub fn window_of(settings: &Settings) -> String {
+    let w = settings.window();
     window_condition(
         &settings.application_id,
-        settings.start_time.0.div_euclid(1000),
-        settings.end_time.0.div_euclid(1000),
+        w.start_ms.div_euclid(1000),
+        w.end_ms.div_euclid(1000),
     )
 }
 

@@ -1,4 +1,5 @@
-//! The config file: reading and parsing it, checking its `[kafka_options]` table, warning
+//! The config file: reading and parsing it, its `[profiles.NAME]` tables, checking its
+//! `[kafka_options]` table, warning
 //! when it holds a secret others can read, and turning its errors into one or two lines
 //! that name the file, the line and the key but never show the value of a key that holds
 //! a secret (nor any value on a line whose key is unknown: it may be a misspelled secret).
@@ -23,6 +24,86 @@ pub(super) fn parse<T: DeserializeOwned>(
     })?;
     let parsed: T = toml::from_str(&text).map_err(|e| explain(path, &text, &e, keys))?;
     Ok((parsed, text))
+}
+
+/// The profiles a file holds, each with the keys it sets (names only: values may be
+/// secrets). An entry of `[profiles]` that is not a table is an error.
+pub(super) fn profile_keys(
+    path: &Path,
+    tables: &toml::Table,
+) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    tables
+        .iter()
+        .map(|(name, v)| match v {
+            toml::Value::Table(t) => Ok((name.clone(), t.keys().cloned().collect())),
+            _ => Err(ConfigError::Parse {
+                path: path.to_path_buf(),
+                line: None,
+                message: format!("profiles.{name} must be a table ([profiles.{name}] with its settings under it)"),
+            }),
+        })
+        .collect()
+}
+
+/// The settings of profile `name`, parsed as the file's top level is; an unknown name is
+/// an error that lists the known ones. Errors name the profile's line and never show a
+/// value of a profile that holds a secret.
+pub(super) fn profile<T: DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    tables: &toml::Table,
+    name: &str,
+    keys: &[&str],
+) -> Result<T, ConfigError> {
+    let header = format!("profiles.{name}");
+    let line = text
+        .lines()
+        .position(|l| {
+            key_of_line(l).as_deref() == Some(header.as_str()) && l.trim_start().starts_with('[')
+        })
+        .map(|i| i + 1);
+    let err = |message: String| ConfigError::Parse {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
+    let Some(toml::Value::Table(table)) = tables.get(name) else {
+        let known: Vec<&str> = tables.keys().map(String::as_str).collect();
+        return Err(ConfigError::Parse {
+            path: path.to_path_buf(),
+            line: None,
+            message: if known.is_empty() {
+                format!("there is no profile {name:?}: the file holds no [profiles.NAME] tables")
+            } else {
+                format!(
+                    "there is no profile {name:?}; the profiles are: {}",
+                    known.join(", ")
+                )
+            },
+        });
+    };
+    if table.contains_key("profiles") {
+        return Err(err(format!(
+            "[{header}] holds profiles of its own; profiles do not nest"
+        )));
+    }
+    toml::Value::Table(table.clone())
+        .try_into::<T>()
+        .map_err(|e| {
+            let message = e.message().trim().to_string();
+            if let Some(unknown) = unknown_field(&message) {
+                let hint = suggestion(unknown, keys)
+                    .map(|k| format!(" (did you mean {k:?}?)"))
+                    .unwrap_or_default();
+                err(format!("[{header}]: unknown key {unknown:?}{hint}; its value is not shown"))
+            } else if table.keys().any(|k| is_secret_key(k)) {
+                err(format!(
+                    "[{header}]: a value is not valid; it is not shown because the profile holds a secret"
+                ))
+            } else {
+                err(format!("[{header}]: {}", first_line(&message)))
+            }
+        })
 }
 
 /// A warning for a file that holds a secret and can be read by others.

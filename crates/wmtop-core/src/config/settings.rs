@@ -12,7 +12,7 @@ use super::error::ConfigError;
 use super::file;
 use super::kafka_options::KafkaOptions;
 use super::secret::Secret;
-use super::types::{EpochMs, SaslMechanism, SecurityProtocol, Span};
+use super::types::{Moment, Range, SaslMechanism, SecurityProtocol, Span, Window};
 
 /// Declares every plain setting once: the flag (with its env var), the file key, the
 /// resolved field, and its default (settings under `optional` have none: unset is None).
@@ -39,6 +39,9 @@ macro_rules! settings {
             /// file's [kafka_options] table instead.
             #[arg(short = 'X', long = "kafka-option", global = true, value_name = "KEY=VALUE")]
             pub kafka_option: Vec<String>,
+            /// The config file's [profiles.NAME] table to use over its shared settings.
+            #[arg(long, env = "WMTOP_PROFILE", global = true, value_name = "NAME")]
+            pub profile: Option<String>,
             $(
                 $(#[doc = $doc])*
                 #[arg(long, env = $env, global = true)]
@@ -62,6 +65,8 @@ macro_rules! settings {
             clickhouse_password: Option<Secret>,
             kafka_sasl_password: Option<Secret>,
             kafka_options: Option<toml::Table>,
+            /// `[profiles.NAME]` tables: settings over the shared ones, one set per cluster.
+            profiles: Option<toml::Table>,
             /// `kafka_options` as checked text, filled by the file reader.
             #[serde(skip)]
             kafka_options_checked: std::collections::BTreeMap<String, String>,
@@ -70,6 +75,31 @@ macro_rules! settings {
         }
 
         impl FileConfig {
+            /// These settings with `over`'s on top (a profile's over the shared ones);
+            /// `[kafka_options]` merge key by key.
+            fn overlay(self, over: FileConfig) -> FileConfig {
+                let kafka_options = match (self.kafka_options, over.kafka_options) {
+                    (Some(mut base), Some(top)) => {
+                        base.extend(top);
+                        Some(base)
+                    }
+                    (base, top) => top.or(base),
+                };
+                FileConfig {
+                    insecure: over.insecure.or(self.insecure),
+                    simulator: over.simulator.or(self.simulator),
+                    password: over.password.or(self.password),
+                    client_secret: over.client_secret.or(self.client_secret),
+                    clickhouse_password: over.clickhouse_password.or(self.clickhouse_password),
+                    kafka_sasl_password: over.kafka_sasl_password.or(self.kafka_sasl_password),
+                    kafka_options,
+                    profiles: None,
+                    kafka_options_checked: Default::default(),
+                    $( $name: over.$name.or(self.$name), )*
+                    $( $oname: over.$oname.or(self.$oname), )*
+                }
+            }
+
             /// The file holds a secret (a password, or a secret librdkafka property).
             fn holds_secret(&self) -> bool {
                 self.password.is_some()
@@ -86,7 +116,7 @@ macro_rules! settings {
         /// Every key the config file accepts, for suggestions.
         pub(crate) const FILE_KEYS: &[&str] = &[
             "insecure", "simulator", "password", "client_secret", "clickhouse_password",
-            "kafka_sasl_password", "kafka_options",
+            "kafka_sasl_password", "kafka_options", "profiles",
             $( stringify!($name), )*
             $( stringify!($oname), )*
         ];
@@ -112,6 +142,13 @@ macro_rules! settings {
             pub config_file: Option<PathBuf>,
             /// Warnings found while reading (e.g. a readable file holding a secret).
             pub warnings: Vec<String>,
+            /// The profile in force (`--profile` / `WMTOP_PROFILE`).
+            pub profile: Option<String>,
+            /// The profiles the config file holds, with the keys each sets.
+            pub profiles: Vec<(String, Vec<String>)>,
+            /// start_time or end_time was given (a flag, the environment or the file), so
+            /// `range` may not be.
+            pub window_given: bool,
             $( $(#[doc = $doc])* pub $name: $ty, )*
             $( $(#[doc = $odoc])* pub $oname: Option<$oty>, )*
         }
@@ -126,6 +163,10 @@ macro_rules! settings {
                     env(var).filter(|v| !v.is_empty()).map(Secret::new).or(from_file)
                 };
                 let kafka_options = KafkaOptions::layer(&args.kafka_option, file.kafka_options_checked)?;
+                let window_given = args.start_time.is_some()
+                    || args.end_time.is_some()
+                    || file.start_time.is_some()
+                    || file.end_time.is_some();
                 Ok(Settings {
                     insecure: args.insecure || file.insecure.unwrap_or(false),
                     simulator: args.simulator || file.simulator.unwrap_or(false),
@@ -137,6 +178,9 @@ macro_rules! settings {
                     kafka_options,
                     config_file: None,
                     warnings: Vec::new(),
+                    profile: None,
+                    profiles: Vec::new(),
+                    window_given,
                     $( $name: args.$name.clone().or(file.$name).unwrap_or_else(|| $default), )*
                     $( $oname: args.$oname.clone().or(file.$oname), )*
                 })
@@ -177,10 +221,10 @@ settings! {
         username: String = "wmtop".into(), env "WMTOP_USERNAME";
         /// Application whose series are fetched.
         application_id: String = "31854".into(), env "WMTOP_APPLICATION_ID";
-        /// Start of the window: epoch ms or RFC 3339.
-        start_time: EpochMs = EpochMs(1_767_205_800_000), env "WMTOP_START_TIME";
-        /// End of the window: epoch ms or RFC 3339.
-        end_time: EpochMs = EpochMs(1_768_242_540_000), env "WMTOP_END_TIME";
+        /// Start of the window: epoch ms, RFC 3339, or relative to the clock (now-12d, -36h, today), worked out at each fetch and aligned to the hour.
+        start_time: Moment = Moment::At(1_767_205_800_000), env "WMTOP_START_TIME";
+        /// End of the window: as start_time (now, today, epoch ms, RFC 3339).
+        end_time: Moment = Moment::At(1_768_242_540_000), env "WMTOP_END_TIME";
         /// Series index.
         index: String = "HOURLY".into(), env "WMTOP_INDEX";
         /// Rows per ClickHouse insert.
@@ -197,6 +241,8 @@ settings! {
         data_dir: PathBuf = default_data_dir(), env "WMTOP_DATA_DIR";
     }
     optional {
+        /// The window as a length back from now (12d, 36h): shorthand for start_time = now-12d, end_time = now.
+        range: Range, env "WMTOP_RANGE";
         /// Series API base URL (unset with keycloak_url unset: the simulator).
         api_url: String, env "WMTOP_API_URL";
         /// Keycloak base URL.
@@ -264,20 +310,42 @@ impl Settings {
             None => Some(PathBuf::from("wmtop.toml")).filter(|p| p.is_file()),
         };
         let mut warnings = Vec::new();
+        let mut profiles = Vec::new();
         let file = match &path {
             Some(p) => {
                 let (mut f, text): (FileConfig, String) = file::parse(p, FILE_KEYS)?;
+                let tables = f.profiles.take().unwrap_or_default();
+                profiles = file::profile_keys(p, &tables)?;
+                if let Some(name) = &args.profile {
+                    let over: FileConfig = file::profile(p, &text, &tables, name, FILE_KEYS)?;
+                    f = f.overlay(over);
+                }
                 f.kafka_options_checked = file::kafka_options(p, &text, f.kafka_options.as_ref())?;
-                if f.holds_secret() {
+                let profile_secret = profiles
+                    .iter()
+                    .any(|(_, keys)| keys.iter().any(|k| super::secret::is_secret_key(k)));
+                if f.holds_secret() || profile_secret {
                     warnings.extend(file::readable_by_others(p));
                 }
                 f
             }
-            None => FileConfig::default(),
+            None => {
+                if let Some(name) = &args.profile {
+                    return Err(ConfigError::Invalid {
+                        name: "profile",
+                        message: format!(
+                            "{name:?} was asked for but no config file is read (give --config, or put wmtop.toml here)"
+                        ),
+                    });
+                }
+                FileConfig::default()
+            }
         };
         let mut s = Settings::layer(args, file, env)?;
         s.config_file = path;
         s.warnings = warnings;
+        s.profile = args.profile.clone();
+        s.profiles = profiles;
         s.validate()?;
         Ok(s)
     }
@@ -303,6 +371,31 @@ impl Settings {
     }
 
     /// The path of the saved raw API response.
+    /// The fetch window when the clock reads `now_ms`: `range` back from the hour, or
+    /// start_time and end_time worked out (see [`Moment`]).
+    pub fn window_at(&self, now_ms: i64) -> Window {
+        match self.range {
+            Some(Range(back)) => Window {
+                start_ms: Range(back).start().resolve(now_ms),
+                end_ms: Moment::Now(0).resolve(now_ms),
+            },
+            None => Window {
+                start_ms: self.start_time.resolve(now_ms),
+                end_ms: self.end_time.resolve(now_ms),
+            },
+        }
+    }
+
+    /// The fetch window now.
+    pub fn window(&self) -> Window {
+        self.window_at(jiff::Timestamp::now().as_millisecond())
+    }
+
+    /// The window moves with the clock.
+    pub fn window_rolls(&self) -> bool {
+        self.range.is_some() || self.start_time.is_relative() || self.end_time.is_relative()
+    }
+
     pub fn last_fetch_path(&self) -> PathBuf {
         self.data_dir.join("last_fetch.json")
     }

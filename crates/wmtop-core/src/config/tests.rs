@@ -340,6 +340,7 @@ fn the_example_file_loads_gives_the_defaults_and_names_every_setting() {
         s.config_file = None;
         s.warnings.clear();
         s.data_dir = PathBuf::new();
+        s.window_given = false;
         format!("{s:?}")
     };
     assert_eq!(
@@ -350,7 +351,9 @@ fn the_example_file_loads_gives_the_defaults_and_names_every_setting() {
     for key in crate::config::settings::FILE_KEYS {
         let named = EXAMPLE.lines().any(|l| {
             let l = l.trim_start_matches('#').trim_start();
-            l.starts_with(&format!("{key} =")) || l.starts_with(&format!("[{key}]"))
+            l.starts_with(&format!("{key} ="))
+                || l.starts_with(&format!("[{key}]"))
+                || l.starts_with(&format!("[{key}."))
         });
         assert!(named, "assets/wmtop.example.toml does not name `{key}`");
     }
@@ -383,4 +386,191 @@ fn the_example_files_secured_cluster_loads_once_uncommented() {
     assert_eq!(s.kafka_sasl_username.as_deref(), Some("wmtop_loader"));
     assert!(!s.create_topic);
     assert_eq!(s.clickhouse_url, "https://clickhouse.example.com:8443");
+}
+
+/// 2026-03-29T01:30:00Z: the night Europe moves its clocks, which UTC does not.
+const NOW: i64 = 1_774_747_800_000;
+const H: i64 = 3_600_000;
+
+#[test]
+fn window_times_take_every_form_and_relative_ones_align_to_the_hour() {
+    let at = |text: &str| text.parse::<Moment>().unwrap().resolve(NOW);
+    let hour = NOW - 30 * 60_000; // 01:00
+    let midnight = NOW - 90 * 60_000;
+    assert_eq!(at("now"), hour);
+    assert_eq!(at("NOW"), hour);
+    assert_eq!(at("now-12d"), hour - 12 * 24 * H);
+    assert_eq!(at("now - 36h"), hour - 36 * H);
+    assert_eq!(at("-36h"), hour - 36 * H);
+    assert_eq!(
+        at("now-90m"),
+        midnight,
+        "00:00, not 00:00 minus half an hour"
+    );
+    assert_eq!(at("now+1h"), hour + H);
+    assert_eq!(at("-2w"), hour - 14 * 24 * H);
+    assert_eq!(at("today"), midnight);
+    assert_eq!(at("today-1d"), midnight - 24 * H);
+    assert_eq!(at("today+90m"), midnight + H);
+    // Fixed times are used as given, to the millisecond.
+    assert_eq!(at("1768242540000"), 1_768_242_540_000);
+    assert_eq!(at("2026-03-29T01:30:00.5Z"), NOW + 500);
+    assert_eq!(at("2026-03-29T03:30:00+02:00"), NOW);
+    // Shown as it can be given again.
+    for text in [
+        "now",
+        "now-12d",
+        "now-36h",
+        "now+90m",
+        "today-1d",
+        "1768242540000",
+    ] {
+        assert_eq!(text.parse::<Moment>().unwrap().to_string(), text);
+    }
+    assert_eq!("-36h".parse::<Moment>().unwrap().to_string(), "now-36h");
+    for bad in [
+        "yesterday",
+        "now-12",
+        "now-12y",
+        "12d",
+        "now-0h",
+        "today-",
+        "",
+    ] {
+        let e = bad.parse::<Moment>().unwrap_err();
+        assert!(
+            e.contains("now-12d") && e.contains("RFC 3339"),
+            "{bad}: {e}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_window_time_names_the_setting_and_the_accepted_forms() {
+    let e = error_of(&file_args("start_time = \"last week\"\n"));
+    assert!(e.contains("start_time") && e.contains("now-12d"), "{e}");
+    assert!(e.contains("today"), "{e}");
+}
+
+#[test]
+fn range_is_shorthand_for_now_minus_it_until_now() {
+    let args = CommonArgs {
+        range: Some("12d".parse().unwrap()),
+        ..CommonArgs::default()
+    };
+    let s = Settings::resolve_with(&args, &|_| None).unwrap();
+    let w = s.window_at(NOW);
+    let hour = NOW - 30 * 60_000;
+    assert_eq!((w.start_ms, w.end_ms), (hour - 12 * 24 * H, hour));
+    assert!(s.window_rolls());
+    assert_eq!(
+        w.rfc3339(),
+        (
+            "2026-03-17T01:00:00Z".to_string(),
+            "2026-03-29T01:00:00Z".to_string()
+        )
+    );
+    // The defaults are the sample deployment's fixed window.
+    let d = Settings::defaults();
+    assert!(!d.window_rolls());
+    assert_eq!(d.window_at(NOW).start_ms, 1_767_205_800_000);
+    assert!("0d".parse::<Range>().is_err() && "12".parse::<Range>().is_err());
+}
+
+#[test]
+fn range_with_a_start_or_end_time_is_refused_naming_both() {
+    for file in ["start_time = \"now-2d\"\n", "end_time = 1768242540000\n"] {
+        let mut args = file_args(file);
+        args.range = Some("12d".parse().unwrap());
+        let e = error_of(&args);
+        assert!(
+            e.contains("range = 12d") && e.contains("start_time = now-12d"),
+            "{e}"
+        );
+    }
+    let e = error_of(&file_args("start_time = \"now\"\nend_time = \"now-1d\"\n"));
+    assert!(e.contains("is not before end_time now-1d"), "{e}");
+}
+
+const PROFILES: &str = "topic = \"shared_topic\"\ndatabase = \"shared_db\"\n\n\
+[profiles.staging]\ndatabase = \"staging_db\"\nkafka_brokers = \"kafka-staging:9092\"\n\n\
+[profiles.production]\ndatabase = \"prod_db\"\nclickhouse_password = \"pr0d-s3cret\"\n\
+[profiles.production.kafka_options]\n\"socket.timeout.ms\" = 30000\n";
+
+#[test]
+fn a_profile_is_chosen_by_name_over_the_shared_settings_and_flags_still_win() {
+    let with = |profile: Option<&str>, database: Option<&str>| {
+        let mut args = file_args(PROFILES);
+        args.profile = profile.map(str::to_string);
+        args.database = database.map(str::to_string);
+        Settings::resolve_with(&args, &|_| None).unwrap()
+    };
+    let shared = with(None, None);
+    assert_eq!(
+        (shared.database.as_str(), shared.topic.as_str()),
+        ("shared_db", "shared_topic")
+    );
+    assert_eq!(shared.kafka_brokers, "127.0.0.1:9092");
+    let staging = with(Some("staging"), None);
+    assert_eq!(
+        (
+            staging.database.as_str(),
+            staging.topic.as_str(),
+            staging.kafka_brokers.as_str()
+        ),
+        ("staging_db", "shared_topic", "kafka-staging:9092")
+    );
+    assert_eq!(staging.profile.as_deref(), Some("staging"));
+    let prod = with(Some("production"), None);
+    assert_eq!(prod.database, "prod_db");
+    assert_eq!(prod.clickhouse_password.expose(), "pr0d-s3cret");
+    assert_eq!(prod.kafka_options.get("socket.timeout.ms"), Some("30000"));
+    assert_eq!(
+        prod.kafka_brokers, "127.0.0.1:9092",
+        "staging's brokers stay in staging"
+    );
+    let flagged = with(Some("production"), Some("from_flag"));
+    assert_eq!(flagged.database, "from_flag");
+    // Listed by name with the keys each sets, never the values.
+    let listed = format!("{:?}", prod.profiles);
+    assert!(listed.contains("staging") && listed.contains("clickhouse_password"));
+    assert!(!listed.contains("pr0d-s3cret"));
+}
+
+#[test]
+fn an_unknown_profile_is_refused_listing_the_known_ones_and_secrets_stay_hidden() {
+    let mut args = file_args(PROFILES);
+    args.profile = Some("prod".into());
+    let e = error_of(&args);
+    assert!(
+        e.contains("no profile \"prod\"") && e.contains("production") && e.contains("staging"),
+        "{e}"
+    );
+    // A bad value in a profile that holds a secret: the line of the profile, no value.
+    let bad = "[profiles.p]\nclickhouse_password = \"hunter2-secret\"\nbatch_rows = \"many\"\n";
+    let mut args = file_args(bad);
+    args.profile = Some("p".into());
+    let e = error_of(&args);
+    assert!(e.contains("line 1") && e.contains("[profiles.p]"), "{e}");
+    assert!(!e.contains("hunter2") && !e.contains("many"), "{e}");
+    // An unknown key in a profile is named with a suggestion, without its value.
+    let mut args = file_args("[profiles.p]\ndatabse = \"x-value\"\n");
+    args.profile = Some("p".into());
+    let e = error_of(&args);
+    assert!(
+        e.contains("\"databse\"")
+            && e.contains("did you mean \"database\"")
+            && !e.contains("x-value"),
+        "{e}"
+    );
+    // No file at all.
+    let args = CommonArgs {
+        config: None,
+        profile: Some("staging".into()),
+        ..CommonArgs::default()
+    };
+    let e = Settings::resolve_with(&args, &|_| None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("profile") && e.contains("no config file"), "{e}");
 }

@@ -54,12 +54,25 @@ impl Settings {
                 return Err(invalid(name, "must be longer than zero"));
             }
         }
-        if self.start_time.0 >= self.end_time.0 {
+        if let Some(range) = self.range {
+            if self.window_given {
+                return Err(invalid(
+                    "range",
+                    format!(
+                        "range = {range} means start_time = {}, end_time = now, but start_time or end_time is set too; give the range or the two times",
+                        range.start()
+                    ),
+                ));
+            }
+        }
+        let w = self.window();
+        if w.start_ms >= w.end_ms {
+            let (start, end) = w.rfc3339();
             return Err(invalid(
                 "start_time",
                 format!(
-                    "{} is not before end_time {}",
-                    self.start_time.0, self.end_time.0
+                    "{} ({start}) is not before end_time {} ({end})",
+                    self.start_time, self.end_time
                 ),
             ));
         }

@@ -13,7 +13,7 @@ use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
-use crate::config::Settings;
+use crate::config::{Settings, Window};
 use crate::source::keycloak::{describe_reqwest, AuthError, TokenSource};
 
 /// The series endpoint, below the API base URL.
@@ -145,6 +145,8 @@ pub struct FetchReport {
     pub answer: Answer,
     pub attempts: u32,
     pub took: Duration,
+    /// The window asked for.
+    pub window: Window,
 }
 
 #[derive(Deserialize)]
@@ -262,14 +264,15 @@ pub fn save_answer(path: &Path, body: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Fetches the series for the configured window.
+/// Fetches the series for the configured window (worked out again at each fetch, so a
+/// window relative to the clock moves with it).
 pub struct ApiClient {
     http: reqwest::Client,
     tokens: Arc<TokenSource>,
     url: String,
     /// The URL as shown (credentials masked).
     shown: String,
-    query: Vec<(&'static str, String)>,
+    settings: Settings,
     deadline: Duration,
 }
 
@@ -287,13 +290,7 @@ impl ApiClient {
             tokens,
             shown: crate::config::redact::mask_url(api_url),
             url,
-            query: vec![
-                ("application_id", settings.application_id.clone()),
-                ("range", "CUSTOM".into()),
-                ("start_time", settings.start_time.0.to_string()),
-                ("end_time", settings.end_time.0.to_string()),
-                ("index", settings.index.clone()),
-            ],
+            settings: settings.clone(),
             deadline: settings.max_wait.0,
         }
     }
@@ -316,13 +313,22 @@ impl ApiClient {
         let started = Instant::now();
         let mut attempts = 0u32;
         let what = format!("the API at {}", self.shown);
+        let window = self.settings.window();
+        let s = &self.settings;
+        let query = [
+            ("application_id", s.application_id.clone()),
+            ("range", "CUSTOM".into()),
+            ("start_time", window.start_ms.to_string()),
+            ("end_time", window.end_ms.to_string()),
+            ("index", s.index.clone()),
+        ];
         let result = crate::net::retry::wait_for_with(
             &what,
             Some(self.deadline),
             stop,
             || {
                 attempts += 1;
-                self.fetch_once(save)
+                self.fetch_once(&query, save)
             },
             on_retry,
         )
@@ -332,6 +338,7 @@ impl ApiClient {
                 answer,
                 attempts,
                 took: started.elapsed(),
+                window,
             }),
             Err(crate::net::retry::WaitError::Stopped) => Err(ApiError::Stopped),
             Err(crate::net::retry::WaitError::Permanent(e)) => Err(e),
@@ -343,7 +350,11 @@ impl ApiClient {
         }
     }
 
-    async fn fetch_once(&self, save: Option<&Path>) -> Result<Answer, ApiError> {
+    async fn fetch_once(
+        &self,
+        query: &[(&str, String)],
+        save: Option<&Path>,
+    ) -> Result<Answer, ApiError> {
         let token = self.tokens.token().await?;
         let unavailable = |e: reqwest::Error| ApiError::Unavailable {
             url: self.shown.clone(),
@@ -353,7 +364,7 @@ impl ApiClient {
         let resp = self
             .http
             .get(&self.url)
-            .query(&self.query)
+            .query(query)
             .bearer_auth(token.expose())
             .send()
             .await

@@ -46,7 +46,9 @@ impl App {
             MonitorEvent::Fetched {
                 per_transaction,
                 took,
+                window,
             } => {
+                self.status.window = Some(window);
                 self.flushes.totals.fetches += 1;
                 let n = per_transaction.len();
                 self.txs.on_fetched(per_transaction);

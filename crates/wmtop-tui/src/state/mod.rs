@@ -128,6 +128,8 @@ pub struct AppConfig {
     pub allow_writes: bool,
     /// TLS verification is off (`--insecure`).
     pub insecure: bool,
+    /// The config file's profile in force.
+    pub profile: Option<String>,
     /// Queries from earlier runs, oldest first.
     pub history: Vec<String>,
 }
@@ -174,6 +176,7 @@ impl App {
             overlay: None,
             status: StatusState {
                 insecure: config.insecure,
+                profile: config.profile.clone(),
                 ..StatusState::default()
             },
             lag: LagState::default(),

@@ -36,10 +36,14 @@ pub struct StatusState {
     pub settled_at: Option<jiff::Timestamp>,
     /// The simulator's URL when the series come from it.
     pub simulator: Option<String>,
+    /// The window of the last fetch.
+    pub window: Option<wmtop_core::config::Window>,
     /// Messages the broker does not serve, per partition.
     pub stuck: BTreeMap<i32, Stuck>,
     /// TLS verification is off (`--insecure`): shown at all times.
     pub insecure: bool,
+    /// The config file's profile in force: shown at all times.
+    pub profile: Option<String>,
 }
 
 impl Default for StatusState {
@@ -64,8 +68,10 @@ impl Default for StatusState {
             merging: None,
             settled_at: None,
             simulator: None,
+            window: None,
             stuck: BTreeMap::new(),
             insecure: false,
+            profile: None,
         }
     }
 }

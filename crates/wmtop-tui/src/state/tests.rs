@@ -91,6 +91,10 @@ fn a_load_moves_transactions_from_loading_to_ok() {
     a.on_event(MonitorEvent::Fetched {
         per_transaction: vec![("GET /a".into(), served(3)), ("GET /b".into(), served(2))],
         took: Duration::from_millis(10),
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.on_event(MonitorEvent::Published {
         per_transaction: vec![("GET /a".into(), 1), ("GET /b".into(), 1)],
@@ -231,6 +235,10 @@ fn a_reconciliation_with_gaps_shows_in_the_verdict_until_the_next_flush() {
     a.on_event(MonitorEvent::Fetched {
         per_transaction: vec![("GET /a".into(), served(3))],
         took: Duration::ZERO,
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.on_event(flushed(3, &[("GET /a", 3)]));
     a.on_event(MonitorEvent::Counts(
@@ -319,6 +327,10 @@ fn filter_and_sort() {
             ("GET /c".into(), served(1)),
         ],
         took: Duration::ZERO,
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.on_action(Action::Filter);
     assert_eq!(a.key_mode(), Mode::Filter);
@@ -449,6 +461,10 @@ fn queries_run_keep_history_and_take_only_their_own_result() {
     a.on_event(MonitorEvent::Fetched {
         per_transaction: vec![("GET /z".into(), served(1))],
         took: Duration::ZERO,
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.focus = Pane::Transactions;
     a.on_action(Action::Presets);
@@ -576,6 +592,10 @@ fn enter_opens_a_transaction_and_esc_drops_what_was_read() {
     a.on_event(MonitorEvent::Fetched {
         per_transaction: vec![("GET /a".into(), served(3)), ("GET /b".into(), served(2))],
         took: Duration::ZERO,
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.on_action(Action::Down);
     let effects = a.on_action(Action::Open);

@@ -1,13 +1,15 @@
-//! The status bar. Line one: each stage's state, where the series come from, the
-//! token, the consumer, the load's progress and uptime, in long forms when they fit and
+//! The status bar. Line one: each stage's state, the profile in force, where the series
+//! come from, the token, the consumer, the load's progress and uptime, in long forms when they fit and
 //! short forms when not, dropping the least needed items last. Line two: the first
-//! stage error (the `e` overlay has every one in full), blocked partitions, or all well.
+//! stage error (the `e` overlay has every one in full), blocked partitions, or all well
+//! with the window last fetched (UTC).
 
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 use ratatui::Frame;
+use wmtop_core::config::Window;
 use wmtop_core::runtime::monitor::StageState;
 
 use super::theme::Theme;
@@ -56,6 +58,9 @@ fn items(app: &App, theme: Theme) -> Vec<Item> {
             style,
             0,
         ));
+    }
+    if let Some(name) = &app.status.profile {
+        out.push(item(format!("profile {name}"), name.clone(), theme.ok(), 0));
     }
     if let Some(url) = &app.status.simulator {
         out.push(item(
@@ -156,6 +161,17 @@ fn first_line(mut items: Vec<Item>, w: usize) -> Line<'static> {
     Line::from(spans)
 }
 
+/// A window in UTC, to the minute: `2026-01-01 00:00 .. 2026-01-12 18:29 UTC`.
+fn shown(w: Window) -> String {
+    let at = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms).map_or_else(
+            |_| ms.to_string(),
+            |t| t.strftime("%Y-%m-%d %H:%M").to_string(),
+        )
+    };
+    format!("{} .. {} UTC", at(w.start_ms), at(w.end_ms))
+}
+
 pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let w = usize::from(area.width);
     let first = first_line(items(app, theme), w);
@@ -173,10 +189,14 @@ pub fn draw(app: &App, theme: Theme, f: &mut Frame, area: Rect) {
     let second = match problems.len() {
         0 => Line::styled(
             fit(
-                if app.txs.rows.is_empty() {
-                    "No fetch yet: press r to fetch the series and publish them."
-                } else {
-                    "All stages healthy."
+                &match (app.txs.rows.is_empty(), app.status.window) {
+                    (true, _) => {
+                        "No fetch yet: press r to fetch the series and publish them.".to_string()
+                    }
+                    (false, None) => "All stages healthy.".to_string(),
+                    (false, Some(window)) => {
+                        format!("All stages healthy. Window fetched: {}.", shown(window))
+                    }
                 },
                 w,
                 theme.ascii,

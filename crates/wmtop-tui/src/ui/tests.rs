@@ -144,6 +144,10 @@ fn fixed_app() -> App {
             ),
         ],
         took: Duration::from_millis(400),
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.on_event(MonitorEvent::Published {
         per_transaction: vec![
@@ -349,6 +353,10 @@ fn full_app() -> App {
             })
             .collect(),
         took: Duration::from_millis(700),
+        window: wmtop_core::config::Window {
+            start_ms: 1_767_205_800_000,
+            end_ms: 1_768_242_540_000,
+        },
     });
     a.on_event(MonitorEvent::Counts(
         LONG.iter()
@@ -737,4 +745,36 @@ fn the_replicas_view_marks_a_down_and_a_read_only_replica_and_the_status_bar_cou
     );
     a.on_action(Action::Cancel);
     assert_eq!(a.view, crate::state::View::Panes);
+}
+
+#[test]
+fn the_window_fetched_is_on_the_status_bar_in_utc_once_all_is_well() {
+    let mut a = fixed_app();
+    // fixed_app has an API error: the line says that first.
+    assert!(!render(&a, 160, 48, PLAIN).contains("Window fetched"));
+    a.on_event(MonitorEvent::Stage {
+        stage: Stage::Api,
+        state: StageState::Ok,
+        error: None,
+    });
+    let text = render(&a, 160, 48, PLAIN);
+    assert!(
+        text.contains(
+            "All stages healthy. Window fetched: 2025-12-31 18:30 .. 2026-01-12 18:29 UTC."
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_profile_in_force_is_on_the_status_bar() {
+    let mut a = fixed_app();
+    assert!(!render(&a, 160, 48, PLAIN).contains("profile "));
+    a.status.profile = Some("staging".into());
+    assert!(render(&a, 160, 48, PLAIN).contains("profile staging"));
+    assert!(render(&a, 80, 24, PLAIN)
+        .lines()
+        .next()
+        .unwrap()
+        .contains("staging"));
 }

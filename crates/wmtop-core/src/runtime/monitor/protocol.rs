@@ -104,6 +104,8 @@ pub enum MonitorEvent {
     Fetched {
         per_transaction: Vec<(String, Accounting)>,
         took: Duration,
+        /// The window asked for.
+        window: crate::config::Window,
     },
     /// A publish finished: messages per transaction delivered.
     Published {

@@ -63,6 +63,7 @@ pub(super) async fn run_reload(
     out.send(MonitorEvent::Fetched {
         per_transaction: accounting.into_iter().collect(),
         took: report.took,
+        window: report.window,
     });
     let started = Instant::now();
     match produce::publish(&kafka, &answer).await {
