@@ -169,6 +169,7 @@ fn app_config(settings: &Settings, opts: &TuiOptions, paths: &Paths) -> AppConfi
     AppConfig {
         table: format!("{}.{}", settings.database, settings.table),
         window: wmtop_core::clickhouse::sql::window_of(settings),
+        application_id: settings.application_id.clone(),
         log_path: settings.data_dir.join("wmtop.log"),
         allow_writes: opts.allow_writes,
         insecure: settings.insecure,

@@ -37,6 +37,31 @@ impl App {
         }
     }
 
+    /// A fetch finished: its accounting, and the window it asked for.
+    fn on_fetched(
+        &mut self,
+        per_transaction: Vec<(String, wmtop_core::source::api::Accounting)>,
+        took: std::time::Duration,
+        window: wmtop_core::config::Window,
+    ) {
+        // A window that moves with the clock moves the presets' rows with it.
+        self.status.window = Some(window);
+        if !self.application_id.is_empty() {
+            self.window = wmtop_core::clickhouse::sql::window_condition(
+                &self.application_id,
+                window.start_ms.div_euclid(1000),
+                window.end_ms.div_euclid(1000),
+            );
+        }
+        self.flushes.totals.fetches += 1;
+        let n = per_transaction.len();
+        self.txs.on_fetched(per_transaction);
+        self.say(format!(
+            "fetched {n} transactions in {:.1} s",
+            took.as_secs_f64()
+        ));
+    }
+
     fn on_news(&mut self, e: MonitorEvent) {
         match e {
             MonitorEvent::Stage { .. } | MonitorEvent::Lag(_) | MonitorEvent::Replicas(_) => {}
@@ -47,16 +72,7 @@ impl App {
                 per_transaction,
                 took,
                 window,
-            } => {
-                self.status.window = Some(window);
-                self.flushes.totals.fetches += 1;
-                let n = per_transaction.len();
-                self.txs.on_fetched(per_transaction);
-                self.say(format!(
-                    "fetched {n} transactions in {:.1} s",
-                    took.as_secs_f64()
-                ));
-            }
+            } => self.on_fetched(per_transaction, took, window),
             MonitorEvent::Published {
                 per_transaction,
                 delivered,

@@ -124,6 +124,8 @@ pub struct AppConfig {
     pub table: String,
     /// The rows the preset queries read (`wmtop_core::clickhouse::sql::window_of`).
     pub window: String,
+    /// The application fetched: with each fetch's window, the rows the presets read.
+    pub application_id: String,
     pub log_path: PathBuf,
     pub allow_writes: bool,
     /// TLS verification is off (`--insecure`).
@@ -165,6 +167,7 @@ pub struct App {
     pub allow_writes: bool,
     pub table: String,
     pub window: String,
+    pub application_id: String,
 }
 
 impl App {
@@ -201,6 +204,7 @@ impl App {
             allow_writes: config.allow_writes,
             table: config.table,
             window: config.window,
+            application_id: config.application_id,
         }
     }
 

@@ -653,3 +653,31 @@ fn dead_letters_skip_only_an_unserved_message_and_ask_first() {
     a.on_action(Action::Redrive);
     assert_eq!(a.overlay, None);
 }
+
+#[test]
+fn the_presets_read_the_window_of_the_last_fetch() {
+    let mut a = App::new(AppConfig {
+        table: "db.t".into(),
+        window: "application_id = '31854' AND timestamp BETWEEN toDateTime(1) AND toDateTime(2)"
+            .into(),
+        application_id: "31854".into(),
+        ..AppConfig::default()
+    });
+    a.on_event(MonitorEvent::Fetched {
+        per_transaction: vec![("GET /z".into(), served(1))],
+        took: Duration::ZERO,
+        window: wmtop_core::config::Window {
+            start_ms: 1_774_659_600_000,
+            end_ms: 1_774_746_000_000,
+        },
+    });
+    a.focus = Pane::Transactions;
+    a.on_action(Action::Presets);
+    let effects = a.on_action(Action::Preset(2));
+    assert!(
+        matches!(&commands(&effects)[..], [Command::Query { sql, .. }]
+            if sql.contains("toDateTime(1774659600) AND toDateTime(1774746000)") && !sql.contains("toDateTime(1)")),
+        "{:?}",
+        commands(&effects)
+    );
+}
