@@ -73,7 +73,7 @@ pub fn flatten_encode(answer: &Answer, passes: usize, plan: &RowPlan) -> Through
 }
 
 /// Flattens and encodes every message of `answer`, `passes` times over, the way the
-/// consumer does: each message into rows of its own on one of `lanes` threads
+/// consumer could: each message into rows of its own on one of `lanes` threads
 /// ([`Flat::of`]), taken into a batch in the order the messages came ([`Batch::add`]),
 /// the batch emptied every 5,000 rows. No I/O.
 pub fn flatten_lanes(answer: &Answer, passes: usize, plan: &RowPlan, lanes: usize) -> Throughput {

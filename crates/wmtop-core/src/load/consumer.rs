@@ -11,10 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesOrdered, StreamExt};
 use rdkafka::consumer::Consumer;
 use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
 use super::batch::{Batch, Flat};
 use super::drift::DriftWatch;
@@ -95,8 +93,7 @@ pub async fn run(
         }
         let step = tokio::select! {
             _ = stop.changed() => Some(interrupted()),
-            msg = consumer.recv(), if t.flattening.len() < t.lanes => t.message(&mut r, msg).await,
-            Some(flat) = t.flattening.next() => t.flattened(&mut r, flat).await,
+            msg = consumer.recv() => t.message(&mut r, msg).await,
             Some(()) = done_rx.recv() => t.landed(&mut r).await,
             _ = tokio::time::sleep_until(t.next_tick) => t.tick(&mut r, &opts).await,
         };
@@ -109,18 +106,11 @@ pub async fn run(
     finish(r.summary, end, started)
 }
 
-/// Takes in the messages still being flattened, flushes and lands what is left when the
-/// run ends done or interrupted (else drops the batch in flight, which is read again),
-/// then settles; the end after that.
+/// Flushes and lands what is left when the run ends done or interrupted (else drops the
+/// batch in flight, which is read again), then settles; the end after that.
 async fn wind_up(r: &mut Session<'_>, end: End, t: &mut Ticks) -> End {
     let mut end = end;
     if matches!(end.verdict, Verdict::Done | Verdict::Interrupted) {
-        while let Some(flat) = t.flattening.next().await {
-            match flat {
-                Ok(flat) => r.take(flat),
-                Err(e) => return End::failed(flattening_failed(e)),
-            }
-        }
         let landed = match r.flush(t.max_wait).await {
             Ok(()) => r.land().await,
             Err(e) => Err(e),
@@ -138,10 +128,6 @@ async fn wind_up(r: &mut Session<'_>, end: End, t: &mut Ticks) -> End {
         }
     }
     end
-}
-
-fn flattening_failed(e: tokio::task::JoinError) -> String {
-    format!("flattening a message failed inside wmtop: {e}")
 }
 
 /// A message came this recently: the consumer is receiving.
@@ -165,10 +151,6 @@ struct Ticks {
     /// look at the watermarks shows something new, so an idle consumer does not poll
     /// the broker many times a second.
     rest: Rest,
-    /// Messages being flattened on blocking threads, taken in the order they came.
-    flattening: FuturesOrdered<JoinHandle<Flat>>,
-    /// How many are flattened at once: one per core.
-    lanes: usize,
     plan: Arc<crate::clickhouse::table::RowPlan>,
 }
 
@@ -189,13 +171,11 @@ impl Ticks {
             last_message: Instant::now(),
             unassigned_since: Some(Instant::now()),
             rest: Rest::default(),
-            flattening: FuturesOrdered::new(),
-            lanes: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             plan,
         }
     }
 
-    /// A message (or a consumer error): handed to a blocking thread to be flattened.
+    /// A message (or a consumer error): flattened into the batch, flushed when full.
     async fn message(
         &mut self,
         r: &mut Session<'_>,
@@ -203,11 +183,11 @@ impl Ticks {
     ) -> Option<End> {
         match msg {
             Ok(m) => {
-                let m = m.detach();
-                let plan = Arc::clone(&self.plan);
-                self.flattening
-                    .push_back(tokio::task::spawn_blocking(move || Flat::of(&plan, &m)));
+                r.take(Flat::of(&self.plan, &m));
                 self.last_message = Instant::now();
+                if r.batch.rows.len() >= r.settings.batch_rows {
+                    return r.flush(self.max_wait).await.err();
+                }
             }
             Err(e) => {
                 if let Some(f) = r.kafka.fault() {
@@ -222,23 +202,6 @@ impl Ticks {
                 tracing::debug!("Kafka: {e}");
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
-        }
-        None
-    }
-
-    /// A message flattened (the oldest of those being flattened): taken into the batch,
-    /// flushed when full.
-    async fn flattened(
-        &mut self,
-        r: &mut Session<'_>,
-        flat: Result<Flat, tokio::task::JoinError>,
-    ) -> Option<End> {
-        match flat {
-            Ok(flat) => r.take(flat),
-            Err(e) => return Some(End::failed(flattening_failed(e))),
-        }
-        if r.batch.rows.len() >= r.settings.batch_rows {
-            return r.flush(self.max_wait).await.err();
         }
         None
     }
