@@ -460,12 +460,7 @@ fn load_part(
         let mut walls = Vec::new();
         let mut peak_kb = 0u64;
         for _ in 0..n {
-            let table = fresh("load");
-            tables.push(table.clone());
-            let l = load_once(settings, topic, &table)?;
-            if l.rows != rows {
-                bail!("the {scale}x load inserted {} of {rows} rows", l.rows);
-            }
+            let l = load_fresh(settings, topic, rows, tables)?;
             walls.push(l.wall);
             peak_kb = peak_kb.max(l.peak_kb);
         }
@@ -653,7 +648,7 @@ async fn prefill(
 /// Its wall time is start-up plus consumer start to last commit (as it reports them: the
 /// idle second it waits before stopping is not counted); CPU and peak RSS are the whole
 /// process's.
-pub(crate) fn load_once(settings: &Settings, topic: &str, table: &str) -> anyhow::Result<Loaded> {
+fn load_once(settings: &Settings, topic: &str, table: &str) -> anyhow::Result<Loaded> {
     let exe = std::env::current_exe()?;
     let run = measure::run_child(
         Command::new(exe)
@@ -677,6 +672,23 @@ pub(crate) fn load_once(settings: &Settings, topic: &str, table: &str) -> anyhow
         peak_kb: run.peak_kb,
         rows: field("rows_inserted"),
     })
+}
+
+/// One load into a fresh table (kept in `tables` to be dropped at the end), which must
+/// insert `rows` rows.
+pub(crate) fn load_fresh(
+    settings: &Settings,
+    topic: &str,
+    rows: u64,
+    tables: &mut Vec<String>,
+) -> anyhow::Result<Loaded> {
+    let table = fresh("load");
+    tables.push(table.clone());
+    let l = load_once(settings, topic, &table)?;
+    if l.rows != rows {
+        bail!("the load of {topic} inserted {} of {rows} rows", l.rows);
+    }
+    Ok(l)
 }
 
 /// What one load took.

@@ -101,15 +101,14 @@ pub fn flatten_lanes(answer: &Answer, passes: usize, plan: &RowPlan, lanes: usiz
     std::thread::scope(|scope| {
         let mut receivers = Vec::new();
         for lane in 0..lanes {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Flat>(1);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(Flat, Rows)>(1);
             receivers.push(rx);
             let messages = &messages;
             scope.spawn(move || {
                 for g in (lane..total).step_by(lanes) {
-                    if tx
-                        .send(Flat::of(plan, &messages[g % messages.len()]))
-                        .is_err()
-                    {
+                    let mut rows = Rows::default();
+                    let flat = Flat::of(plan, &messages[g % messages.len()], &mut rows);
+                    if tx.send((flat, rows)).is_err() {
                         return;
                     }
                 }
@@ -117,9 +116,10 @@ pub fn flatten_lanes(answer: &Answer, passes: usize, plan: &RowPlan, lanes: usiz
         }
         let mut batch = Batch::default();
         for g in 0..total {
-            let Ok(flat) = receivers[g % lanes].recv() else {
+            let Ok((flat, rows)) = receivers[g % lanes].recv() else {
                 break;
             };
+            batch.rows.append(rows);
             if let Ok(f) = &batch.add("bench", flat).outcome {
                 out.rows += f.good as u64;
             }

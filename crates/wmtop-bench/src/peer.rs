@@ -13,7 +13,7 @@ use wmtop_core::config::Settings;
 use wmtop_core::source::api::Answer;
 
 use crate::measure::{self, median};
-use crate::{fresh, load_once, ms, thousands, with, BenchArgs, Loaded, Report};
+use crate::{fresh, load_fresh, ms, thousands, with, BenchArgs, Loaded, Report};
 
 /// wmtop beside a loader written the way such pipelines usually start (Python with
 /// confluent-kafka and clickhouse-connect, batches of 5,000: `peer/loader.py`), loading
@@ -33,13 +33,7 @@ pub(crate) async fn run(
     let (mut ours, mut peers) = (Vec::new(), Vec::new());
     let result = async {
         for _ in 0..runs {
-            let table = fresh("load");
-            tables.push(table.clone());
-            let l = load_once(settings, topic, &table)?;
-            if l.rows != rows {
-                bail!("the wmtop load inserted {} of {rows} rows", l.rows);
-            }
-            ours.push(l);
+            ours.push(load_fresh(settings, topic, rows, tables)?);
             let table = fresh("peer");
             let s = with(settings, topic, &table);
             let loader = Loader::prepare(Ch::connect(&s).await?, &s).await?;

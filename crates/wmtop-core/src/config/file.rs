@@ -1,8 +1,8 @@
 //! The config file: reading and parsing it, its `[profiles.NAME]` tables, checking its
-//! `[kafka_options]` table, warning
-//! when it holds a secret others can read, and turning its errors into one or two lines
-//! that name the file, the line and the key but never show the value of a key that holds
-//! a secret (nor any value on a line whose key is unknown: it may be a misspelled secret).
+//! `[kafka_options]` table, warning when it holds a secret others can read, and turning
+//! its errors into one or two lines that name the file, the line and the key but never
+//! show the value of a key that holds a secret (nor any value on a line whose key is
+//! unknown: it may be a misspelled secret).
 
 use std::path::Path;
 
@@ -92,10 +92,7 @@ pub(super) fn profile<T: DeserializeOwned>(
         .map_err(|e| {
             let message = e.message().trim().to_string();
             if let Some(unknown) = unknown_field(&message) {
-                let hint = suggestion(unknown, keys)
-                    .map(|k| format!(" (did you mean {k:?}?)"))
-                    .unwrap_or_default();
-                err(format!("[{header}]: unknown key {unknown:?}{hint}; its value is not shown"))
+                err(format!("[{header}]: {}", unknown_key(unknown, keys)))
             } else if table.keys().any(|k| is_secret_key(k)) {
                 err(format!(
                     "[{header}]: a value is not valid; it is not shown because the profile holds a secret"
@@ -207,6 +204,14 @@ fn suggestion<'k>(key: &str, keys: &[&'k str]) -> Option<&'k str> {
         .map(|(_, k)| k)
 }
 
+/// An unknown key named, with the key meant when one is close, never its value.
+fn unknown_key(unknown: &str, keys: &[&str]) -> String {
+    let hint = suggestion(unknown, keys)
+        .map(|k| format!(" (did you mean {k:?}?)"))
+        .unwrap_or_default();
+    format!("unknown key {unknown:?}{hint}; its value is not shown")
+}
+
 /// One or two lines: the line and key at fault and what is wrong, without secrets.
 fn explain(path: &Path, text: &str, e: &toml::de::Error, keys: &[&str]) -> ConfigError {
     let line_index = e
@@ -217,10 +222,7 @@ fn explain(path: &Path, text: &str, e: &toml::de::Error, keys: &[&str]) -> Confi
     let table = line_index.and_then(|i| table_of_line(text, i));
     let message = e.message().trim();
     let described = if let Some(unknown) = unknown_field(message) {
-        let hint = suggestion(unknown, keys)
-            .map(|k| format!(" (did you mean {k:?}?)"))
-            .unwrap_or_default();
-        format!("unknown key {unknown:?}{hint}; its value is not shown")
+        unknown_key(unknown, keys)
     } else {
         let in_options = table.as_deref() == Some("kafka_options");
         match (&key, key.as_deref().is_some_and(is_secret_key)) {

@@ -18,9 +18,7 @@ pub use error::ConfigError;
 pub use kafka_options::{KafkaOptions, MANAGED_KAFKA_KEYS};
 pub use secret::{is_secret_key, Secret};
 pub use settings::{CommonArgs, Settings, Source};
-pub use types::{
-    EpochMs, Moment, Range, SaslMechanism, SecurityProtocol, Span, Window, MOMENT_FORMS,
-};
+pub use types::{EpochMs, Moment, Range, SaslMechanism, SecurityProtocol, Span, Window};
 
 #[cfg(test)]
 mod tests;

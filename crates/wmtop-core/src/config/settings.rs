@@ -370,13 +370,12 @@ impl Settings {
         }
     }
 
-    /// The path of the saved raw API response.
     /// The fetch window when the clock reads `now_ms`: `range` back from the hour, or
     /// start_time and end_time worked out (see [`Moment`]).
     pub fn window_at(&self, now_ms: i64) -> Window {
         match self.range {
-            Some(Range(back)) => Window {
-                start_ms: Range(back).start().resolve(now_ms),
+            Some(range) => Window {
+                start_ms: range.start().resolve(now_ms),
                 end_ms: Moment::Now(0).resolve(now_ms),
             },
             None => Window {
@@ -396,6 +395,7 @@ impl Settings {
         self.range.is_some() || self.start_time.is_relative() || self.end_time.is_relative()
     }
 
+    /// The path of the saved raw API response.
     pub fn last_fetch_path(&self) -> PathBuf {
         self.data_dir.join("last_fetch.json")
     }

@@ -43,7 +43,7 @@ const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// The forms a window time is accepted in, for error messages.
-pub const MOMENT_FORMS: &str = "epoch milliseconds, an RFC 3339 time (2026-01-01T00:00:00Z), \
+const MOMENT_FORMS: &str = "epoch milliseconds, an RFC 3339 time (2026-01-01T00:00:00Z), \
      now, now-12d, -36h, today or today-1d (units m, h, d, w)";
 
 impl Moment {
@@ -75,7 +75,7 @@ fn offset_ms(t: &str) -> Option<i64> {
 }
 
 /// A length such as `12d`, `36h`, `90m` or `2w`, in milliseconds (more than zero).
-pub(crate) fn length_ms(t: &str) -> Option<i64> {
+fn length_ms(t: &str) -> Option<i64> {
     let split = t.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = t.split_at(split);
     let n: i64 = n.parse().ok()?;
@@ -87,6 +87,16 @@ pub(crate) fn length_ms(t: &str) -> Option<i64> {
         _ => return None,
     };
     n.checked_mul(unit).filter(|ms| *ms > 0)
+}
+
+/// A length in milliseconds as it can be given again: in the largest of `d`, `h` and `m`
+/// that divides it (`12d`, `36h`, `90m`).
+fn length_text(ms: i64) -> String {
+    let (n, unit) = [(DAY_MS, "d"), (HOUR_MS, "h"), (60_000, "m")]
+        .into_iter()
+        .find(|(u, _)| ms % u == 0)
+        .map_or((ms / 60_000, "m"), |(u, name)| (ms / u, name));
+    format!("{n}{unit}")
 }
 
 impl FromStr for Moment {
@@ -126,11 +136,8 @@ impl std::fmt::Display for Moment {
         };
         f.write_str(base)?;
         if offset != 0 {
-            let (n, unit) = [(DAY_MS, "d"), (HOUR_MS, "h"), (60_000, "m")]
-                .into_iter()
-                .find(|(u, _)| offset % u == 0)
-                .map_or((offset / 60_000, "m"), |(u, name)| (offset / u, name));
-            write!(f, "{}{}{unit}", if n < 0 { "-" } else { "+" }, n.abs())?;
+            let sign = if offset < 0 { "-" } else { "+" };
+            write!(f, "{sign}{}", length_text(offset.abs()))?;
         }
         Ok(())
     }
@@ -162,8 +169,7 @@ impl Range {
 impl std::fmt::Display for Range {
     /// The length as given back: `12d`.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = Moment::Now(self.0).to_string();
-        f.write_str(text.trim_start_matches("now+"))
+        f.write_str(&length_text(self.0))
     }
 }
 
@@ -189,14 +195,6 @@ impl Window {
         serde_json::json!({
             "start": start, "end": end, "start_ms": self.start_ms, "end_ms": self.end_ms,
         })
-    }
-}
-
-impl std::fmt::Display for Window {
-    /// `2026-01-01T00:00:00Z … 2026-01-13T00:00:00Z`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (start, end) = self.rfc3339();
-        write!(f, "{start} … {end}")
     }
 }
 

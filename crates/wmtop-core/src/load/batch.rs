@@ -1,7 +1,7 @@
 //! One batch being gathered: each message flattened straight into RowBinary for the
-//! table's row plan ([`Flat`], made off the consumer's loop; no row structs kept), its
-//! bad records and bad messages kept aside with their reasons, and what the batch came
-//! from (offsets, bytes, transactions).
+//! table's row plan ([`Flat`]; no row structs kept), its bad records and bad messages
+//! kept aside with their reasons, and what the batch came from (offsets, bytes,
+//! transactions).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -26,14 +26,13 @@ pub struct Batch {
     pub started: Option<Instant>,
 }
 
-/// One message flattened and encoded, away from the consumer's loop (on a blocking
-/// thread, several at once): its rows, what it came to, and where it came from.
+/// One message flattened and encoded (its rows written where the caller said): what it
+/// came to, and where it came from.
 pub struct Flat {
     pub partition: i32,
     pub offset: i64,
     key: String,
     bytes: usize,
-    rows: Rows,
     /// The first row's transaction name (when the object has none of its own).
     first_name: Option<String>,
     outcome: Result<Flattened, MessageError>,
@@ -42,16 +41,16 @@ pub struct Flat {
 }
 
 impl Flat {
-    /// Flattens one message into rows for the plan. Rows carry their message's Kafka
-    /// time as version: the newest fetch wins a merge.
-    pub fn of(plan: &RowPlan, m: &impl Message) -> Flat {
+    /// Flattens one message into `rows` for the plan (the batch's own, or rows of its
+    /// own for [`Rows::append`]). Rows carry their message's Kafka time as version: the
+    /// newest fetch wins a merge.
+    pub fn of(plan: &RowPlan, m: &impl Message, rows: &mut Rows) -> Flat {
         let payload = m.payload().unwrap_or_default();
         let version = m
             .timestamp()
             .to_millis()
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(0);
-        let mut rows = Rows::default();
         let mut first_name: Option<String> = None;
         let outcome = flatten_each(payload, |row| {
             if first_name.is_none() {
@@ -67,7 +66,6 @@ impl Flat {
                 .map(|k| String::from_utf8_lossy(k).into_owned())
                 .unwrap_or_default(),
             bytes: payload.len(),
-            rows,
             first_name,
             unusable: if outcome.is_err() {
                 payload.to_vec()
@@ -90,20 +88,19 @@ impl Batch {
         self.offsets.is_empty()
     }
 
-    /// Adds one flattened message to the batch. Its records (or the whole message, when
-    /// nothing in it is usable) that cannot be used become dead letters.
+    /// Adds one flattened message (its rows already in `self.rows`) to the batch. Its
+    /// records (or the whole message, when nothing in it is usable) that cannot be used
+    /// become dead letters.
     pub fn add(&mut self, topic: &str, flat: Flat) -> Taken {
         let Flat {
             partition,
             offset,
             key,
             bytes,
-            rows,
             first_name,
             outcome,
             unusable,
         } = flat;
-        self.rows.append(rows);
         self.offsets
             .entry(partition)
             .and_modify(|(_, last)| *last = (*last).max(offset))

@@ -86,7 +86,7 @@ pub async fn run(
         started,
         stuck: BTreeMap::new(),
     };
-    let mut t = Ticks::new(settings, Arc::clone(&r.loader.plan));
+    let mut t = Ticks::new(settings);
     let end: End = loop {
         if *stop.borrow() {
             break interrupted();
@@ -101,17 +101,17 @@ pub async fn run(
             break end;
         }
     };
-    let end = wind_up(&mut r, end, &mut t).await;
+    let end = wind_up(&mut r, end, t.max_wait).await;
     r.summary.unknown_fields = r.drift.unknown.iter().cloned().collect();
     finish(r.summary, end, started)
 }
 
 /// Flushes and lands what is left when the run ends done or interrupted (else drops the
 /// batch in flight, which is read again), then settles; the end after that.
-async fn wind_up(r: &mut Session<'_>, end: End, t: &mut Ticks) -> End {
+async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
     let mut end = end;
     if matches!(end.verdict, Verdict::Done | Verdict::Interrupted) {
-        let landed = match r.flush(t.max_wait).await {
+        let landed = match r.flush(max_wait).await {
             Ok(()) => r.land().await,
             Err(e) => Err(e),
         };
@@ -151,11 +151,10 @@ struct Ticks {
     /// look at the watermarks shows something new, so an idle consumer does not poll
     /// the broker many times a second.
     rest: Rest,
-    plan: Arc<crate::clickhouse::table::RowPlan>,
 }
 
 impl Ticks {
-    fn new(settings: &Settings, plan: Arc<crate::clickhouse::table::RowPlan>) -> Ticks {
+    fn new(settings: &Settings) -> Ticks {
         let max_wait = settings.max_wait.0;
         let interval = settings.batch_interval.0;
         let busy_tick = (interval / 4).clamp(Duration::from_millis(20), Duration::from_millis(250));
@@ -171,7 +170,6 @@ impl Ticks {
             last_message: Instant::now(),
             unassigned_since: Some(Instant::now()),
             rest: Rest::default(),
-            plan,
         }
     }
 
@@ -183,7 +181,8 @@ impl Ticks {
     ) -> Option<End> {
         match msg {
             Ok(m) => {
-                r.take(Flat::of(&self.plan, &m));
+                let flat = Flat::of(&r.loader.plan, &m, &mut r.batch.rows);
+                r.take(flat);
                 self.last_message = Instant::now();
                 if r.batch.rows.len() >= r.settings.batch_rows {
                     return r.flush(self.max_wait).await.err();

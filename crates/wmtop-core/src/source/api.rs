@@ -273,7 +273,6 @@ pub struct ApiClient {
     /// The URL as shown (credentials masked).
     shown: String,
     settings: Settings,
-    deadline: Duration,
 }
 
 impl ApiClient {
@@ -291,7 +290,6 @@ impl ApiClient {
             shown: crate::config::redact::mask_url(api_url),
             url,
             settings: settings.clone(),
-            deadline: settings.max_wait.0,
         }
     }
 
@@ -324,7 +322,7 @@ impl ApiClient {
         ];
         let result = crate::net::retry::wait_for_with(
             &what,
-            Some(self.deadline),
+            Some(self.settings.max_wait.0),
             stop,
             || {
                 attempts += 1;
