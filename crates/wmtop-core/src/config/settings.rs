@@ -235,6 +235,8 @@ settings! {
         request_timeout: Span = Span(Duration::from_secs(120)), env "WMTOP_REQUEST_TIMEOUT";
         /// Longest a run waits for a server that does not answer or a message that is never served.
         max_wait: Span = Span(Duration::from_secs(120)), env "WMTOP_MAX_WAIT";
+        /// How far back a scheduled reload asks again, before the last successful fetch's end: the hours in which the API may still revise its numbers.
+        revise: Span = Span(Duration::from_secs(3 * 3600)), env "WMTOP_REVISE";
         /// Address of the /health and /metrics endpoints ("off" disables them).
         ops_addr: String = "127.0.0.1:9464".into(), env "WMTOP_OPS_ADDR";
         /// Where the last fetch and other state are kept.
@@ -243,6 +245,8 @@ settings! {
     optional {
         /// The window as a length back from now (12d, 36h): shorthand for start_time = now-12d, end_time = now.
         range: Range, env "WMTOP_RANGE";
+        /// Fetch, publish and load on this schedule (15m, 1h); off when unset. After the first fetch, only the hours since the last successful one, plus `revise`, are asked for.
+        reload_every: Span, env "WMTOP_RELOAD_EVERY";
         /// Series API base URL (unset with keycloak_url unset: the simulator).
         api_url: String, env "WMTOP_API_URL";
         /// Keycloak base URL.

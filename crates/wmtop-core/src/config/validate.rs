@@ -1,6 +1,8 @@
 //! Checking the settings in force: each check names the setting and says what is wrong
 //! in a sentence; URLs are shown with their credentials masked.
 
+use std::time::Duration;
+
 use super::error::{invalid, ConfigError};
 use super::redact::mask_url;
 use super::secret::Secret;
@@ -53,6 +55,12 @@ impl Settings {
             if span.0.is_zero() {
                 return Err(invalid(name, "must be longer than zero"));
             }
+        }
+        if self.reload_every.is_some_and(|every| every.0 < Duration::from_secs(1)) {
+            return Err(invalid(
+                "reload_every",
+                "must be at least 1s (leave it unset for no scheduled reloads)",
+            ));
         }
         if let Some(range) = self.range {
             if self.window_given {

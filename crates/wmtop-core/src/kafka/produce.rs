@@ -31,6 +31,9 @@ pub struct PublishReport {
     /// Messages delivered per transaction name.
     #[serde(skip)]
     pub per_transaction: Vec<(String, usize)>,
+    /// The offset of the last message delivered, per partition.
+    #[serde(skip)]
+    pub last_offsets: std::collections::BTreeMap<i32, i64>,
 }
 
 /// Why publishing failed.
@@ -67,7 +70,7 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
             let result = producer
                 .send(record, Timeout::After(Duration::from_secs(60)))
                 .await;
-            (tx, result.map(|_| ()).map_err(|(e, _)| e))
+            (tx, result.map_err(|(e, _)| e))
         });
     }
     let mut report = PublishReport {
@@ -84,12 +87,16 @@ pub async fn publish(kafka: &Kafka, answer: &Answer) -> Result<PublishReport, Pu
             .sum(),
         publish_ms: 0,
         per_transaction: Vec::with_capacity(answer.transactions.len()),
+        last_offsets: Default::default(),
     };
     let mut first_error = None;
     let mut too_large: Vec<(String, usize)> = Vec::new();
     while let Some((tx, result)) = pending.next().await {
         match result {
-            Ok(()) => {
+            Ok(delivery) => {
+                let (partition, offset) = (delivery.partition, delivery.offset);
+                let last = report.last_offsets.entry(partition).or_insert(offset);
+                *last = (*last).max(offset);
                 report.messages_delivered += 1;
                 report.bytes += tx.payload.len();
                 report

@@ -178,12 +178,23 @@ impl Metrics {
     }
 }
 
+/// The reload schedule as /health reports it.
+#[derive(Debug, Default)]
+struct Cycles {
+    every: Option<std::time::Duration>,
+    last_ok_at: Option<jiff::Timestamp>,
+    last_failed_at: Option<jiff::Timestamp>,
+    ok: u64,
+    failed: u64,
+}
+
 /// What the pipeline has done, for the endpoints.
 pub struct Ops {
     started_at: jiff::Timestamp,
     topic: String,
     metrics: Metrics,
     last_flush_at: Mutex<Option<jiff::Timestamp>>,
+    cycles: Mutex<Cycles>,
     /// Partitions in `wmtop_consumer_lag`, so one no longer sampled is taken out.
     lag_shown: Mutex<BTreeSet<i32>>,
 }
@@ -208,6 +219,7 @@ impl Ops {
             topic: topic.to_string(),
             metrics: Metrics::new(),
             last_flush_at: Mutex::new(None),
+            cycles: Mutex::new(Cycles::default()),
             lag_shown: Mutex::new(BTreeSet::new()),
         })
     }
@@ -267,6 +279,46 @@ impl Ops {
         }
     }
 
+    /// Reloads run every `every`: /health reports the cycles, and is degraded once one
+    /// is overdue by more than an interval.
+    pub fn schedule(&self, every: std::time::Duration) {
+        lock(&self.cycles).every = Some(every);
+    }
+
+    /// A reload's cycle ended, landed (`ok`) or not.
+    pub fn cycle_ended(&self, ok: bool) {
+        let mut c = lock(&self.cycles);
+        let now = Some(jiff::Timestamp::now());
+        if ok {
+            c.ok += 1;
+            c.last_ok_at = now;
+        } else {
+            c.failed += 1;
+            c.last_failed_at = now;
+        }
+    }
+
+    /// The schedule's part of /health, and whether a cycle is overdue: none succeeded
+    /// within two intervals (the one due, and one more).
+    fn cycles_json(&self, now: jiff::Timestamp) -> (Option<serde_json::Value>, bool) {
+        let c = lock(&self.cycles);
+        let Some(every) = c.every else {
+            return (None, false);
+        };
+        let since = c.last_ok_at.unwrap_or(self.started_at);
+        let waited = now.duration_since(since).as_secs_f64();
+        let overdue = waited > 2.0 * every.as_secs_f64();
+        let json = serde_json::json!({
+            "reload_every_s": every.as_secs_f64(),
+            "last_cycle_ok_at": c.last_ok_at.map(|t| t.to_string()),
+            "last_cycle_failed_at": c.last_failed_at.map(|t| t.to_string()),
+            "cycles_ok": c.ok,
+            "cycles_failed": c.failed,
+            "cycle_overdue": overdue,
+        });
+        (Some(json), overdue)
+    }
+
     /// Marks a stage reachable.
     pub fn connected(&self, stage: &'static str) {
         if UP_STAGES.contains(&stage) {
@@ -316,12 +368,13 @@ impl Ops {
             .collect();
         let errors: u64 = errors_by_stage.values().sum();
         let (kafka_connected, clickhouse_connected) = (m.up("kafka"), m.up("clickhouse"));
-        let status = if kafka_connected && clickhouse_connected {
+        let (cycles, overdue) = self.cycles_json(jiff::Timestamp::now());
+        let status = if kafka_connected && clickhouse_connected && !overdue {
             "ok"
         } else {
             "degraded"
         };
-        serde_json::json!({
+        let mut body = serde_json::json!({
             "status": status,
             "kafka_connected": kafka_connected,
             "clickhouse_connected": clickhouse_connected,
@@ -334,8 +387,11 @@ impl Ops {
             "errors_by_stage": errors_by_stage,
             "last_flush_at": lock(&self.last_flush_at).map(|t| t.to_string()),
             "started_at": self.started_at.to_string(),
-        })
-        .to_string()
+        });
+        if let (Some(cycles), Some(map)) = (cycles, body.as_object_mut()) {
+            map.insert("reloads".into(), cycles);
+        }
+        body.to_string()
     }
 
     /// The `/metrics` body, OpenMetrics text (ending with `# EOF`).

@@ -264,8 +264,8 @@ pub fn save_answer(path: &Path, body: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// Fetches the series for the configured window (worked out again at each fetch, so a
-/// window relative to the clock moves with it).
+/// Fetches the series for a window (the caller works it out at each fetch, so a window
+/// relative to the clock moves with it).
 pub struct ApiClient {
     http: reqwest::Client,
     tokens: Arc<TokenSource>,
@@ -298,12 +298,13 @@ impl ApiClient {
         self.tokens.expires_in().await
     }
 
-    /// Fetches and parses, retrying 5xx answers, time-outs, cut-off bodies and refused
+    /// Fetches `window` and parses, retrying 5xx answers, time-outs, cut-off bodies and refused
     /// tokens with the one retry policy until `max_wait`; a refused login or request
     /// ends it at once. `save` receives the raw body before it is split; `on_retry`
     /// hears of each failed attempt.
     pub async fn fetch(
         &self,
+        window: Window,
         save: Option<&Path>,
         stop: &tokio::sync::watch::Receiver<bool>,
         on_retry: impl FnMut(&ApiError, u32, Duration),
@@ -311,7 +312,6 @@ impl ApiClient {
         let started = Instant::now();
         let mut attempts = 0u32;
         let what = format!("the API at {}", self.shown);
-        let window = self.settings.window();
         let s = &self.settings;
         let query = [
             ("application_id", s.application_id.clone()),

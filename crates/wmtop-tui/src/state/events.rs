@@ -37,6 +37,29 @@ impl App {
         }
     }
 
+    /// A reload's cycle ended: one line for the flushes pane, and a message when it
+    /// did not land.
+    fn on_cycle(&mut self, c: &wmtop_core::runtime::monitor::Cycle) {
+        let hours = (c.asked.end_ms - c.asked.start_ms) / 3_600_000 + 1;
+        let what = if c.incremental {
+            format!("last {hours} h")
+        } else {
+            format!("whole window, {hours} h")
+        };
+        let line = format!(
+            "reload {} ({what}): {} new, {} revised, {} unchanged rows, {:.1} s",
+            c.number,
+            c.new_rows,
+            c.revised_rows,
+            c.unchanged_rows,
+            c.took.as_secs_f64()
+        );
+        if let Some(e) = &c.error {
+            self.say(format!("reload {} {}: {e}", c.number, c.verdict.name()));
+        }
+        self.flushes.last_cycle = Some(line);
+    }
+
     /// A fetch finished: its accounting, and the window it asked for.
     fn on_fetched(
         &mut self,
@@ -68,6 +91,8 @@ impl App {
             MonitorEvent::Source { simulator } => self.status.simulator = simulator,
             MonitorEvent::TokenExpiry(at) => self.status.token_expiry = at,
             MonitorEvent::Reloading(on) => self.status.reloading = on,
+            MonitorEvent::NextReload(at) => self.status.next_reload = at,
+            MonitorEvent::Cycle(c) => self.on_cycle(&c),
             MonitorEvent::Fetched {
                 per_transaction,
                 took,
@@ -158,7 +183,7 @@ impl App {
             Event::Flushed {
                 rows,
                 unchanged,
-                replaced: _,
+                replaced,
                 messages: _,
                 bytes,
                 dead_letters,
@@ -172,6 +197,7 @@ impl App {
                     at: jiff::Timestamp::now(),
                     rows,
                     unchanged,
+                    revised: replaced,
                     bytes,
                     took,
                     offsets,

@@ -14,6 +14,8 @@ pub struct FlushRow {
     pub rows: usize,
     /// Rows already stored with the same content (not written).
     pub unchanged: usize,
+    /// Of the rows written, those over an hour the API revised.
+    pub revised: usize,
     pub bytes: usize,
     pub took: Duration,
     pub offsets: Vec<(i32, i64, i64)>,
@@ -45,6 +47,8 @@ pub struct FlushesState {
     /// An insert failing and being retried: attempt and error.
     pub retrying: Option<(u32, String)>,
     pub selected: usize,
+    /// The last reload's cycle, as one line: what was asked, new, revised, unchanged.
+    pub last_cycle: Option<String>,
 }
 
 impl FlushesState {

@@ -303,14 +303,6 @@ impl App {
     /// Uptime and token countdown as the status bar shows them: seconds below a
     /// minute, minutes above, so an idle screen changes at most once a minute.
     pub fn clock(&self) -> (String, String) {
-        let coarse = |d: Duration| {
-            let s = d.as_secs();
-            match s {
-                0..=59 => format!("{s}s"),
-                60..=3599 => format!("{}m", s / 60),
-                _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-            }
-        };
         let token = match self.status.token_expiry {
             None => "-".to_string(),
             Some(at) if at > Instant::now() => coarse(at - Instant::now()),
@@ -318,6 +310,12 @@ impl App {
             Some(_) => "renews at next fetch".to_string(),
         };
         (coarse(self.started.elapsed()), token)
+    }
+
+    /// The countdown to the next scheduled reload, as the status bar shows it.
+    pub fn next_reload_in(&self) -> Option<String> {
+        let at = self.status.next_reload?;
+        Some(coarse(at.saturating_duration_since(Instant::now())))
     }
 
     /// An effect's outcome, told back: an export's path, a copy, a failure.
@@ -348,4 +346,15 @@ pub enum EffectOutcome {
 /// Effects that only send commands to the pipeline.
 fn send(cmds: impl IntoIterator<Item = wmtop_core::runtime::monitor::Command>) -> Vec<Effect> {
     cmds.into_iter().map(Effect::Send).collect()
+}
+
+/// A duration as the status bar counts: seconds below a minute, minutes above, so an
+/// idle screen changes at most once a minute.
+fn coarse(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
 }

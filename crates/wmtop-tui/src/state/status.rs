@@ -44,6 +44,8 @@ pub struct StatusState {
     pub insecure: bool,
     /// The config file's profile in force: shown at all times.
     pub profile: Option<String>,
+    /// When the next scheduled reload starts (`reload_every`), or None.
+    pub next_reload: Option<Instant>,
 }
 
 impl Default for StatusState {
@@ -72,6 +74,7 @@ impl Default for StatusState {
             stuck: BTreeMap::new(),
             insecure: false,
             profile: None,
+            next_reload: None,
         }
     }
 }

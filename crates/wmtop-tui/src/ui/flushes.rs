@@ -131,7 +131,10 @@ fn now_line(fl: &FlushesState, theme: Theme, w: usize) -> Line<'static> {
         ),
         None => Line::styled(
             fit(
-                &format!("retries {}; nothing set aside", t.retries),
+                &match &fl.last_cycle {
+                    Some(cycle) => format!("{cycle}; retries {}", t.retries),
+                    None => format!("retries {}; nothing set aside", t.retries),
+                },
                 w,
                 theme.ascii,
             ),
@@ -143,8 +146,10 @@ fn now_line(fl: &FlushesState, theme: Theme, w: usize) -> Line<'static> {
 /// The selected batch's figures, below the table.
 fn selected_line(f: &mut Frame, theme: Theme, r: &FlushRow, detail_area: Rect) {
     let text = format!(
-        "selected: {} rows written, {} unchanged, offsets {}",
+        "selected: {} rows written ({} new, {} revised), {} unchanged, offsets {}",
         r.rows,
+        r.rows.saturating_sub(r.revised),
+        r.revised,
         r.unchanged,
         offsets_full(&r.offsets)
     );

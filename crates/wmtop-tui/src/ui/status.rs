@@ -1,5 +1,6 @@
 //! The status bar. Line one: each stage's state, the profile in force, where the series
-//! come from, the token, the consumer, the load's progress and uptime, in long forms when they fit and
+//! come from, the token, the consumer, a reload running or the countdown to the next
+//! scheduled one, the load's progress and uptime, in long forms when they fit and
 //! short forms when not, dropping the least needed items last. Line two: the first
 //! stage error (the `e` overlay has every one in full), blocked partitions, or all well
 //! with the window last fetched (UTC).
@@ -108,6 +109,13 @@ fn items(app: &App, theme: Theme) -> Vec<Item> {
     out.push(consumer);
     if app.status.reloading {
         out.push(item("reloading...", "reloading", theme.warn(), 0));
+    } else if let Some(left) = app.next_reload_in() {
+        out.push(item(
+            format!("next reload in {left}"),
+            format!("reload {left}"),
+            Style::default(),
+            1,
+        ));
     }
     if app.replay.running {
         out.push(item("replaying...", "replaying", theme.warn(), 0));

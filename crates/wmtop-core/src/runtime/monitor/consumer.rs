@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::landing::Landing;
 use super::out::Out;
 use super::protocol::{MonitorEvent, Stage, StageState};
 use crate::config::Settings;
@@ -27,14 +28,20 @@ pub(super) async fn stop_consumer(c: ConsumerTask) {
     let _ = c.task.await;
 }
 
-/// Consumer events go to the front end and /metrics, and mark the counts as stale.
-pub(super) fn forward_consumer_events(out: Out, counts_dirty: watch::Sender<bool>) -> Events {
+/// Consumer events go to the front end and /metrics, into the landing tally, and mark
+/// the counts as stale.
+pub(super) fn forward_consumer_events(
+    out: Out,
+    counts_dirty: watch::Sender<bool>,
+    landing: watch::Sender<Landing>,
+) -> Events {
     let (tx, mut rx) = mpsc::channel::<Event>(1024);
     tokio::spawn(async move {
         while let Some(e) = rx.recv().await {
             if let Some(ops) = &out.ops {
                 ops.observe(&e);
             }
+            landing.send_if_modified(|l| l.observe(&e));
             match &e {
                 Event::Flushed { .. } => {
                     out.stage(Stage::ClickHouse, StageState::Ok, None);

@@ -1,6 +1,7 @@
 //! The monitor's control loop: what each [`Command`] does (reloads, replay plans and
-//! replays, skips, pause, one ad-hoc query at a time, reconciliation), with the tasks it
-//! starts at the beginning and stops in order at the end.
+//! replays, skips, pause, one ad-hoc query at a time, reconciliation), the reload
+//! schedule (`reload_every`), with the tasks it starts at the beginning and stops in
+//! order at the end.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -8,11 +9,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::consumer::{forward_consumer_events, spawn_consumer, stop_consumer};
+use super::consumer::{forward_consumer_events, spawn_consumer, stop_consumer, ConsumerTask};
 use super::feeds::{forward_lag, refresh_counts, watch_replicas};
 use super::out::Out;
-use super::protocol::{Command, MonitorEvent, MonitorOptions, Stage, StageState};
-use super::reload::run_reload;
+use super::landing::Landing;
+use super::protocol::{Command, MonitorEvent, MonitorOptions, Stage, StageState, Trigger};
+use super::reload::{run_reload, Reloads};
 use crate::clickhouse::Ch;
 use crate::config::{Settings, Source};
 use crate::kafka::{replay, sampler, Kafka, ReplayPart};
@@ -34,7 +36,8 @@ fn api_client(settings: &Settings) -> Result<Arc<ApiClient>, String> {
 }
 
 /// The monitor's task: starts the consumer, the lag sampler and the counts, then
-/// carries out commands until told to shut down, and stops everything in order.
+/// carries out commands and scheduled reloads until told to shut down, and stops
+/// everything in order.
 pub(super) async fn control(
     settings: Settings,
     opts: MonitorOptions,
@@ -54,115 +57,229 @@ pub(super) async fn control(
     let kafka = Kafka::new(&settings);
     let (pause_tx, pause_rx) = watch::channel(false);
     let (counts_dirty_tx, counts_dirty_rx) = watch::channel(true);
+    let (landing_tx, landing) = watch::channel(Landing::default());
     let (stop_all_tx, stop_all) = watch::channel(false);
-    let consumer_events = forward_consumer_events(out.clone(), counts_dirty_tx);
+    let events = forward_consumer_events(out.clone(), counts_dirty_tx, landing_tx);
     let (samples, sampler_task) = sampler::spawn_sampler(
         kafka.clone(),
         Duration::from_secs(1),
         true,
         stop_all.clone(),
     );
-    // The consumer, started again the same way after a replay or a skip.
-    let start_consumer = || {
-        spawn_consumer(
-            &settings,
-            pause_rx.clone(),
-            samples.clone(),
-            consumer_events.clone(),
+    let tasks = [
+        sampler_task,
+        tokio::spawn(forward_lag(samples.clone(), out.clone())),
+        tokio::spawn(refresh_counts(
+            settings.clone(),
             out.clone(),
-        )
+            counts_dirty_rx,
+            stop_all.clone(),
+        )),
+        tokio::spawn(watch_replicas(
+            settings.clone(),
+            out.clone(),
+            stop_all.clone(),
+        )),
+    ];
+    let consumers = Consumers {
+        settings: settings.clone(),
+        pause: pause_rx,
+        samples,
+        events,
+        out: out.clone(),
     };
-    let mut consumer = Some(start_consumer());
-    let lag_task = tokio::spawn(forward_lag(samples.clone(), out.clone()));
-    let counts_task = tokio::spawn(refresh_counts(
-        settings.clone(),
-        out.clone(),
-        counts_dirty_rx,
-        stop_all.clone(),
-    ));
-    let replicas_task = tokio::spawn(watch_replicas(
-        settings.clone(),
-        out.clone(),
-        stop_all.clone(),
-    ));
-    let mut reload: Option<JoinHandle<()>> = None;
-    let mut queries = Queries::default();
-
-    while let Some(cmd) = commands.recv().await {
-        match cmd {
-            Command::Reload => start_reload(&mut reload, api.as_ref(), &kafka, &out, &stop_all),
-            Command::PlanReplay(from) => plan_replay(&kafka, &out, from),
-            Command::Replay(plan) => {
-                if let Some(c) = consumer.take() {
-                    stop_consumer(c).await;
-                }
-                replay_now(&kafka, &out, plan).await;
-                consumer = Some(start_consumer());
+    let reloads = api.map(|api| Reloads {
+        kafka: kafka.clone(),
+        api,
+        out: out.clone(),
+        stop: stop_all.clone(),
+        landing,
+        fresh: Default::default(),
+        cycles: Default::default(),
+    });
+    let mut c = Control {
+        consumer: Some(consumers.spawn()),
+        consumers,
+        schedule: Schedule::new(settings.reload_every.map(|s| s.0), &out),
+        settings,
+        opts,
+        kafka,
+        out,
+        pause: pause_tx,
+        reloads,
+        reload: None,
+        queries: Queries::default(),
+    };
+    loop {
+        let next = c.schedule.next;
+        let cmd = tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(Command::Shutdown) | None => break,
+                Some(cmd) => cmd,
+            },
+            () = sleep_until(next) => {
+                c.reload(Trigger::Schedule);
+                continue;
             }
-            Command::Skip { partition, offset } => {
-                if let Some(c) = consumer.take() {
-                    stop_consumer(c).await;
-                }
-                skip_now(&settings, &out, partition, offset).await;
-                consumer = Some(start_consumer());
-            }
-            Command::Pause(p) => {
-                let _ = pause_tx.send(p);
-            }
-            Command::Query { id, sql } => {
-                queries
-                    .start(&settings, &out, opts.allow_writes, id, sql)
-                    .await;
-            }
-            Command::CancelQuery => queries.cancel(&out).await,
-            Command::Check => check(&settings, &out),
-            Command::Inspect { name } => super::tools::inspect(&settings, &kafka, &out, name),
-            Command::ListDeadLetters => super::tools::list_dead_letters(&settings, &out),
-            Command::Redrive => super::tools::redrive(&settings, &out),
-            Command::Shutdown => break,
-        }
+        };
+        c.carry_out(cmd).await;
     }
     let _ = stop_all_tx.send(true);
-    if let Some(t) = reload.take() {
-        t.abort();
-    }
-    if let Some((_, _, t)) = queries.running.take() {
-        t.abort();
-    }
-    if let Some(c) = consumer.take() {
-        stop_consumer(c).await;
-    }
-    for task in [sampler_task, lag_task, counts_task, replicas_task] {
+    c.stop().await;
+    for task in tasks {
         let _ = task.await;
     }
 }
 
-/// Starts a reload (fetch again and publish) unless one is running; without an API to
-/// fetch from, says so.
-fn start_reload(
-    reload: &mut Option<JoinHandle<()>>,
-    api: Option<&Arc<ApiClient>>,
-    kafka: &Kafka,
-    out: &Out,
-    stop: &watch::Receiver<bool>,
-) {
-    if reload.as_ref().is_some_and(|t| !t.is_finished()) {
-        return;
+/// Sleeps until `at`, or for ever without one.
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
-    let Some(api) = api else {
-        out.stage(
-            Stage::Api,
-            StageState::Down,
-            Some("no API to fetch from".into()),
-        );
-        return;
-    };
-    *reload = Some(tokio::spawn(run_reload(
-        kafka.clone(),
-        Arc::clone(api),
-        out.clone(),
-        stop.clone(),
-    )));
+}
+
+/// Starts the consumer, again the same way after a replay or a skip.
+struct Consumers {
+    settings: Settings,
+    pause: watch::Receiver<bool>,
+    samples: watch::Receiver<Option<sampler::LagSample>>,
+    events: crate::load::events::Events,
+    out: Out,
+}
+
+impl Consumers {
+    fn spawn(&self) -> ConsumerTask {
+        spawn_consumer(
+            &self.settings,
+            self.pause.clone(),
+            self.samples.clone(),
+            self.events.clone(),
+            self.out.clone(),
+        )
+    }
+}
+
+/// When the next scheduled reload is due (`reload_every`): the first at once, then one
+/// interval after each reload started, by the schedule or by a key.
+struct Schedule {
+    every: Option<Duration>,
+    next: Option<tokio::time::Instant>,
+    out: Out,
+}
+
+impl Schedule {
+    fn new(every: Option<Duration>, out: &Out) -> Schedule {
+        if let (Some(every), Some(ops)) = (every, &out.ops) {
+            ops.schedule(every);
+        }
+        let s = Schedule {
+            every,
+            next: every.map(|_| tokio::time::Instant::now()),
+            out: out.clone(),
+        };
+        s.tell();
+        s
+    }
+
+    /// A reload started (or was due while one ran): the next one interval from now.
+    fn restart(&mut self) {
+        if let Some(every) = self.every {
+            self.next = Some(tokio::time::Instant::now() + every);
+            self.tell();
+        }
+    }
+
+    fn tell(&self) {
+        self.out
+            .send(MonitorEvent::NextReload(self.next.map(|t| t.into_std())));
+    }
+}
+
+/// The monitor's running parts, as the control loop holds them.
+struct Control {
+    settings: Settings,
+    opts: MonitorOptions,
+    kafka: Kafka,
+    out: Out,
+    pause: watch::Sender<bool>,
+    consumers: Consumers,
+    consumer: Option<ConsumerTask>,
+    reloads: Option<Reloads>,
+    reload: Option<JoinHandle<()>>,
+    schedule: Schedule,
+    queries: Queries,
+}
+
+impl Control {
+    /// Carries out one command (not Shutdown: the loop ends on it).
+    async fn carry_out(&mut self, cmd: Command) {
+        let (settings, out) = (&self.settings, &self.out);
+        match cmd {
+            Command::Reload => self.reload(Trigger::Asked),
+            Command::PlanReplay(from) => plan_replay(&self.kafka, out, from),
+            Command::Replay(plan) => {
+                if let Some(c) = self.consumer.take() {
+                    stop_consumer(c).await;
+                }
+                replay_now(&self.kafka, out, plan).await;
+                self.consumer = Some(self.consumers.spawn());
+            }
+            Command::Skip { partition, offset } => {
+                if let Some(c) = self.consumer.take() {
+                    stop_consumer(c).await;
+                }
+                skip_now(settings, out, partition, offset).await;
+                self.consumer = Some(self.consumers.spawn());
+            }
+            Command::Pause(p) => {
+                let _ = self.pause.send(p);
+            }
+            Command::Query { id, sql } => {
+                let allow = self.opts.allow_writes;
+                self.queries.start(settings, out, allow, id, sql).await;
+            }
+            Command::CancelQuery => self.queries.cancel(out).await,
+            Command::Check => check(settings, out),
+            Command::Inspect { name } => super::tools::inspect(settings, &self.kafka, out, name),
+            Command::ListDeadLetters => super::tools::list_dead_letters(settings, out),
+            Command::Redrive => super::tools::redrive(settings, out),
+            Command::Shutdown => {}
+        }
+    }
+
+    /// Starts a reload unless one is running (a scheduled one then waits for the next
+    /// tick: reloads never pile up), and restarts the countdown; without an API to
+    /// fetch from, says so.
+    fn reload(&mut self, trigger: Trigger) {
+        self.schedule.restart();
+        if self.reload.as_ref().is_some_and(|t| !t.is_finished()) {
+            tracing::info!("a reload is still running: the next one waits for the schedule");
+            return;
+        }
+        let Some(reloads) = &self.reloads else {
+            self.out.stage(
+                Stage::Api,
+                StageState::Down,
+                Some("no API to fetch from".into()),
+            );
+            return;
+        };
+        self.reload = Some(tokio::spawn(run_reload(reloads.clone(), trigger)));
+    }
+
+    /// Stops the reload, the query and the consumer (which flushes and commits).
+    async fn stop(&mut self) {
+        if let Some(t) = self.reload.take() {
+            t.abort();
+        }
+        if let Some((_, _, t)) = self.queries.running.take() {
+            t.abort();
+        }
+        if let Some(c) = self.consumer.take() {
+            stop_consumer(c).await;
+        }
+    }
 }
 
 /// Plans a replay from `from` and sends the plan.

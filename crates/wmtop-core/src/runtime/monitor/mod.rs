@@ -1,6 +1,7 @@
 //! The pipeline run live for a front end, and the front end's handle on it ([`start`],
 //! [`Monitor`]): the consumer as a long-lived background task, pausable and restartable
-//! for a replay or a skip (`consumer`), reloads on demand (`reload`), errands for the detail and dead-letter views (`tools`), lag samples and
+//! for a replay or a skip (`consumer`), reloads on demand and on a schedule (`reload`,
+//! each waiting for its rows to land: `landing`), errands for the detail and dead-letter views (`tools`), lag samples and
 //! ClickHouse counts kept fresh (`feeds`), and the loop that carries out commands
 //! (`control`). Front ends send [`Command`]s and receive [`MonitorEvent`]s
 //! (`protocol`) on a bounded channel that never blocks the pipeline: when the front end
@@ -9,6 +10,7 @@
 mod consumer;
 mod control;
 mod feeds;
+mod landing;
 mod out;
 mod protocol;
 mod reload;
@@ -24,7 +26,10 @@ use tokio::task::JoinHandle;
 use crate::config::Settings;
 pub use crate::kafka::sampler::LagRow;
 use out::Out;
-pub use protocol::{Command, MonitorEvent, MonitorOptions, Stage, StageState};
+pub use landing::Landing;
+pub use protocol::{
+    Command, Cycle, CycleVerdict, MonitorEvent, MonitorOptions, Stage, StageState, Trigger,
+};
 
 /// The front end's handle.
 pub struct Monitor {

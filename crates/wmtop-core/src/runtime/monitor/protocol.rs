@@ -116,6 +116,10 @@ pub enum MonitorEvent {
     },
     /// A reload is running (true) or done (false).
     Reloading(bool),
+    /// When the next scheduled reload starts (None: no schedule).
+    NextReload(Option<Instant>),
+    /// A reload's cycle ended: fetched, published, landed and settled, or why not.
+    Cycle(Cycle),
     /// A fact from the consumer.
     Pipeline(Event),
     /// The consumer task is running (true) or stopped (false).
@@ -150,6 +154,92 @@ pub enum MonitorEvent {
     DeadLetters(Result<Vec<DeadLetterEntry>, String>),
     /// A re-drive finished, or failed.
     Redriven(Result<RedriveReport, String>),
+}
+
+/// What started a reload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The schedule (`reload_every`): only the new hours and the revision window.
+    Schedule,
+    /// Asked for (the `r` key): the whole window.
+    Asked,
+}
+
+/// How a cycle ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CycleVerdict {
+    /// Fetched, published, landed and settled.
+    Done,
+    /// The fetch or the publish failed: what was loaded before stays.
+    Failed,
+    /// Published, but the consumer did not land it in time.
+    GaveUp,
+}
+
+impl CycleVerdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            CycleVerdict::Done => "done",
+            CycleVerdict::Failed => "failed",
+            CycleVerdict::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// One reload from fetch to landed rows.
+#[derive(Clone, Debug)]
+pub struct Cycle {
+    /// Counted from 1 in this run.
+    pub number: u64,
+    pub trigger: Trigger,
+    /// The whole window kept fresh.
+    pub window: crate::config::Window,
+    /// The hours asked for (the window's tail on an incremental fetch).
+    pub asked: crate::config::Window,
+    pub incremental: bool,
+    pub transactions: usize,
+    pub records: usize,
+    /// Bytes the API sent.
+    pub bytes_fetched: usize,
+    /// Payload bytes delivered to Kafka.
+    pub bytes_published: usize,
+    pub messages_delivered: usize,
+    /// Rows written for hours not stored before.
+    pub new_rows: u64,
+    /// Rows written over hours the API revised.
+    pub revised_rows: u64,
+    /// Rows not written: stored with the same content.
+    pub unchanged_rows: u64,
+    /// Messages and records set aside.
+    pub set_aside: u64,
+    pub verdict: CycleVerdict,
+    pub error: Option<String>,
+    pub took: Duration,
+}
+
+impl Cycle {
+    /// One JSON object, as `wmtop follow` prints it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "cycle": self.number,
+            "trigger": match self.trigger { Trigger::Schedule => "schedule", Trigger::Asked => "asked" },
+            "window": self.window.json(),
+            "asked": self.asked.json(),
+            "incremental": self.incremental,
+            "transactions": self.transactions,
+            "records": self.records,
+            "bytes_fetched": self.bytes_fetched,
+            "bytes_published": self.bytes_published,
+            "messages_delivered": self.messages_delivered,
+            "new_rows": self.new_rows,
+            "revised_rows": self.revised_rows,
+            "unchanged_rows": self.unchanged_rows,
+            "set_aside": self.set_aside,
+            "verdict": self.verdict.name(),
+            "error": self.error,
+            "took_ms": self.took.as_millis() as u64,
+        })
+    }
 }
 
 /// Options of a live run.
