@@ -66,6 +66,10 @@ pub enum Command {
     /// The whole pipeline once, headless: produce, then consume until idle, then compare
     /// rows per transaction (the simulator in-process only when it is the source).
     Run(RunArgs),
+    /// Run the pipeline as a service: reload on the schedule (--reload-every; after the
+    /// first, only the new hours and the revision window), consume, and print one JSON
+    /// line per cycle until stopped; /health turns degraded once a cycle is overdue.
+    Follow(FollowArgs),
     /// Compare what the API served (the saved fetch), the topic and ClickHouse, per
     /// transaction and hour, with plain counts; exit 1 on any gap or stored copy.
     Check(CheckArgs),
@@ -86,7 +90,8 @@ pub struct SimArgs {
     /// Transactions served.
     #[arg(long, default_value_t = 122)]
     pub transactions: usize,
-    /// Hourly slots from the start time.
+    /// Hourly slots from the start time (with --live: hours of history before the
+    /// current hour).
     #[arg(long, default_value_t = 288)]
     pub hours: usize,
     /// Seed of the data.
@@ -101,6 +106,20 @@ pub struct SimArgs {
     /// Lifetime of access tokens.
     #[arg(long, default_value = "300s")]
     pub token_ttl: Span,
+    /// Move with the clock: serve hours up to the current hour (--hours of history
+    /// before it), revising the last --revise-hours between requests as a live API does.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: how long one hour lasts (2s for a demonstration or a test); the
+    /// clock starts --behind hours back and catches up with the wall clock's hour.
+    #[arg(long, default_value = "1h", requires = "live")]
+    pub hour_length: Span,
+    /// With --live: hours behind the wall clock's hour the clock starts.
+    #[arg(long, default_value_t = 0, requires = "live")]
+    pub behind: u32,
+    /// With --live: hours, counting the current one, whose figures move between requests.
+    #[arg(long, default_value_t = 3, requires = "live")]
+    pub revise_hours: u32,
 }
 
 #[derive(clap::Args, Debug)]
@@ -181,6 +200,13 @@ pub struct RunArgs {
 }
 
 #[derive(clap::Args, Debug)]
+pub struct FollowArgs {
+    /// Transactions the in-process simulator serves (when it is the source).
+    #[arg(long, default_value_t = 122)]
+    pub transactions: usize,
+}
+
+#[derive(clap::Args, Debug)]
 pub struct ConfigArgs {
     /// Print as one JSON line.
     #[arg(long)]
@@ -250,6 +276,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::DeadLetters(a)) => headless::dead_letters::dead_letters(&settings, a).await,
         Some(Command::Schema(a)) => headless::schema::schema(&settings, a),
         Some(Command::Run(a)) => headless::run::run_once(&settings, a).await,
+        Some(Command::Follow(a)) => headless::follow::follow(&settings, a).await,
         Some(Command::Check(a)) => headless::check::check(&settings, a).await,
         Some(Command::Config(a)) => headless::config::config(&settings, a).await,
         Some(Command::Bench(a)) => wmtop_bench::run(&settings, a).await,

@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod consume;
 pub mod dead_letters;
+pub mod follow;
 pub mod produce;
 pub mod query;
 pub mod run;

@@ -22,6 +22,16 @@ pub async fn sim(settings: &Settings, a: SimArgs) -> anyhow::Result<ExitCode> {
         cfg.faults = a.faults.parse().map_err(|e| anyhow!("--faults: {e}"))?;
     }
     cfg.token_ttl = a.token_ttl.0;
+    if a.live {
+        if a.hour_length.0 < std::time::Duration::from_millis(100) {
+            bail!("--hour-length must be at least 100ms");
+        }
+        cfg.live = Some(wmtop_sim::Live {
+            hour_length: a.hour_length.0,
+            behind_hours: a.behind,
+            revise_hours: a.revise_hours,
+        });
+    }
     let listener = tokio::net::TcpListener::bind(&a.addr)
         .await
         .with_context(|| format!("cannot listen on {}", a.addr))?;
@@ -31,6 +41,11 @@ pub async fn sim(settings: &Settings, a: SimArgs) -> anyhow::Result<ExitCode> {
         "transactions": a.transactions,
         "hours": a.hours,
         "seed": a.seed,
+        "live": a.live.then(|| json!({
+            "hour_length_ms": a.hour_length.0.as_millis() as u64,
+            "behind_hours": a.behind,
+            "revise_hours": a.revise_hours,
+        })),
         "shape": a.shape,
         "realm": settings.realm,
         "username": settings.username,

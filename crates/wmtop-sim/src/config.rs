@@ -44,6 +44,12 @@ pub struct SimConfig {
     pub shape: Shape,
     /// The faults in force when the simulator starts.
     pub faults: Faults,
+    /// A live API (`wmtop sim --live`): hours up to its clock's current hour, the last
+    /// few revised between requests. None: the fixed window from `start_ms`.
+    pub live: Option<Live>,
+    /// Keep each series answer's body in the request log (tests compare what was stored
+    /// with what was served).
+    pub log_bodies: bool,
     /// Keep the generated data and the last answer between requests: repeats are served
     /// at once, at the cost of ~100 MB held. Off when the simulator runs inside a monitor
     /// that stays open, so an idle screen holds only its own figures.
@@ -71,6 +77,8 @@ impl SimConfig {
             shape: Shape::Array,
             faults: Faults::default(),
             keep_answers: true,
+            live: None,
+            log_bodies: false,
         }
     }
 
@@ -78,6 +86,28 @@ impl SimConfig {
     pub fn end_ms(&self) -> i64 {
         self.start_ms
             .saturating_add((self.hours as i64).saturating_mul(HOUR_MS))
+    }
+}
+
+/// How a live simulator's clock runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Live {
+    /// How long one of its hours lasts on the wall clock (1h: the wall clock's own).
+    pub hour_length: Duration,
+    /// How far behind the wall clock's hour its clock starts; with a short hour it
+    /// catches up, then keeps to the wall clock's hour.
+    pub behind_hours: u32,
+    /// Hours, counting the current one, whose figures move between requests.
+    pub revise_hours: u32,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            hour_length: Duration::from_secs(3600),
+            behind_hours: 0,
+            revise_hours: 3,
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{Faults, SimConfig};
-use crate::server::{serve_state, SimStats, State};
+use crate::server::{serve_state, SeriesRequest, SimStats, State};
 
 /// A simulator running on the current tokio runtime.
 #[derive(Debug)]
@@ -37,6 +37,11 @@ impl SimHandle {
     /// What has been answered so far.
     pub fn stats(&self) -> SimStats {
         self.state.stats()
+    }
+
+    /// The series requests answered so far, oldest first (the last thousand).
+    pub fn requests(&self) -> Vec<SeriesRequest> {
+        self.state.requests()
     }
 
     /// Stops accepting, lets open requests finish (for a few seconds at most) and waits.

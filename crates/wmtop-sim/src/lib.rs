@@ -13,10 +13,10 @@ mod rng;
 mod server;
 mod wire;
 
-pub use config::{Faults, FaultsParseError, Shape, ShapeParseError, SimConfig};
-pub use data::{dataset, SimRecord, SimTransaction};
+pub use config::{Faults, FaultsParseError, Live, Shape, ShapeParseError, SimConfig};
+pub use data::{dataset, live_dataset, LiveView, SimRecord, SimTransaction};
 pub use handle::{spawn, SimHandle};
-pub use server::{serve, SimStats};
+pub use server::{serve, SeriesRequest, SimStats};
 
 /// The answer the simulator serves for its whole range (the body a full fetch returns),
 /// made without a server: benchmarks start from the same bytes a fetch would.

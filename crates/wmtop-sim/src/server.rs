@@ -1,7 +1,8 @@
 //! The simulator's HTTP server: hyper 1 over tokio, one task per connection, graceful stop.
-//! Owns the routes (token endpoint, series API, `/_sim/faults`, `/_sim/stats`), the
-//! series parameter checks, the fault counters, the counts of what was answered
-//! ([`SimStats`]) and the cache of the last answer body.
+//! Owns the routes (token endpoint, series API, `/_sim/faults`, `/_sim/stats`,
+//! `/_sim/requests`), the series parameter checks, the fault counters, the counts and
+//! log of what was answered ([`SimStats`], [`SeriesRequest`]), a live simulator's clock
+//! and the cache of the last answer body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -46,9 +47,75 @@ pub struct SimStats {
     pub series_ok: u64,
 }
 
+/// One series request as the simulator answered it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SeriesRequest {
+    pub start_time: i64,
+    pub end_time: i64,
+    /// ok, 5xx, 401, malformed or truncated.
+    pub outcome: String,
+    /// Records in the answer (a live simulator's answers only).
+    pub records: Option<usize>,
+    /// The newest record's hour, if any.
+    pub newest_ms: Option<i64>,
+    /// A live simulator's current hour when it answered.
+    pub current_ms: Option<i64>,
+    /// The body, when the simulator keeps them (`log_bodies`).
+    #[serde(skip)]
+    pub body: Option<Bytes>,
+}
+
+/// Requests kept in the log.
+const LOGGED: usize = 1000;
+
+/// A live simulator's clock: its current hour from the wall clock, behind it at first
+/// and catching up one hour per `hour_length`.
+#[derive(Debug)]
+struct Clock {
+    started: std::time::Instant,
+    /// The wall clock's hour when it started, less `behind_hours`.
+    start_hour_ms: i64,
+    /// The first hour with data: `hours` before the wall clock's hour at start.
+    first_ms: i64,
+    live: crate::config::Live,
+}
+
+fn wall_hour() -> i64 {
+    jiff::Timestamp::now()
+        .as_millisecond()
+        .div_euclid(crate::config::HOUR_MS)
+        * crate::config::HOUR_MS
+}
+
+impl Clock {
+    fn new(cfg: &SimConfig, live: crate::config::Live) -> Clock {
+        let hour = wall_hour();
+        Clock {
+            started: std::time::Instant::now(),
+            start_hour_ms: hour - i64::from(live.behind_hours) * crate::config::HOUR_MS,
+            first_ms: hour - cfg.hours as i64 * crate::config::HOUR_MS,
+            live,
+        }
+    }
+
+    fn view(&self, revision: u64) -> crate::data::LiveView {
+        let per_hour = self.live.hour_length.as_secs_f64().max(0.001);
+        let passed = (self.started.elapsed().as_secs_f64() / per_hour).floor() as i64;
+        let current = (self.start_hour_ms + passed * crate::config::HOUR_MS).min(wall_hour());
+        crate::data::LiveView {
+            first_ms: self.first_ms,
+            current_ms: current,
+            revise_hours: self.live.revise_hours,
+            revision,
+        }
+    }
+}
+
 /// Everything a running simulator shares between connections.
 pub struct State {
     cfg: SimConfig,
+    clock: Option<Clock>,
+    log: Mutex<std::collections::VecDeque<SeriesRequest>>,
     data: OnceLock<Vec<SimTransaction>>,
     tokens: Tokens,
     faults: Mutex<Faults>,
@@ -74,6 +141,8 @@ impl State {
     pub fn new(cfg: SimConfig) -> Self {
         Self {
             tokens: Tokens::new(cfg.seed),
+            clock: cfg.live.map(|l| Clock::new(&cfg, l)),
+            log: Mutex::new(Default::default()),
             faults: Mutex::new(cfg.faults.clone()),
             cfg,
             data: OnceLock::new(),
@@ -104,6 +173,46 @@ impl State {
             series_requests: self.series_requests.load(Ordering::Relaxed),
             series_ok: self.series_ok.load(Ordering::Relaxed),
         }
+    }
+
+    /// The series requests logged, oldest first.
+    pub fn requests(&self) -> Vec<SeriesRequest> {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        log.iter().cloned().collect()
+    }
+
+    fn log(&self, mut r: SeriesRequest) {
+        if !self.cfg.log_bodies {
+            r.body = None;
+        }
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        if log.len() >= LOGGED {
+            log.pop_front();
+        }
+        log.push_back(r);
+    }
+
+    /// A live simulator's answer for a window at this request: (body, records, newest
+    /// hour, current hour). Call from a blocking context.
+    fn live_body(
+        &self,
+        clock: &Clock,
+        start: i64,
+        end: i64,
+        df: Option<DataFaults>,
+        revision: u64,
+    ) -> Result<(Bytes, usize, Option<i64>, i64), String> {
+        let view = clock.view(revision);
+        let data = crate::data::live_dataset(&self.cfg, &view, start, end);
+        let records = data.iter().map(|t| t.records.len()).sum();
+        let newest = data
+            .iter()
+            .filter_map(|t| t.records.last().map(|r| r.timestamp))
+            .max();
+        let body = wire::body(&data, start, end, self.cfg.shape, df)
+            .map(Bytes::from)
+            .map_err(|e| format!("serializing the answer failed: {e}"))?;
+        Ok((body, records, newest, view.current_ms))
     }
 
     /// The answer body for a window, from the cache when answers are kept and no data
@@ -235,6 +344,8 @@ async fn handle(state: Arc<State>, req: Request<Incoming>) -> Result<Response<Bo
         put_faults(&state, req.into_body()).await
     } else if path == "/_sim/stats" && req.method() == Method::GET {
         json_response(StatusCode::OK, &json!(state.stats()))
+    } else if path == "/_sim/requests" && req.method() == Method::GET {
+        json_response(StatusCode::OK, &json!(state.requests()))
     } else {
         not_found()
     };
@@ -331,6 +442,18 @@ enum Spoil {
     Truncated,
 }
 
+impl Spoil {
+    fn name(&self) -> &'static str {
+        match self {
+            Spoil::None => "ok",
+            Spoil::Fail5xx => "5xx",
+            Spoil::Fail401 => "401",
+            Spoil::Malformed => "malformed",
+            Spoil::Truncated => "truncated",
+        }
+    }
+}
+
 /// Takes one count off the first non-zero fault counter; returns which, and the data faults.
 fn take_fault(state: &State) -> (Spoil, Option<DataFaults>) {
     let mut f = state.faults.lock().unwrap_or_else(|p| p.into_inner());
@@ -353,7 +476,7 @@ fn take_fault(state: &State) -> (Spoil, Option<DataFaults>) {
 }
 
 async fn series(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
-    state.series_requests.fetch_add(1, Ordering::Relaxed);
+    let revision = state.series_requests.fetch_add(1, Ordering::Relaxed) + 1;
     let latency = state.faults().latency_ms;
     if latency > 0 {
         tokio::time::sleep(Duration::from_millis(latency)).await;
@@ -381,20 +504,47 @@ async fn series(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
     };
 
     let (spoil, df) = take_fault(state);
+    let mut logged = SeriesRequest {
+        start_time: start,
+        end_time: end,
+        outcome: spoil.name().to_string(),
+        records: None,
+        newest_ms: None,
+        current_ms: None,
+        body: None,
+    };
     match spoil {
         Spoil::Fail5xx => {
+            state.log(logged);
             return json_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 &json!({"error": "service unavailable (simulated)"}),
-            )
+            );
         }
-        Spoil::Fail401 => return unauthorized("the access token was rejected (simulated)"),
+        Spoil::Fail401 => {
+            state.log(logged);
+            return unauthorized("the access token was rejected (simulated)");
+        }
         _ => {}
     }
 
     let st = state.clone();
-    let body = match tokio::task::spawn_blocking(move || st.body(start, end, df)).await {
-        Ok(Ok(b)) => b,
+    let made = tokio::task::spawn_blocking(move || match &st.clock {
+        Some(clock) => st
+            .live_body(clock, start, end, df, revision)
+            .map(|(b, records, newest, current)| (b, Some(records), newest, Some(current))),
+        None => st.body(start, end, df).map(|b| (b, None, None, None)),
+    })
+    .await;
+    let body = match made {
+        Ok(Ok((b, records, newest, current))) => {
+            logged.records = records;
+            logged.newest_ms = newest;
+            logged.current_ms = current;
+            logged.body = Some(b.clone());
+            state.log(logged);
+            b
+        }
         Ok(Err(message)) => {
             tracing::warn!(%message, "simulator could not build an answer");
             return json_response(

@@ -74,6 +74,7 @@ pub async fn run(settings: &Settings, opts: TuiOptions) -> anyhow::Result<Ended>
             allow_writes: opts.allow_writes,
             ops: Some(ops),
             simulator: opts.simulator.clone(),
+            panes: true,
         },
     );
     let mut hangup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;

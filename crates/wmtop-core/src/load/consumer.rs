@@ -107,7 +107,8 @@ pub async fn run(
 }
 
 /// Flushes and lands what is left when the run ends done or interrupted (else drops the
-/// batch in flight, which is read again), then settles; the end after that.
+/// batch in flight, which is read again), then settles (done or interrupted); the end
+/// after that.
 async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
     let mut end = end;
     if matches!(end.verdict, Verdict::Done | Verdict::Interrupted) {
@@ -122,7 +123,9 @@ async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
         // Stopping on an error: the batch in flight is not committed (it is read again).
         f.task.abort();
     }
-    if end.verdict == Verdict::Done && r.unsettled {
+    // Stopped by a signal too: what it wrote over revised hours is merged, so a plain
+    // count shows no copy after it.
+    if matches!(end.verdict, Verdict::Done | Verdict::Interrupted) && r.unsettled {
         if let Err(e) = r.settle().await {
             end = e;
         }

@@ -26,15 +26,17 @@ pub struct Planned {
     pub incremental: bool,
 }
 
-/// The end of the last successful fetch, for the next one.
+/// The newest hour the last successful fetch brought, for the next one.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Freshness {
-    last_end_ms: Option<i64>,
+    newest_ms: Option<i64>,
 }
 
 impl Freshness {
     /// What to ask for now: the whole window, or (after a successful fetch) the hours
-    /// from `revise` before its end to the window's end.
+    /// from `revise` before the newest hour it brought to the window's end. (The newest
+    /// hour served, not the end asked for: an API that lags the clock revises the hours
+    /// it has, not the ones it will have.)
     pub fn plan(&self, settings: &Settings) -> Planned {
         self.plan_at(settings, jiff::Timestamp::now().as_millisecond())
     }
@@ -47,11 +49,14 @@ impl Freshness {
             window,
             incremental: false,
         };
-        let Some(last_end) = self.last_end_ms else {
+        let Some(newest) = self.newest_ms else {
             return whole;
         };
         let revise = i64::try_from(settings.revise.0.as_millis()).unwrap_or(i64::MAX);
-        let from = (last_end.min(window.end_ms).saturating_sub(revise))
+        // The newest hour is revised too: `revise` 3h asks again for it and the two
+        // before it.
+        let from = (newest.min(window.end_ms) + HOUR_MS)
+            .saturating_sub(revise)
             .div_euclid(HOUR_MS)
             .saturating_mul(HOUR_MS);
         if from <= window.start_ms || from >= window.end_ms {
@@ -67,9 +72,12 @@ impl Freshness {
         }
     }
 
-    /// A fetch of `planned` succeeded.
-    pub fn fetched(&mut self, planned: &Planned) {
-        self.last_end_ms = Some(planned.ask.end_ms);
+    /// A fetch succeeded and its hours are on the topic; `newest` is the newest hour
+    /// it brought (none: nothing served, so the next fetch asks for the whole window).
+    pub fn fetched(&mut self, newest: Option<i64>) {
+        if newest.is_some() {
+            self.newest_ms = newest;
+        }
     }
 }
 
@@ -90,14 +98,6 @@ impl RecordTime {
     }
 }
 
-/// One transaction's object with its series apart.
-#[derive(Deserialize)]
-struct TxParts<'a> {
-    #[serde(rename = "transactionSeries", borrow, default)]
-    series: Vec<&'a RawValue>,
-    #[serde(flatten, borrow)]
-    rest: BTreeMap<String, &'a RawValue>,
-}
 
 /// The saved answer after an incremental fetch of `planned`: for each transaction, its
 /// saved records inside the window and before the hours asked for, then the records the
@@ -124,14 +124,22 @@ pub fn merge_saved(path: &Path, planned: &Planned, tail: &Answer) -> Result<Answ
         for tx in &answer.transactions {
             let text = std::str::from_utf8(&tx.payload)
                 .map_err(|e| ApiError::BadAnswer(e.to_string()))?;
-            let parts: TxParts<'_> = serde_json::from_str(text).map_err(bad)?;
+            // The transaction's fields as served, its series apart.
+            let mut rest: BTreeMap<String, &RawValue> =
+                serde_json::from_str(text).map_err(bad)?;
+            let series: Vec<&RawValue> = match rest.remove("transactionSeries") {
+                Some(raw) => serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get())
+                    .map_err(bad)?
+                    .unwrap_or_default(),
+                None => Vec::new(),
+            };
             let name = tx.name.clone().unwrap_or_default();
             let entry = merged.entry(name.clone()).or_insert_with(|| {
                 order.push(name);
                 (BTreeMap::new(), Vec::new())
             });
-            entry.0 = parts.rest;
-            for r in parts.series {
+            entry.0 = rest;
+            for r in series {
                 let t = serde_json::from_str::<RecordTime>(r.get())
                     .ok()
                     .and_then(|t| t.ms());
@@ -200,11 +208,16 @@ mod tests {
         assert!(!first.incremental);
         assert_eq!(first.ask.start_ms, 1_767_225_600_000 - 6 * HOUR_MS);
         assert_eq!(first.ask.end_ms, 1_767_225_600_000);
-        f.fetched(&first);
-        // Two hours later: from three hours before the last end, to the new end.
+        // Nothing served: the next fetch asks for the whole window again.
+        f.fetched(None);
+        assert!(!f.plan_at(&s, t0).incremental);
+        // The API served up to an hour before the end (it lags the clock).
+        let newest = first.ask.end_ms - HOUR_MS;
+        f.fetched(Some(newest));
+        // Two hours later: the newest hour and the two before it, to the new end.
         let later = f.plan_at(&s, t0 + 2 * HOUR_MS);
         assert!(later.incremental);
-        assert_eq!(later.ask.start_ms, first.ask.end_ms - 3 * HOUR_MS);
+        assert_eq!(later.ask.start_ms, newest - 2 * HOUR_MS);
         assert_eq!(later.ask.end_ms, first.ask.end_ms + 2 * HOUR_MS);
         assert_eq!(later.window.start_ms, first.ask.start_ms + 2 * HOUR_MS);
         // A pause longer than the window: the whole window again.

@@ -31,7 +31,8 @@ use crate::config::SimConfig;
 use crate::rng::{hash_words, SplitMix64};
 use budget::{breaches, health, round4, severity, Budget, PERCENTILES};
 use names::{alias_of, transaction_name};
-use traffic::{hours_of, Hour, Profile};
+use crate::config::HOUR_MS;
+use traffic::{hours_of, live_hour, Hour, Profile};
 
 /// The records' timezone.
 pub const TIMEZONE: &str = "Asia/Kolkata";
@@ -382,6 +383,51 @@ fn record(p: &Profile, h: &Hour, ids: Option<(&str, u64)>, fmt: &HourFormatter) 
 /// The data the API serves for the configured window (before any fault is applied):
 /// deterministic from the seed.
 pub fn dataset(cfg: &SimConfig) -> Vec<SimTransaction> {
+    transactions(cfg, |_, profile, rng| hours_of(profile, cfg, rng))
+}
+
+/// What a live API's clock reads at one request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveView {
+    /// The first hour it has data for.
+    pub first_ms: i64,
+    /// Its current hour (the last it serves).
+    pub current_ms: i64,
+    /// Hours (counting the current one) whose figures still move.
+    pub revise_hours: u32,
+    /// Which request this is: revisable hours differ from one to the next.
+    pub revision: u64,
+}
+
+/// The data a live API serves for `[start, end]` at `view`: hours from its first to its
+/// current one, each drawn from the hour itself, the last `revise_hours` moved by the
+/// revision; transactions with no traffic in the window are empty.
+pub fn live_dataset(cfg: &SimConfig, view: &LiveView, start: i64, end: i64) -> Vec<SimTransaction> {
+    let from = start.max(view.first_ms).div_euclid(HOUR_MS) * HOUR_MS;
+    let to = end.min(view.current_ms);
+    let revisable_from = view.current_ms - i64::from(view.revise_hours) * HOUR_MS;
+    transactions(cfg, |i, profile, _| {
+        let mut hours = Vec::new();
+        let mut ts = from;
+        while ts <= to {
+            if ts >= start {
+                let revision = (ts > revisable_from).then_some(view.revision);
+                if let Some(h) = live_hour(profile, [cfg.seed, i as u64], ts, revision) {
+                    hours.push(h);
+                }
+            }
+            ts += HOUR_MS;
+        }
+        hours
+    })
+}
+
+/// Every transaction with the hours `hours_for` gives it (its index, profile and the
+/// rng its profile was drawn from).
+fn transactions(
+    cfg: &SimConfig,
+    mut hours_for: impl FnMut(usize, &Profile, &mut SplitMix64) -> Vec<Hour>,
+) -> Vec<SimTransaction> {
     let fmt = HourFormatter::new();
     let mut names = HashSet::new();
     let mut name_rng = SplitMix64::new(hash_words(&[cfg.seed, 0x6e61_6d65]));
@@ -392,7 +438,7 @@ pub fn dataset(cfg: &SimConfig) -> Vec<SimTransaction> {
             let profile = Profile::draw(&mut rng);
             let transaction_id = 100_000 + i as u64;
             let ids = (i % 2 == 1).then_some((name.as_str(), transaction_id));
-            let records = hours_of(&profile, cfg, &mut rng)
+            let records = hours_for(i, &profile, &mut rng)
                 .iter()
                 .map(|h| record(&profile, h, ids, &fmt))
                 .collect();

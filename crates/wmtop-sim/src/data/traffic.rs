@@ -4,7 +4,7 @@
 //! day/night cycle in the records' timezone with occasional spikes.
 
 use crate::config::{SimConfig, HOUR_MS};
-use crate::rng::SplitMix64;
+use crate::rng::{hash_words, SplitMix64};
 
 /// What a transaction is like: fixed for all its hours.
 pub(super) struct Profile {
@@ -79,6 +79,33 @@ pub(super) struct Hour {
     pub(super) avg: f64,
 }
 
+/// One hour's random draws, in the order the hours are drawn.
+struct Draws {
+    noise_volume: f64,
+    noise_errors: f64,
+    spike: bool,
+    spike_factor: f64,
+    round_up: f64,
+    noise_latency: f64,
+    latency_spike: bool,
+    latency_spike_factor: f64,
+}
+
+impl Draws {
+    fn draw(p: &Profile, rng: &mut SplitMix64) -> Draws {
+        Draws {
+            noise_volume: rng.range(0.8, 1.2),
+            noise_errors: rng.range(0.5, 1.5),
+            spike: p.spiky && rng.chance(0.04),
+            spike_factor: rng.range(5.0, 25.0),
+            round_up: rng.next_f64(),
+            noise_latency: rng.range(0.9, 1.1),
+            latency_spike: rng.chance(0.02),
+            latency_spike_factor: rng.range(1.5, 3.0),
+        }
+    }
+}
+
 /// The hours transaction `p` has traffic in, and each hour's counts and latency.
 pub(super) fn hours_of(p: &Profile, cfg: &SimConfig, rng: &mut SplitMix64) -> Vec<Hour> {
     let n = cfg.hours;
@@ -93,43 +120,62 @@ pub(super) fn hours_of(p: &Profile, cfg: &SimConfig, rng: &mut SplitMix64) -> Ve
     for (h, on) in active.iter().enumerate() {
         // Draw every hour's noise even when idle, so an hour's values do not depend on
         // which other hours had traffic.
-        let noise_volume = rng.range(0.8, 1.2);
-        let noise_errors = rng.range(0.5, 1.5);
-        let spike = p.spiky && rng.chance(0.04);
-        let spike_factor = rng.range(5.0, 25.0);
-        let round_up = rng.next_f64();
-        let noise_latency = rng.range(0.9, 1.1);
-        let latency_spike = rng.chance(0.02);
-        let latency_spike_factor = rng.range(1.5, 3.0);
-        if !on {
-            continue;
+        let d = Draws::draw(p, rng);
+        if *on {
+            out.push(hour(p, cfg.start_ms + h as i64 * HOUR_MS, &d));
         }
-        let timestamp = cfg.start_ms + h as i64 * HOUR_MS;
-        // Local (UTC+05:30) hour of day, for the day/night cycle peaking in the afternoon.
-        let local_hour = ((timestamp + 19_800_000).rem_euclid(24 * HOUR_MS) / HOUR_MS) as f64;
-        let angle = 2.0 * std::f64::consts::PI * (local_hour - 9.0 - p.phase) / 24.0;
-        let load = 0.55 + 0.45 * angle.sin(); // 0.1 ..= 1.0
-        let total = ((p.base_volume * load * noise_volume).round() as i64).max(1);
-        let mut rate = p.error_level * noise_errors;
-        if spike {
-            rate *= spike_factor;
-        }
-        let expected = total as f64 * rate.min(0.5);
-        let mut errors = expected.floor() as i64;
-        if round_up < expected - expected.floor() {
-            errors += 1;
-        }
-        let errors = errors.clamp(0, total);
-        let mut avg = p.base_latency * (0.85 + 0.3 * load) * noise_latency;
-        if latency_spike {
-            avg *= latency_spike_factor;
-        }
-        out.push(Hour {
-            timestamp,
-            total,
-            errors,
-            avg,
-        });
     }
     out
+}
+
+/// One hour of a live API: drawn from the hour itself (so any window gives the same
+/// hours), and, while the hour may still be revised, moved by `revision`.
+pub(super) fn live_hour(
+    p: &Profile,
+    words: [u64; 2],
+    timestamp: i64,
+    revision: Option<u64>,
+) -> Option<Hour> {
+    let mut rng = SplitMix64::new(hash_words(&[words[0], words[1], timestamp as u64, 0x6c69_7665]));
+    if !(p.always_on || rng.chance(p.traffic_prob)) {
+        return None;
+    }
+    let mut d = Draws::draw(p, &mut rng);
+    if let Some(r) = revision {
+        // Still being counted: the API's figures for the hour move between requests.
+        let mut rev = SplitMix64::new(hash_words(&[words[0], words[1], timestamp as u64, r]));
+        d.noise_volume *= rev.range(0.85, 1.15);
+        d.round_up = rev.next_f64();
+        d.noise_latency *= rev.range(0.95, 1.05);
+    }
+    Some(hour(p, timestamp, &d))
+}
+
+/// An hour's counts and latency from its draws.
+fn hour(p: &Profile, timestamp: i64, d: &Draws) -> Hour {
+    // Local (UTC+05:30) hour of day, for the day/night cycle peaking in the afternoon.
+    let local_hour = ((timestamp + 19_800_000).rem_euclid(24 * HOUR_MS) / HOUR_MS) as f64;
+    let angle = 2.0 * std::f64::consts::PI * (local_hour - 9.0 - p.phase) / 24.0;
+    let load = 0.55 + 0.45 * angle.sin(); // 0.1 ..= 1.0
+    let total = ((p.base_volume * load * d.noise_volume).round() as i64).max(1);
+    let mut rate = p.error_level * d.noise_errors;
+    if d.spike {
+        rate *= d.spike_factor;
+    }
+    let expected = total as f64 * rate.min(0.5);
+    let mut errors = expected.floor() as i64;
+    if d.round_up < expected - expected.floor() {
+        errors += 1;
+    }
+    let errors = errors.clamp(0, total);
+    let mut avg = p.base_latency * (0.85 + 0.3 * load) * d.noise_latency;
+    if d.latency_spike {
+        avg *= d.latency_spike_factor;
+    }
+    Hour {
+        timestamp,
+        total,
+        errors,
+        avg,
+    }
 }

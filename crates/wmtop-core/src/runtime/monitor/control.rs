@@ -66,21 +66,23 @@ pub(super) async fn control(
         true,
         stop_all.clone(),
     );
-    let tasks = [
+    let mut tasks = vec![
         sampler_task,
         tokio::spawn(forward_lag(samples.clone(), out.clone())),
-        tokio::spawn(refresh_counts(
+    ];
+    if opts.panes {
+        tasks.push(tokio::spawn(refresh_counts(
             settings.clone(),
             out.clone(),
             counts_dirty_rx,
             stop_all.clone(),
-        )),
-        tokio::spawn(watch_replicas(
+        )));
+        tasks.push(tokio::spawn(watch_replicas(
             settings.clone(),
             out.clone(),
             stop_all.clone(),
-        )),
-    ];
+        )));
+    }
     let consumers = Consumers {
         settings: settings.clone(),
         pause: pause_rx,

@@ -215,6 +215,8 @@ pub struct Cycle {
     pub verdict: CycleVerdict,
     pub error: Option<String>,
     pub took: Duration,
+    /// When it ended.
+    pub ended_at: jiff::Timestamp,
 }
 
 impl Cycle {
@@ -238,6 +240,7 @@ impl Cycle {
             "verdict": self.verdict.name(),
             "error": self.error,
             "took_ms": self.took.as_millis() as u64,
+            "ended_at": self.ended_at.to_string(),
         })
     }
 }
@@ -251,4 +254,7 @@ pub struct MonitorOptions {
     pub ops: Option<Arc<Ops>>,
     /// The simulator's URL when the series come from it.
     pub simulator: Option<String>,
+    /// Keep the panes' figures fresh: rows per transaction and each replica's state
+    /// (a front end with no panes, such as `follow`, leaves them off).
+    pub panes: bool,
 }

@@ -60,12 +60,14 @@ pub(super) async fn run_reload(r: Reloads, trigger: Trigger) {
         verdict: CycleVerdict::Done,
         error: None,
         took: Duration::ZERO,
+        ended_at: jiff::Timestamp::now(),
     };
     if let Err((verdict, error)) = cycle_steps(&r, &planned, &mut cycle).await {
         cycle.verdict = verdict;
         cycle.error = Some(error);
     }
     cycle.took = started.elapsed();
+    cycle.ended_at = jiff::Timestamp::now();
     if let Some(ops) = &out.ops {
         ops.cycle_ended(cycle.verdict == CycleVerdict::Done);
     }
@@ -105,18 +107,23 @@ async fn cycle_steps(r: &Reloads, planned: &Planned, cycle: &mut Cycle) -> Resul
     cycle.transactions = answer.transactions.len();
     cycle.records = answer.records();
     cycle.bytes_fetched = answer.bytes;
-    let accounting = {
+    let (accounting, newest) = {
         let a = answer.clone();
         let (save, planned) = (save.clone(), *planned);
-        // The API's figures for the whole window: the saved answer, kept whole.
+        // The newest hour served, and the API's figures for the whole window (the saved
+        // answer, kept whole).
         tokio::task::spawn_blocking(move || {
+            let mut newest: Option<i64> = None;
+            let tail = a.accounting_with(|row| {
+                newest = newest.max(Some(row.timestamp.0));
+            });
             if planned.incremental {
                 match fresh::merge_saved(&save, &planned, &a) {
-                    Ok(whole) => return whole.accounting(),
+                    Ok(whole) => return (whole.accounting(), newest),
                     Err(e) => tracing::warn!("could not keep the saved answer whole: {e}"),
                 }
             }
-            a.accounting()
+            (tail, newest)
         })
         .await
         .unwrap_or_default()
@@ -136,7 +143,7 @@ async fn cycle_steps(r: &Reloads, planned: &Planned, cycle: &mut Cycle) -> Resul
             // The next scheduled fetch starts from here only once these hours are on
             // the topic: a failed publish is fetched again.
             if let Ok(mut f) = r.fresh.lock() {
-                f.fetched(planned);
+                f.fetched(newest);
             }
             out.stage(Stage::Kafka, StageState::Ok, None);
             out.send(published_event(&p, started.elapsed()));
