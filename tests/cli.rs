@@ -601,3 +601,63 @@ fn profiles_are_listed_with_their_keys_never_their_values() {
         "{err}"
     );
 }
+
+#[test]
+fn a_profile_picks_the_database_a_load_uses_and_flags_still_win() {
+    let s = settings("profile_db", None);
+    let (staging, other) = (unique("stg"), unique("oth"));
+    let dir = dir_with_config(&format!(
+        "database = \"shared\"\n[profiles.staging]\ndatabase = \"{staging}\"\n\
+         [profiles.other]\ndatabase = \"{other}\"\n"
+    ));
+    let run = |args: &[&str]| {
+        let out = wmtop(&s, args)
+            .env_remove("WMTOP_DATABASE")
+            .current_dir(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "wmtop {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    // The staging profile's database is where a consumer creates its table.
+    run(&["--profile", "staging", "consume", "--until-idle", "1"]);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tables = |db: &str| {
+        rt.block_on(query_json(
+            &s,
+            &format!(
+                "SELECT count() AS n FROM system.tables WHERE database = '{db}' AND name = '{}'",
+                s.table
+            ),
+        ))[0]["n"]
+            .to_string()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert_eq!(
+        tables(&staging),
+        "1",
+        "the table is in the staging profile's database"
+    );
+    assert_eq!(tables(&other), "0", "and not in the other profile's");
+    assert_eq!(tables("shared"), "0", "nor in the shared setting's");
+    // A flag wins over the profile.
+    let v: serde_json::Value = serde_json::from_str(
+        run(&[
+            "--profile",
+            "other",
+            "--database",
+            "flag_db",
+            "config",
+            "--json",
+        ])
+        .trim(),
+    )
+    .unwrap();
+    assert_eq!(v["database"], "flag_db", "{v}");
+    assert_eq!(v["profile"], "other", "{v}");
+}

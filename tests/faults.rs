@@ -381,7 +381,12 @@ fn api_timeouts_and_5xx_mid_run_recover() {
         let client = api(&s);
         let fetching = tokio::spawn(async move {
             client
-                .fetch(s.window(), Some(&s.last_fetch_path()), &never(), |_, _, _| {})
+                .fetch(
+                    s.window(),
+                    Some(&s.last_fetch_path()),
+                    &never(),
+                    |_, _, _| {},
+                )
                 .await
                 .map(|r| (r.attempts, r.answer, s))
         });

@@ -71,11 +71,15 @@ fn served(sim: &SimHandle, n: usize) -> BTreeMap<(String, i64), serde_json::Valu
         .collect();
     assert_eq!(answers.len(), n, "the simulator answered {n} fetches");
     for r in answers {
-        let body: serde_json::Value = serde_json::from_slice(&r.body.expect("bodies kept")).unwrap();
+        let body: serde_json::Value =
+            serde_json::from_slice(&r.body.expect("bodies kept")).unwrap();
         for tx in body.as_array().unwrap() {
             let name = tx["transactionName"].as_str().unwrap().to_string();
             for rec in tx["transactionSeries"].as_array().unwrap() {
-                latest.insert((name.clone(), rec["timestamp"].as_i64().unwrap()), rec.clone());
+                latest.insert(
+                    (name.clone(), rec["timestamp"].as_i64().unwrap()),
+                    rec.clone(),
+                );
             }
         }
     }
@@ -112,8 +116,16 @@ async fn stored(s: &Settings, start: i64, end: i64) -> BTreeMap<(String, i64), (
 
 /// Every record the API served last for the window is stored once, with those numbers,
 /// and nothing else is stored in the window.
-async fn assert_window_fresh(s: &Settings, sim: &SimHandle, answers: usize, window: &serde_json::Value) {
-    let (start, end) = (window["start_ms"].as_i64().unwrap(), window["end_ms"].as_i64().unwrap());
+async fn assert_window_fresh(
+    s: &Settings,
+    sim: &SimHandle,
+    answers: usize,
+    window: &serde_json::Value,
+) {
+    let (start, end) = (
+        window["start_ms"].as_i64().unwrap(),
+        window["end_ms"].as_i64().unwrap(),
+    );
     let api: BTreeMap<_, _> = served(sim, answers)
         .into_iter()
         .filter(|((_, t), _)| *t >= start && *t <= end)
@@ -147,7 +159,10 @@ fn stop(mut child: Child, signal: &str) -> i32 {
         if let Some(status) = child.try_wait().unwrap() {
             return status.code().unwrap_or(-1);
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "follow did not stop");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "follow did not stop"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -165,10 +180,7 @@ fn follow_keeps_a_rolling_window_fresh_asking_only_for_new_and_revised_hours() {
     cfg.keep_answers = false;
     let sim = rt.block_on(start_sim(cfg));
     let s = settings("follow", Some(&sim.url()));
-    let (child, rx) = follow(
-        &s,
-        &[("WMTOP_RANGE", "6h"), ("WMTOP_RELOAD_EVERY", "3s")],
-    );
+    let (child, rx) = follow(&s, &[("WMTOP_RANGE", "6h"), ("WMTOP_RELOAD_EVERY", "3s")]);
     let mut newest_before: Option<i64> = None;
     let mut incremental = 0;
     for n in 1..=4usize {
@@ -176,7 +188,10 @@ fn follow_keeps_a_rolling_window_fresh_asking_only_for_new_and_revised_hours() {
         assert_eq!(line["cycle"], n as u64, "{line}");
         assert_eq!(line["verdict"], "done", "{line}");
         let window = &line["window"];
-        let (start, end) = (window["start_ms"].as_i64().unwrap(), window["end_ms"].as_i64().unwrap());
+        let (start, end) = (
+            window["start_ms"].as_i64().unwrap(),
+            window["end_ms"].as_i64().unwrap(),
+        );
         assert_eq!(end - start, 6 * HOUR_MS, "{line}");
         let requests: Vec<_> = sim
             .requests()
@@ -184,7 +199,11 @@ fn follow_keeps_a_rolling_window_fresh_asking_only_for_new_and_revised_hours() {
             .filter(|r| r.outcome == "ok")
             .collect();
         let asked = &requests[n - 1];
-        assert_eq!(line["asked"]["start_ms"].as_i64(), Some(asked.start_time), "{line}");
+        assert_eq!(
+            line["asked"]["start_ms"].as_i64(),
+            Some(asked.start_time),
+            "{line}"
+        );
         assert_eq!(asked.end_time, end, "{line}");
         // After the first: the newest hour served and the two before it (revise 3h),
         // and the hours since; the whole window when that reaches back past its start.
@@ -203,9 +222,15 @@ fn follow_keeps_a_rolling_window_fresh_asking_only_for_new_and_revised_hours() {
             .map(|k| line[*k].as_u64().unwrap())
             .sum::<u64>();
         assert_eq!(landed, line["records"].as_u64().unwrap(), "{line}");
-        assert_eq!(asked.records, Some(line["records"].as_u64().unwrap() as usize));
+        assert_eq!(
+            asked.records,
+            Some(line["records"].as_u64().unwrap() as usize)
+        );
         if n > 1 {
-            assert!(line["revised_rows"].as_u64().unwrap() > 0, "the API revised its last hours: {line}");
+            assert!(
+                line["revised_rows"].as_u64().unwrap() > 0,
+                "the API revised its last hours: {line}"
+            );
         }
         rt.block_on(assert_window_fresh(&s, &sim, n, window));
         newest_before = asked.newest_ms;
@@ -226,20 +251,32 @@ fn follow_keeps_a_rolling_window_fresh_asking_only_for_new_and_revised_hours() {
 /// /health's body.
 fn health(port: u16) -> serde_json::Value {
     let out = Command::new("curl")
-        .args(["-s", "--max-time", "5", &format!("http://127.0.0.1:{port}/health")])
+        .args([
+            "-s",
+            "--max-time",
+            "5",
+            &format!("http://127.0.0.1:{port}/health"),
+        ])
         .output()
         .unwrap();
     serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
-fn wait_health(port: u16, what: &str, ok: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+fn wait_health(
+    port: u16,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
     let started = Instant::now();
     loop {
         let h = health(port);
         if ok(&h) {
             return h;
         }
-        assert!(started.elapsed() < Duration::from_secs(40), "/health never {what}: {h}");
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "/health never {what}: {h}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -222,13 +222,19 @@ async fn expired_and_refused_tokens_are_renewed_mid_run() {
     let sim = start_sim(cfg).await;
     let s = settings("expiry", Some(&sim.url()));
     let client = api(&s);
-    let first = client.fetch(s.window(), None, &never(), |_, _, _| {}).await.unwrap();
+    let first = client
+        .fetch(s.window(), None, &never(), |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(first.answer.transactions.len(), 3);
     let logins = sim.stats().token_requests;
     assert_eq!(logins, 1);
     // The token outlives its use margin: the next fetch refreshes it first.
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    let second = client.fetch(s.window(), None, &never(), |_, _, _| {}).await.unwrap();
+    let second = client
+        .fetch(s.window(), None, &never(), |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(second.attempts, 1);
     assert_eq!(sim.stats().token_requests, 2, "one refresh");
     // The API refuses a token mid-run: the client logs in again and succeeds.
@@ -236,7 +242,10 @@ async fn expired_and_refused_tokens_are_renewed_mid_run() {
         fail_401: 1,
         ..Faults::default()
     });
-    let third = client.fetch(s.window(), None, &never(), |_, _, _| {}).await.unwrap();
+    let third = client
+        .fetch(s.window(), None, &never(), |_, _, _| {})
+        .await
+        .unwrap();
     assert_eq!(third.attempts, 2);
     assert_eq!(sim.stats().token_requests, 3);
     // 5xx answers and cut-off bodies are retried.

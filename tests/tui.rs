@@ -10,6 +10,9 @@
 //!   (read back from a `script` recording); Ctrl-C quits with the batch flushed.
 //! - SIGHUP mid-load: the monitor flushes and commits, says so in the log, and a restart
 //!   leaves every record stored exactly once.
+//! - Scheduled reloads (`WMTOP_RELOAD_EVERY`): the first starts at once and `q` during it
+//!   asks; the status bar counts down; later ones run without a key, ask for the last
+//!   hours only, and the saved answer and the table still hold the whole window.
 //!
 //! Each step prints `TUI <step> ms=…` (key press to done, visible with --no-capture).
 
@@ -310,4 +313,59 @@ fn sighup_mid_load_flushes_and_commits() {
         consume_until_idle(&s, Duration::from_secs(2)).await;
         assert_exact(&s, &expected).await;
     });
+}
+
+#[test]
+fn scheduled_reloads_count_down_run_without_a_key_and_quit_still_asks() {
+    let s = settings("tui_schedule", None);
+    let tmux = Tmux::start(
+        &unique("wmtop_tui_schedule"),
+        &monitor_command(&s, "WMTOP_RELOAD_EVERY=5s", |c| c),
+        160,
+        48,
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+
+    // The first scheduled reload starts at once, with no key: q during it asks.
+    tmux.wait_for("the first scheduled reload", 60, |s| {
+        s.contains("reloading")
+    });
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the quit question", 10, |s| s.contains("Quit?"));
+    assert!(screen.contains("q/y quit"), "{screen}");
+    tmux.keys(&["n"]);
+    tmux.wait_for("the question gone", 10, |s| !s.contains("Quit?"));
+
+    // Between reloads the status bar counts down to the next one.
+    let screen = tmux.wait_for("the countdown", 120, |s| s.contains("next reload in "));
+    let left: u64 = screen
+        .split("next reload in ")
+        .nth(1)
+        .and_then(|t| t.split('s').next())
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or_else(|| panic!("a countdown in seconds: {screen}"));
+    assert!(left <= 5, "{screen}");
+
+    // Two more reloads without a key: the later ones ask only for the last hours, and
+    // the flushes pane says what each found.
+    let screen = tmux.wait_for("a third reload", 120, |s| s.contains("reload 3 (last "));
+    assert!(screen.contains("unchanged rows"), "{screen}");
+    tmux.wait_for("the reload landed", 60, |s| {
+        s.contains("next reload in ") && !s.contains("reloading")
+    });
+
+    // The saved answer is still the whole window, and the table holds it exactly.
+    let answer = wmtop_core::source::api::read_answer(&s.data_dir.join("last_fetch.json")).unwrap();
+    assert_eq!(answer.transactions.len(), 122);
+    rt.block_on(assert_exact(&s, &expected_rows(&answer)));
+
+    tmux.keys(&["q"]);
+    let screen = tmux.wait_for("the exit or the question", 30, |s| {
+        s.contains("EXIT=") || s.contains("Quit?")
+    });
+    if screen.contains("Quit?") {
+        tmux.keys(&["y"]);
+    }
+    let screen = tmux.wait_for("the exit", 60, |s| s.contains("EXIT="));
+    assert!(screen.contains("EXIT=0"), "{screen}");
 }

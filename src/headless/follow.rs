@@ -30,7 +30,10 @@ pub async fn follow(settings: &Settings, a: FollowArgs) -> anyhow::Result<ExitCo
         "following: a reload every {}s (revising the last {}s), health at {}",
         every.0.as_secs_f64(),
         settings.revise.0.as_secs(),
-        health.map_or_else(|| "nowhere (ops_addr off)".to_string(), |a| format!("http://{a}/health"))
+        health.map_or_else(
+            || "nowhere (ops_addr off)".to_string(),
+            |a| format!("http://{a}/health")
+        )
     );
     let (monitor, mut events) = monitor::start(
         settings.clone(),

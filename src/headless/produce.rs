@@ -52,7 +52,9 @@ pub async fn fetch(
     let tokens = Arc::new(TokenSource::new(http.clone(), settings, &keycloak_url));
     let client = ApiClient::new(http, tokens, settings, &api_url);
     let save = a.save.clone().unwrap_or_else(|| settings.last_fetch_path());
-    let report = client.fetch(settings.window(), Some(&save), stop, |_, _, _| {}).await?;
+    let report = client
+        .fetch(settings.window(), Some(&save), stop, |_, _, _| {})
+        .await?;
     Ok(Fetched {
         answer: report.answer,
         fetch_ms: report.took.as_millis() as u64,

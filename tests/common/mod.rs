@@ -182,7 +182,12 @@ pub fn never() -> tokio::sync::watch::Receiver<bool> {
 /// Fetches from the API and saves the answer into the test's data dir.
 pub async fn fetch(s: &Settings) -> Answer {
     api(s)
-        .fetch(s.window(), Some(&s.last_fetch_path()), &never(), |_, _, _| {})
+        .fetch(
+            s.window(),
+            Some(&s.last_fetch_path()),
+            &never(),
+            |_, _, _| {},
+        )
         .await
         .expect("fetch")
         .answer

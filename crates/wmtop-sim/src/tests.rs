@@ -1386,3 +1386,121 @@ async fn handle_url_and_stats() {
     sim.shutdown().await;
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
+
+// ---------------------------------------------------------------- live
+
+fn hours_of_tx(data: &[SimTransaction]) -> Vec<(String, i64, i64, f64)> {
+    data.iter()
+        .flat_map(|t| {
+            t.records.iter().map(|r| {
+                (
+                    t.name.clone(),
+                    r.timestamp,
+                    r.total_count,
+                    r.avg_response_time,
+                )
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_live_api_serves_up_to_its_current_hour_and_revises_only_the_last_ones() {
+    let cfg = small();
+    let current = 1_767_225_600_000;
+    let view = |revision| LiveView {
+        first_ms: current - 24 * HOUR_MS,
+        current_ms: current,
+        revise_hours: 3,
+        revision,
+    };
+    let start = current - 10 * HOUR_MS;
+    let end = current + 5 * HOUR_MS;
+    let one = live_dataset(&cfg, &view(1), start, end);
+    let two = live_dataset(&cfg, &view(2), start, end);
+    let all = hours_of_tx(&one);
+    assert!(
+        all.iter().all(|(_, t, _, _)| *t >= start && *t <= current),
+        "nothing past the current hour"
+    );
+    assert!(all.iter().any(|(_, t, _, _)| *t == current));
+    let revisable = |t: i64| t > current - 3 * HOUR_MS;
+    let (a, b) = (hours_of_tx(&one), hours_of_tx(&two));
+    assert_eq!(
+        a.len(),
+        b.len(),
+        "the same hours have traffic at every revision"
+    );
+    let mut moved = 0;
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!((&x.0, x.1), (&y.0, y.1));
+        if revisable(x.1) {
+            moved += usize::from(x.2 != y.2 || x.3 != y.3);
+        } else {
+            assert_eq!(x, y, "an hour out of the revision window is final");
+        }
+    }
+    assert!(moved > 0, "the last hours' figures move between requests");
+    // A narrower window gives the same hours, with the same figures.
+    let narrow = hours_of_tx(&live_dataset(
+        &cfg,
+        &view(1),
+        current - 4 * HOUR_MS,
+        current,
+    ));
+    let within: Vec<_> = a
+        .into_iter()
+        .filter(|h| h.1 >= current - 4 * HOUR_MS)
+        .collect();
+    assert_eq!(narrow, within);
+    // Every record of a live answer keeps the data's rules.
+    for t in &one {
+        for r in &t.records {
+            assert_eq!(r.success_count, r.total_count - r.error_count);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_live_simulator_catches_up_with_the_clock_and_logs_each_request() {
+    let mut c = small();
+    c.live = Some(Live {
+        hour_length: Duration::from_millis(200),
+        behind_hours: 3,
+        revise_hours: 2,
+    });
+    c.log_bodies = true;
+    let sim = spawn(c.clone()).await.unwrap();
+    let token = login(sim.addr).await;
+    let now_hour = jiff::Timestamp::now().as_millisecond().div_euclid(HOUR_MS) * HOUR_MS;
+    let target = series_target(now_hour - 6 * HOUR_MS, now_hour);
+    let first = get_series(sim.addr, &token, &target).await.status;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    let later = get_series(sim.addr, &token, &target).await.status;
+    assert_eq!((first, later), (200, 200));
+    let log = sim.requests();
+    assert_eq!(log.len(), 2);
+    let (a, b) = (&log[0], &log[1]);
+    assert_eq!(a.start_time, now_hour - 6 * HOUR_MS);
+    assert_eq!(
+        a.current_ms,
+        Some(now_hour - 3 * HOUR_MS),
+        "it starts 3 hours behind"
+    );
+    assert_eq!(
+        b.current_ms,
+        Some(now_hour),
+        "it caught up, and stops at the clock's hour"
+    );
+    assert!(a.records < b.records, "new hours came: {a:?} {b:?}");
+    assert_eq!(b.newest_ms, Some(now_hour));
+    let body: Value = serde_json::from_slice(b.body.as_ref().unwrap()).unwrap();
+    let served: usize = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["transactionSeries"].as_array().unwrap().len())
+        .sum();
+    assert_eq!(Some(served), b.records);
+    sim.shutdown().await;
+}

@@ -56,7 +56,10 @@ impl Settings {
                 return Err(invalid(name, "must be longer than zero"));
             }
         }
-        if self.reload_every.is_some_and(|every| every.0 < Duration::from_secs(1)) {
+        if self
+            .reload_every
+            .is_some_and(|every| every.0 < Duration::from_secs(1))
+        {
             return Err(invalid(
                 "reload_every",
                 "must be at least 1s (leave it unset for no scheduled reloads)",

@@ -98,7 +98,6 @@ impl RecordTime {
     }
 }
 
-
 /// The saved answer after an incremental fetch of `planned`: for each transaction, its
 /// saved records inside the window and before the hours asked for, then the records the
 /// tail brought (a record without a usable time comes from the tail only). Transactions
@@ -122,11 +121,10 @@ pub fn merge_saved(path: &Path, planned: &Planned, tail: &Answer) -> Result<Answ
     for answer in saved.iter().chain(std::iter::once(tail)) {
         let from_tail = std::ptr::eq(answer, tail);
         for tx in &answer.transactions {
-            let text = std::str::from_utf8(&tx.payload)
-                .map_err(|e| ApiError::BadAnswer(e.to_string()))?;
+            let text =
+                std::str::from_utf8(&tx.payload).map_err(|e| ApiError::BadAnswer(e.to_string()))?;
             // The transaction's fields as served, its series apart.
-            let mut rest: BTreeMap<String, &RawValue> =
-                serde_json::from_str(text).map_err(bad)?;
+            let mut rest: BTreeMap<String, &RawValue> = serde_json::from_str(text).map_err(bad)?;
             let series: Vec<&RawValue> = match rest.remove("transactionSeries") {
                 Some(raw) => serde_json::from_str::<Option<Vec<&RawValue>>>(raw.get())
                     .map_err(bad)?
@@ -242,7 +240,11 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wmtop-fresh-{}", std::process::id()));
         let path = dir.join("last_fetch.json");
         let h = |n: i64| n * HOUR_MS;
-        let old = format!("[{},{}]", tx("A", &[h(0), h(1), h(2), h(3)], 1), tx("B", &[h(0), h(1)], 1));
+        let old = format!(
+            "[{},{}]",
+            tx("A", &[h(0), h(1), h(2), h(3)], 1),
+            tx("B", &[h(0), h(1)], 1)
+        );
         api::save_answer(&path, old.as_bytes()).unwrap();
         let tail = api::split_answer(Bytes::from(format!(
             "[{}]",
@@ -269,7 +271,12 @@ mod tests {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|r| (r["timestamp"].as_i64().unwrap(), r["totalCount"].as_i64().unwrap()))
+                .map(|r| {
+                    (
+                        r["timestamp"].as_i64().unwrap(),
+                        r["totalCount"].as_i64().unwrap(),
+                    )
+                })
                 .collect()
         };
         assert_eq!(merged[0]["transactionName"], "A");

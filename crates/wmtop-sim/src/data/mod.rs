@@ -28,10 +28,10 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::config::SimConfig;
+use crate::config::HOUR_MS;
 use crate::rng::{hash_words, SplitMix64};
 use budget::{breaches, health, round4, severity, Budget, PERCENTILES};
 use names::{alias_of, transaction_name};
-use crate::config::HOUR_MS;
 use traffic::{hours_of, live_hour, Hour, Profile};
 
 /// The records' timezone.

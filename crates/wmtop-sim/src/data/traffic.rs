@@ -136,7 +136,12 @@ pub(super) fn live_hour(
     timestamp: i64,
     revision: Option<u64>,
 ) -> Option<Hour> {
-    let mut rng = SplitMix64::new(hash_words(&[words[0], words[1], timestamp as u64, 0x6c69_7665]));
+    let mut rng = SplitMix64::new(hash_words(&[
+        words[0],
+        words[1],
+        timestamp as u64,
+        0x6c69_7665,
+    ]));
     if !(p.always_on || rng.chance(p.traffic_prob)) {
         return None;
     }

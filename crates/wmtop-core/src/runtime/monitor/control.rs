@@ -11,8 +11,8 @@ use tokio::task::JoinHandle;
 
 use super::consumer::{forward_consumer_events, spawn_consumer, stop_consumer, ConsumerTask};
 use super::feeds::{forward_lag, refresh_counts, watch_replicas};
-use super::out::Out;
 use super::landing::Landing;
+use super::out::Out;
 use super::protocol::{Command, MonitorEvent, MonitorOptions, Stage, StageState, Trigger};
 use super::reload::{run_reload, Reloads};
 use crate::clickhouse::Ch;

@@ -109,7 +109,12 @@ pub(super) async fn wait_landed(
 mod tests {
     use super::*;
 
-    fn flushed(rows: usize, replaced: usize, unchanged: usize, offsets: Vec<(i32, i64, i64)>) -> Event {
+    fn flushed(
+        rows: usize,
+        replaced: usize,
+        unchanged: usize,
+        offsets: Vec<(i32, i64, i64)>,
+    ) -> Event {
         Event::Flushed {
             rows,
             unchanged,

@@ -25,8 +25,8 @@ use tokio::task::JoinHandle;
 
 use crate::config::Settings;
 pub use crate::kafka::sampler::LagRow;
-use out::Out;
 pub use landing::Landing;
+use out::Out;
 pub use protocol::{
     Command, Cycle, CycleVerdict, MonitorEvent, MonitorOptions, Stage, StageState, Trigger,
 };

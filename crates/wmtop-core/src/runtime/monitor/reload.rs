@@ -90,7 +90,11 @@ async fn cycle_steps(r: &Reloads, planned: &Planned, cycle: &mut Cycle) -> Resul
             (!planned.incremental).then_some(save.as_path()),
             &r.stop,
             |e, attempt, _| {
-                out.stage(stage_of(e), StageState::Retrying(attempt), Some(e.to_string()));
+                out.stage(
+                    stage_of(e),
+                    StageState::Retrying(attempt),
+                    Some(e.to_string()),
+                );
             },
         )
         .await;
