@@ -482,20 +482,8 @@ async fn series(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
         tokio::time::sleep(Duration::from_millis(latency)).await;
     }
 
-    let token = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
-    match token {
-        None => return unauthorized("a bearer token is required"),
-        Some(t) if !state.tokens.access_ok(t) => {
-            return unauthorized("the access token is invalid or has expired")
-        }
-        Some(_) => {}
+    if let Some(refused) = check_bearer(state, req) {
+        return refused;
     }
 
     let (start, end) = match check_params(&state.cfg, req.uri().query().unwrap_or("")) {
@@ -561,7 +549,34 @@ async fn series(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
         }
     };
 
-    let mut resp = match spoil {
+    let mut resp = spoiled(state, &spoil, body);
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+/// The 401 for a request without a valid bearer token, or None.
+fn check_bearer(state: &State, req: &Request<Incoming>) -> Option<Response<Body>> {
+    let token = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    match token {
+        None => Some(unauthorized("a bearer token is required")),
+        Some(t) if !state.tokens.access_ok(t) => {
+            Some(unauthorized("the access token is invalid or has expired"))
+        }
+        Some(_) => None,
+    }
+}
+
+/// The answer's response, spoilt as the fault says (malformed, truncated) or whole.
+fn spoiled(state: &State, spoil: &Spoil, body: Bytes) -> Response<Body> {
+    match spoil {
         Spoil::Malformed => {
             // The first half of the real answer, then garbage: a 200 that is not JSON.
             let mut bad = body.slice(..body.len() / 2).to_vec();
@@ -591,8 +606,5 @@ async fn series(state: &Arc<State>, req: &Request<Incoming>) -> Response<Body> {
             state.series_ok.fetch_add(1, Ordering::Relaxed);
             Response::new(full(body))
         }
-    };
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp
+    }
 }
