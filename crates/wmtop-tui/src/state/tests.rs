@@ -681,3 +681,59 @@ fn the_presets_read_the_window_of_the_last_fetch() {
         commands(&effects)
     );
 }
+
+#[test]
+fn the_schedule_counts_down_and_a_cycle_says_what_it_found() {
+    use wmtop_core::config::Window;
+    use wmtop_core::runtime::monitor::{Cycle, CycleVerdict, Trigger};
+    let mut a = app();
+    assert_eq!(a.next_reload_in(), None, "no schedule, no countdown");
+    a.on_event(MonitorEvent::NextReload(Some(
+        std::time::Instant::now() + Duration::from_secs(42),
+    )));
+    let left = a.next_reload_in().unwrap();
+    assert!(left == "42s" || left == "41s", "{left}");
+    let hour = 3_600_000;
+    let cycle = |verdict, error: Option<&str>| Cycle {
+        number: 3,
+        trigger: Trigger::Schedule,
+        window: Window {
+            start_ms: 0,
+            end_ms: 24 * hour,
+        },
+        asked: Window {
+            start_ms: 21 * hour,
+            end_ms: 24 * hour,
+        },
+        incremental: true,
+        transactions: 2,
+        records: 8,
+        bytes_fetched: 1,
+        bytes_published: 1,
+        messages_delivered: 2,
+        new_rows: 2,
+        revised_rows: 5,
+        unchanged_rows: 1,
+        set_aside: 0,
+        verdict,
+        error: error.map(str::to_string),
+        took: Duration::from_millis(1500),
+        ended_at: jiff::Timestamp::UNIX_EPOCH,
+    };
+    a.on_event(MonitorEvent::Cycle(cycle(CycleVerdict::Done, None)));
+    assert_eq!(
+        a.flushes.last_cycle.as_deref(),
+        Some("reload 3 (last 4 h): 2 new, 5 revised, 1 unchanged rows, 1.5 s")
+    );
+    a.on_event(MonitorEvent::Cycle(cycle(
+        CycleVerdict::Failed,
+        Some("the API at x did not answer"),
+    )));
+    assert!(
+        a.message
+            .as_ref()
+            .is_some_and(|(m, _)| m == "reload 3 failed: the API at x did not answer"),
+        "{:?}",
+        a.message
+    );
+}

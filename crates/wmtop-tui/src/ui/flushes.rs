@@ -145,11 +145,13 @@ fn now_line(fl: &FlushesState, theme: Theme, w: usize) -> Line<'static> {
 
 /// The selected batch's figures, below the table.
 fn selected_line(f: &mut Frame, theme: Theme, r: &FlushRow, detail_area: Rect) {
+    let revised = match r.revised {
+        0 => String::new(),
+        n => format!(" ({n} over revised hours)"),
+    };
     let text = format!(
-        "selected: {} rows written ({} new, {} revised), {} unchanged, offsets {}",
+        "selected: {} rows written{revised}, {} unchanged, offsets {}",
         r.rows,
-        r.rows.saturating_sub(r.revised),
-        r.revised,
         r.unchanged,
         offsets_full(&r.offsets)
     );
