@@ -348,7 +348,7 @@ fn scheduled_reloads_count_down_run_without_a_key_and_quit_still_asks() {
 
     // Two more reloads without a key: the later ones ask only for the last hours, and
     // the flushes pane says what each found.
-    let screen = tmux.wait_for("a third reload", 120, |s| s.contains("reload 3 (last "));
+    let screen = tmux.wait_for("a third reload", 120, |s| s.contains("reload 3 (since "));
     assert!(screen.contains("unchanged rows"), "{screen}");
     tmux.wait_for("the reload landed", 60, |s| {
         s.contains("next reload in ") && !s.contains("reloading")

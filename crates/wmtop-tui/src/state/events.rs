@@ -40,11 +40,14 @@ impl App {
     /// A reload's cycle ended: one line for the flushes pane, and a message when it
     /// did not land.
     fn on_cycle(&mut self, c: &wmtop_core::runtime::monitor::Cycle) {
-        let hours = (c.asked.end_ms - c.asked.start_ms) / 3_600_000 + 1;
         let what = if c.incremental {
-            format!("last {hours} h")
+            let from = jiff::Timestamp::from_millisecond(c.asked.start_ms).map_or_else(
+                |_| c.asked.start_ms.to_string(),
+                |t| t.strftime("%m-%d %H:%M").to_string(),
+            );
+            format!("since {from} UTC")
         } else {
-            format!("whole window, {hours} h")
+            "whole window".to_string()
         };
         let line = format!(
             "reload {} ({what}): {} new, {} revised, {} unchanged rows, {:.1} s",

@@ -723,7 +723,7 @@ fn the_schedule_counts_down_and_a_cycle_says_what_it_found() {
     a.on_event(MonitorEvent::Cycle(cycle(CycleVerdict::Done, None)));
     assert_eq!(
         a.flushes.last_cycle.as_deref(),
-        Some("reload 3 (last 4 h): 2 new, 5 revised, 1 unchanged rows, 1.5 s")
+        Some("reload 3 (since 01-01 21:00 UTC): 2 new, 5 revised, 1 unchanged rows, 1.5 s")
     );
     a.on_event(MonitorEvent::Cycle(cycle(
         CycleVerdict::Failed,
