@@ -652,6 +652,8 @@ fn a_profile_picks_the_database_a_load_uses_and_flags_still_win() {
             "other",
             "--database",
             "flag_db",
+            "--reload-every",
+            "15m",
             "config",
             "--json",
         ])
@@ -660,4 +662,10 @@ fn a_profile_picks_the_database_a_load_uses_and_flags_still_win() {
     .unwrap();
     assert_eq!(v["database"], "flag_db", "{v}");
     assert_eq!(v["profile"], "other", "{v}");
+    assert_eq!(v["reload_every_ms"], 900_000, "{v}");
+    assert_eq!(
+        v["revise_ms"],
+        3 * 3_600_000,
+        "the default revision window: {v}"
+    );
 }

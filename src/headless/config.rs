@@ -84,6 +84,11 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
         ("range", json!(settings.range.map(|r| r.to_string()))),
         ("window", settings.window().json()),
         ("window_rolls", json!(settings.window_rolls())),
+        (
+            "reload_every_ms",
+            json!(settings.reload_every.map(|s| s.0.as_millis() as u64)),
+        ),
+        ("revise_ms", json!(settings.revise.0.as_millis() as u64)),
         ("clickhouse_cluster", json!(settings.clickhouse_cluster)),
         (
             "clickhouse_local_table",
