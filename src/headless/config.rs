@@ -102,7 +102,13 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
     ] {
         value[k] = v;
     }
-    if a.json {
+    print_settings(value, a.json);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The settings as one JSON line, or one `key value` line each.
+fn print_settings(value: serde_json::Value, as_json: bool) {
+    if as_json {
         print_line(value);
     } else if let serde_json::Value::Object(map) = value {
         for (k, v) in map {
@@ -114,7 +120,6 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
             println!("{k:<24} {shown}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The config file's profiles: name, the keys each sets, and whether it is in force.
