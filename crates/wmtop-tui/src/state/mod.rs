@@ -157,6 +157,8 @@ pub struct App {
     pub dirty: bool,
     /// The clock texts last drawn.
     shown_clock: (String, String),
+    /// The countdown to the next scheduled reload as last drawn.
+    shown_countdown: Option<String>,
     /// The lag sample's age as last shown (only once it is late).
     shown_late: Option<u64>,
     /// The widest sparkline in the last frame (samples shown): once the newest this many
@@ -197,6 +199,7 @@ impl App {
             unknown_fields: Vec::new(),
             dirty: true,
             shown_clock: Default::default(),
+            shown_countdown: None,
             shown_late: None,
             spark_span: std::cell::Cell::new(history::HISTORY),
             quit: false,
@@ -293,6 +296,11 @@ impl App {
         let clock = self.clock();
         if clock != self.shown_clock {
             self.shown_clock = clock;
+            self.dirty = true;
+        }
+        let countdown = self.next_reload_in();
+        if countdown != self.shown_countdown {
+            self.shown_countdown = countdown;
             self.dirty = true;
         }
         if moving {

@@ -693,6 +693,24 @@ fn the_schedule_counts_down_and_a_cycle_says_what_it_found() {
     )));
     let left = a.next_reload_in().unwrap();
     assert!(left == "42s" || left == "41s", "{left}");
+    // The countdown redraws the screen as it moves, and only then.
+    a.dirty = false;
+    a.tick();
+    assert!(a.dirty, "the first tick draws the countdown");
+    a.dirty = false;
+    a.on_event(MonitorEvent::NextReload(Some(
+        std::time::Instant::now() + Duration::from_secs(600),
+    )));
+    a.dirty = false;
+    a.tick();
+    assert!(a.dirty, "a new countdown is drawn");
+    a.dirty = false;
+    a.tick();
+    assert!(
+        !a.dirty,
+        "ten minutes stay ten minutes within a second: {:?}",
+        a.next_reload_in()
+    );
     let hour = 3_600_000;
     let cycle = |verdict, error: Option<&str>| Cycle {
         number: 3,
