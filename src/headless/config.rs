@@ -89,6 +89,7 @@ pub async fn config(settings: &Settings, a: ConfigArgs) -> anyhow::Result<ExitCo
             json!(settings.reload_every.map(|s| s.0.as_millis() as u64)),
         ),
         ("revise_ms", json!(settings.revise.0.as_millis() as u64)),
+        ("batch_mb", json!(settings.batch_mb)),
         ("clickhouse_cluster", json!(settings.clickhouse_cluster)),
         (
             "clickhouse_local_table",

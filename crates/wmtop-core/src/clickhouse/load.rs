@@ -44,6 +44,9 @@ pub struct RowMeta {
 #[derive(Debug, Default)]
 pub struct Rows {
     bytes: Vec<u8>,
+    /// The bytes once the batch is complete ([`Rows::seal`]): an insert that keeps
+    /// every row sends them as they are, however often it is retried.
+    sealed: Option<bytes::Bytes>,
     pub meta: Vec<RowMeta>,
     /// The last identity strings, shared by the rows of one transaction.
     last: Option<(Arc<str>, Arc<str>)>,
@@ -60,16 +63,36 @@ impl Rows {
 
     /// Encoded size.
     pub fn bytes(&self) -> usize {
-        self.bytes.len()
+        self.buf().len()
     }
 
     /// The encoded rows, all of them.
-    pub fn into_bytes(self) -> Vec<u8> {
+    pub fn into_bytes(mut self) -> Vec<u8> {
+        self.unseal();
         self.bytes
+    }
+
+    /// Marks the batch complete: its bytes are shared from now on, not copied, by
+    /// inserts that keep every row.
+    pub fn seal(&mut self) {
+        if self.sealed.is_none() {
+            self.sealed = Some(bytes::Bytes::from(std::mem::take(&mut self.bytes)));
+        }
+    }
+
+    fn unseal(&mut self) {
+        if let Some(b) = self.sealed.take() {
+            self.bytes = b.to_vec();
+        }
+    }
+
+    fn buf(&self) -> &[u8] {
+        self.sealed.as_deref().unwrap_or(&self.bytes)
     }
 
     /// Encodes a row for the plan, with its version and hash when the table keeps them.
     pub fn push(&mut self, plan: &RowPlan, row: &MetricRow, version: u64) {
+        self.unseal();
         let start = self.bytes.len();
         plan.encode(row, &mut self.bytes);
         let hash = twox_hash::XxHash3_64::oneshot(&self.bytes[start..]);
@@ -105,8 +128,9 @@ impl Rows {
             *self = other;
             return;
         }
+        self.unseal();
         let shift = self.bytes.len();
-        self.bytes.extend_from_slice(&other.bytes);
+        self.bytes.extend_from_slice(other.buf());
         self.meta.extend(other.meta.into_iter().map(|mut m| {
             m.start += shift;
             m.end += shift;
@@ -115,14 +139,21 @@ impl Rows {
         self.last = other.last;
     }
 
-    /// The bytes of the rows at these indexes, in order.
-    fn select(&self, keep: &[usize]) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bytes.len());
+    /// The bytes of the rows at these indexes (ascending, each once): a sealed
+    /// batch's own when every row is kept, else a copy.
+    fn select(&self, keep: &[usize]) -> bytes::Bytes {
+        if let Some(b) = &self.sealed {
+            if keep.len() == self.meta.len() {
+                return b.clone();
+            }
+        }
+        let buf = self.buf();
+        let mut out = Vec::with_capacity(buf.len());
         for &i in keep {
             let m = &self.meta[i];
-            out.extend_from_slice(&self.bytes[m.start..m.end]);
+            out.extend_from_slice(&buf[m.start..m.end]);
         }
-        out
+        out.into()
     }
 }
 
@@ -454,11 +485,11 @@ impl Loader {
         doubt
     }
 
-    async fn send(&self, sql: &str, body: Vec<u8>) -> Result<(), ChError> {
+    async fn send(&self, sql: &str, body: bytes::Bytes) -> Result<(), ChError> {
         let action = sql.split(" FORMAT").next().unwrap_or(sql).to_string();
         let mut insert = self.ch.client().insert_formatted_with(sql.to_string());
         insert
-            .send(bytes::Bytes::from(body))
+            .send(body)
             .await
             .map_err(|e| self.insert_error(&action, &e))?;
         insert
@@ -580,7 +611,7 @@ impl Loader {
                 "INSERT INTO {} (scope, topic, kafka_partition, kafka_offset, message_key, record_index, reason, payload) FORMAT RowBinary",
                 self.ch.dead_letters_table()
             );
-            self.send(&sql, body).await?;
+            self.send(&sql, body.into()).await?;
         }
         Ok(new)
     }
@@ -821,6 +852,54 @@ fn refused(mut e: ChError, grant: &str) -> ChError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clickhouse::ServerVersion;
+    use crate::record::columns::Timestamp;
+
+    fn rows_of(n: i64) -> (RowPlan, Rows) {
+        let version = ServerVersion::parse("18.16").unwrap();
+        let plan = RowPlan::for_table("db.t", &TableInfo::own(version), version).unwrap();
+        let mut rows = Rows::default();
+        for i in 0..n {
+            let row = MetricRow {
+                transaction_name: format!("GET /{}", i % 2).into(),
+                timestamp: Timestamp(1_767_205_800_000 + i * 3_600_000),
+                total_count: Some(i),
+                ..MetricRow::default()
+            };
+            rows.push(&plan, &row, 7);
+        }
+        (plan, rows)
+    }
+
+    #[test]
+    fn a_sealed_batch_sends_its_own_bytes_when_every_row_is_kept_and_a_copy_otherwise() {
+        let (plan, mut rows) = rows_of(5);
+        let open = rows.select(&[0, 1, 2, 3, 4]);
+        let whole = rows.buf().to_vec();
+        assert_eq!(open.as_ref(), whole.as_slice());
+        rows.seal();
+        let all = rows.select(&[0, 1, 2, 3, 4]);
+        let again = rows.select(&[0, 1, 2, 3, 4]);
+        assert_eq!(all.as_ref(), whole.as_slice());
+        assert_eq!(all.as_ptr(), again.as_ptr(), "shared, not copied");
+        let some = rows.select(&[1, 3]);
+        let m = (&rows.meta[1], &rows.meta[3]);
+        let mut want = whole[m.0.start..m.0.end].to_vec();
+        want.extend_from_slice(&whole[m.1.start..m.1.end]);
+        assert_eq!(some.as_ref(), want.as_slice());
+        assert_ne!(some.as_ptr(), all.as_ptr());
+        // Rows pushed after sealing land after the others.
+        let row = MetricRow {
+            transaction_name: "GET /x".into(),
+            timestamp: Timestamp(1_767_205_800_000),
+            ..MetricRow::default()
+        };
+        rows.push(&plan, &row, 8);
+        assert_eq!(rows.len(), 6);
+        assert_eq!(&rows.buf()[..whole.len()], whole.as_slice());
+        assert_eq!(rows.meta[5].start, whole.len());
+        assert_eq!(rows.meta[5].end, rows.bytes());
+    }
 
     #[test]
     fn conditions_for_ten_thousand_transactions_each_fit_a_query_and_name_every_one() {

@@ -227,8 +227,10 @@ settings! {
         end_time: Moment = Moment::At(1_768_242_540_000), env "WMTOP_END_TIME";
         /// Series index.
         index: String = "HOURLY".into(), env "WMTOP_INDEX";
-        /// Rows per ClickHouse insert.
-        batch_rows: usize = 5000, env "WMTOP_BATCH_ROWS";
+        /// Rows per ClickHouse insert (at most; batch_mb may end a batch first).
+        batch_rows: usize = 50_000, env "WMTOP_BATCH_ROWS";
+        /// Megabytes (MiB) of encoded rows per ClickHouse insert (at most; batch_rows may end a batch first). Two batches are held at once: one inserted while the next is read.
+        batch_mb: usize = 16, env "WMTOP_BATCH_MB";
         /// Longest time rows wait before they are inserted.
         batch_interval: Span = Span(Duration::from_secs(5)), env "WMTOP_BATCH_INTERVAL";
         /// Timeout of one API or Keycloak request.

@@ -47,6 +47,9 @@ impl Settings {
         if self.batch_rows == 0 {
             return Err(invalid("batch_rows", "must be at least 1"));
         }
+        if self.batch_mb == 0 {
+            return Err(invalid("batch_mb", "must be at least 1"));
+        }
         for (name, span) in [
             ("batch_interval", self.batch_interval),
             ("max_wait", self.max_wait),

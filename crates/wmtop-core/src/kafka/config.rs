@@ -46,7 +46,12 @@ pub fn client_config(settings: &Settings, role: Role) -> ClientConfig {
         .set("log_level", "6");
     security(settings, &mut c);
     let fetch = |c: &mut ClientConfig| {
-        c.set("fetch.max.bytes", MAX_MESSAGE_BYTES.to_string())
+        // A message is a whole transaction (about 0.5 MB), so the local queue reaches
+        // its size threshold after a few dozen; librdkafka then postpones the next fetch
+        // by fetch.queue.backoff.ms (1 s by default), which stalls a load that has
+        // just drained the queue into a batch.
+        c.set("fetch.queue.backoff.ms", "20")
+            .set("fetch.max.bytes", MAX_MESSAGE_BYTES.to_string())
             .set("max.partition.fetch.bytes", MAX_MESSAGE_BYTES.to_string())
             .set(
                 "receive.message.max.bytes",
@@ -69,7 +74,10 @@ pub fn client_config(settings: &Settings, role: Role) -> ClientConfig {
                 .set("auto.offset.reset", "earliest")
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "3000")
-                .set("queued.max.messages.kbytes", "32768");
+                .set("queued.max.messages.kbytes", "32768")
+                // The consumer learns the moment it has read a partition to its end, and
+                // flushes then rather than after a guessed pause.
+                .set("enable.partition.eof", "true");
             fetch(&mut c);
         }
         Role::Reader => {
@@ -132,7 +140,11 @@ mod tests {
         s.kafka_sasl_password = Some(Secret::new("pw-xyz"));
         s.kafka_ca_file = Some("/etc/ca.pem".into());
         let args = CommonArgs {
-            kafka_option: vec!["fetch.wait.max.ms=250".into(), "client.rack=r1".into()],
+            kafka_option: vec![
+                "fetch.wait.max.ms=250".into(),
+                "client.rack=r1".into(),
+                "fetch.queue.backoff.ms=500".into(),
+            ],
             ..CommonArgs::default()
         };
         s.kafka_options = Settings::resolve_with(&args, &|_| None)
@@ -164,6 +176,7 @@ mod tests {
         let g = client_config(&s, Role::Group);
         assert_eq!(g.get("group.id"), Some("wmtop"));
         assert_eq!(g.get("enable.auto.commit"), Some("false"));
+        assert_eq!(g.get("fetch.queue.backoff.ms"), Some("500"), "-X wins");
         let r = client_config(&s, Role::Reader);
         assert_eq!(r.get("group.id"), Some("wmtop-reader"));
     }
@@ -173,6 +186,8 @@ mod tests {
         let s = Settings::defaults();
         let c = client_config(&s, Role::Group);
         assert_eq!(c.get("fetch.wait.max.ms"), None, "librdkafka's default");
+        assert_eq!(c.get("fetch.queue.backoff.ms"), Some("20"));
+        assert_eq!(c.get("enable.partition.eof"), Some("true"));
         assert_eq!(c.get("debug"), None);
         assert_eq!(c.get("security.protocol"), Some("PLAINTEXT"));
         let id = c.get("client.id").unwrap().to_string();

@@ -7,11 +7,12 @@
 //! done (read to the end, landed, committed, copies merged), interrupted (flushed and
 //! committed first), gave up (with what it waited for) or failed (with the reason).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
+use rdkafka::message::Message;
 use tokio::sync::{mpsc, watch};
 
 use super::batch::{Batch, Flat};
@@ -136,14 +137,18 @@ async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
 /// A message came this recently: the consumer is receiving.
 const RECEIVING: Duration = Duration::from_secs(2);
 
+/// With no word from the client that a partition is read to its end, a batch this long
+/// without a new message counts as drained.
+const DRAINED_WITHOUT_EOF: Duration = Duration::from_secs(1);
+
 /// The loop's own state between steps: when to tick, the watchdog, what is held and
 /// paused, when the last message came, and fetching at rest.
 struct Ticks {
     max_wait: Duration,
     interval: Duration,
     busy_tick: Duration,
-    /// A batch this long without a new message is flushed (the topic is drained).
-    drained: Duration,
+    /// Held partitions read to their end (the client said so) since their last message.
+    at_end: BTreeSet<i32>,
     next_tick: tokio::time::Instant,
     progress: verdict::Progress,
     held: Option<Vec<i32>>,
@@ -165,7 +170,7 @@ impl Ticks {
             max_wait,
             interval,
             busy_tick,
-            drained: interval.min(Duration::from_millis(250)),
+            at_end: BTreeSet::new(),
             next_tick: tokio::time::Instant::now() + busy_tick,
             progress: verdict::Progress::new(max_wait),
             held: None,
@@ -184,10 +189,19 @@ impl Ticks {
     ) -> Option<End> {
         match msg {
             Ok(m) => {
+                self.at_end.remove(&m.partition());
                 let flat = Flat::of(&r.loader.plan, &m, &mut r.batch.rows);
                 r.take(flat);
                 self.last_message = Instant::now();
-                if r.batch.rows.len() >= r.settings.batch_rows {
+                if r.batch.rows.len() >= r.settings.batch_rows
+                    || r.batch.rows.bytes() >= r.settings.batch_mb.saturating_mul(1 << 20)
+                {
+                    return r.flush(self.max_wait).await.err();
+                }
+            }
+            Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
+                self.at_end.insert(p);
+                if self.drained() && r.in_flight.is_none() {
                     return r.flush(self.max_wait).await.err();
                 }
             }
@@ -219,7 +233,21 @@ impl Ticks {
             self.last_message = Instant::now();
             self.progress.reset_clocks();
         }
+        // Rows held back while that insert ran (the topic drained meanwhile) go now.
+        if !r.batch.is_empty() && self.drained() {
+            return r.flush(self.max_wait).await.err();
+        }
         None
+    }
+
+    /// Every held partition has been read to its end, or (should the client not say
+    /// so) nothing has come for a second.
+    fn drained(&self) -> bool {
+        let all_at_end = self
+            .held
+            .as_ref()
+            .is_some_and(|h| !h.is_empty() && h.iter().all(|p| self.at_end.contains(p)));
+        all_at_end || self.last_message.elapsed() >= DRAINED_WITHOUT_EOF
     }
 
     /// A tick: flushes a due batch, follows the assignment and the user's pause, and
@@ -232,13 +260,15 @@ impl Ticks {
             } else {
                 self.busy_tick
             };
-        // Due: the batch is T old, or the topic is drained (nothing new for a moment),
-        // so a caught-up consumer does not sit on rows for T.
+        // Due: the batch is T old, or the topic is drained, so a caught-up consumer
+        // does not sit on rows for T. While a batch is being inserted the next one goes
+        // on growing: it is flushed once that insert lands (one insert of many rows
+        // costs ClickHouse far less than several small ones).
         let due = r
             .batch
             .started
             .is_some_and(|t| t.elapsed() >= self.interval)
-            || (!r.batch.is_empty() && self.last_message.elapsed() >= self.drained);
+            || (!r.batch.is_empty() && r.in_flight.is_none() && self.drained());
         if due {
             if let Err(end) = r.flush(self.max_wait).await {
                 return Some(end);

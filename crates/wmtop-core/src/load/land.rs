@@ -37,7 +37,8 @@ pub fn send(
     events: &Events,
     done: &mpsc::Sender<()>,
 ) -> InFlight {
-    let rows = std::mem::take(&mut batch.rows);
+    let mut rows = std::mem::take(&mut batch.rows);
+    rows.seal();
     let dead = std::mem::take(&mut batch.dead);
     let loader = loader.clone();
     let events = events.clone();

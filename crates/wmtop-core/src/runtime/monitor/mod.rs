@@ -60,7 +60,6 @@ impl Monitor {
 /// front end starts the simulator and points the settings at it when that is the
 /// source). Events arrive on the returned receiver.
 pub fn start(settings: Settings, opts: MonitorOptions) -> (Monitor, mpsc::Receiver<MonitorEvent>) {
-    crate::runtime::memory::stay_small();
     let (cmd_tx, cmd_rx) = mpsc::channel(64);
     let (ev_tx, ev_rx) = mpsc::channel(4096);
     let dropped = Arc::new(AtomicU64::new(0));
