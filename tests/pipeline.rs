@@ -11,7 +11,10 @@ use common::*;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
 use wmtop_core::clickhouse::queries::PRESETS;
+use wmtop_core::clickhouse::table::{RowPlan, TableInfo};
+use wmtop_core::clickhouse::Rows;
 use wmtop_core::kafka::Kafka;
+use wmtop_core::record::flatten::flatten_each;
 use wmtop_sim::{Faults, Shape};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -26,6 +29,8 @@ async fn the_whole_dataset_loads_through_kafka_2_8_with_zookeeper() {
     let mut s = settings("e2e28", None);
     s.kafka_brokers =
         std::env::var("WMTOP_TEST_LEGACY_KAFKA").unwrap_or_else(|_| "127.0.0.1:9095".into());
+    // Small batches here: bounded by their bytes (about 20 MB of rows in all).
+    s.batch_mb = 2;
     whole_dataset_loads(s).await;
 }
 
@@ -57,13 +62,30 @@ async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
     assert_eq!(summary.bad_records, 0);
     assert_eq!(summary.rows_inserted as usize, answer.records());
     assert_eq!(summary.rows_unchanged, 0);
-    // Batches of 5,000 rows (a message's rows are never split, so up to 288 more).
+    // Batches of batch_rows rows and batch_mb MiB at most (a message's rows are never
+    // split, so one message's more).
     let most = s.batch_rows + 288;
     assert!(
         summary.batches as usize >= answer.records().div_ceil(most),
         "{} batches for {} rows",
         summary.batches,
         answer.records()
+    );
+    let version = ch(&s).await.version;
+    let plan = RowPlan::for_table("t", &TableInfo::own(version), version).unwrap();
+    let (mut encoded, mut largest) = (0usize, 0usize);
+    for tx in &answer.transactions {
+        let mut rows = Rows::default();
+        flatten_each(&tx.payload, |r| rows.push(&plan, r, 1)).unwrap();
+        encoded += rows.bytes();
+        largest = largest.max(rows.bytes());
+    }
+    let most_bytes = (s.batch_mb << 20) + largest;
+    assert!(
+        summary.batches as usize >= encoded.div_ceil(most_bytes),
+        "{} batches for {encoded} bytes of rows, batch_mb {}",
+        summary.batches,
+        s.batch_mb
     );
 
     let expected = expected_rows(&answer);
