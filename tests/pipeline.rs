@@ -34,6 +34,38 @@ async fn the_whole_dataset_loads_through_kafka_2_8_with_zookeeper() {
     whole_dataset_loads(s).await;
 }
 
+/// A load of `answer` took at least as many batches as `batch_rows` and `batch_mb`
+/// allow (a message's rows are never split, so a batch may hold one message's more).
+async fn assert_batches_bounded(
+    s: &wmtop_core::config::Settings,
+    answer: &wmtop_core::source::api::Answer,
+    batches: u64,
+) {
+    let most = s.batch_rows + 288;
+    assert!(
+        batches as usize >= answer.records().div_ceil(most),
+        "{batches} batches for {} rows",
+        answer.records()
+    );
+    // The rows encoded for wmtop's own table on this server: all of them, and the most
+    // one message makes, in bytes.
+    let version = ch(s).await.version;
+    let plan = RowPlan::for_table("t", &TableInfo::own(version), version).unwrap();
+    let (mut encoded, mut largest) = (0usize, 0usize);
+    for tx in &answer.transactions {
+        let mut rows = Rows::default();
+        flatten_each(&tx.payload, |r| rows.push(&plan, r, 1)).unwrap();
+        encoded += rows.bytes();
+        largest = largest.max(rows.bytes());
+    }
+    let most_bytes = s.batch_bytes() + largest;
+    assert!(
+        batches as usize >= encoded.div_ceil(most_bytes),
+        "{batches} batches for {encoded} bytes of rows, batch_mb {}",
+        s.batch_mb
+    );
+}
+
 /// The simulator's whole dataset through `base`'s Kafka and ClickHouse: every record
 /// stored once, values equal to the API's.
 async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
@@ -62,31 +94,7 @@ async fn whole_dataset_loads(base: wmtop_core::config::Settings) {
     assert_eq!(summary.bad_records, 0);
     assert_eq!(summary.rows_inserted as usize, answer.records());
     assert_eq!(summary.rows_unchanged, 0);
-    // Batches of batch_rows rows and batch_mb MiB at most (a message's rows are never
-    // split, so one message's more).
-    let most = s.batch_rows + 288;
-    assert!(
-        summary.batches as usize >= answer.records().div_ceil(most),
-        "{} batches for {} rows",
-        summary.batches,
-        answer.records()
-    );
-    let version = ch(&s).await.version;
-    let plan = RowPlan::for_table("t", &TableInfo::own(version), version).unwrap();
-    let (mut encoded, mut largest) = (0usize, 0usize);
-    for tx in &answer.transactions {
-        let mut rows = Rows::default();
-        flatten_each(&tx.payload, |r| rows.push(&plan, r, 1)).unwrap();
-        encoded += rows.bytes();
-        largest = largest.max(rows.bytes());
-    }
-    let most_bytes = (s.batch_mb << 20) + largest;
-    assert!(
-        summary.batches as usize >= encoded.div_ceil(most_bytes),
-        "{} batches for {encoded} bytes of rows, batch_mb {}",
-        summary.batches,
-        s.batch_mb
-    );
+    assert_batches_bounded(&s, &answer, summary.batches).await;
 
     let expected = expected_rows(&answer);
     assert_exact(&s, &expected).await;

@@ -401,6 +401,11 @@ impl Settings {
         self.range.is_some() || self.start_time.is_relative() || self.end_time.is_relative()
     }
 
+    /// The most encoded bytes a batch gathers before it is inserted (`batch_mb` MiB).
+    pub fn batch_bytes(&self) -> usize {
+        self.batch_mb.saturating_mul(1 << 20)
+    }
+
     /// The path of the saved raw API response.
     pub fn last_fetch_path(&self) -> PathBuf {
         self.data_dir.join("last_fetch.json")

@@ -54,18 +54,12 @@ fn unknown_file_keys_and_bad_values_are_explained() {
         batch_rows: Some(0),
         ..CommonArgs::default()
     };
-    let err = Settings::resolve_with(&args, &|_| None)
-        .unwrap_err()
-        .to_string();
-    assert_eq!(err, "setting batch_rows: must be at least 1");
+    assert_eq!(error_of(&args), "setting batch_rows: must be at least 1");
     let args = CommonArgs {
         batch_mb: Some(0),
         ..CommonArgs::default()
     };
-    let err = Settings::resolve_with(&args, &|_| None)
-        .unwrap_err()
-        .to_string();
-    assert_eq!(err, "setting batch_mb: must be at least 1");
+    assert_eq!(error_of(&args), "setting batch_mb: must be at least 1");
     let args = CommonArgs {
         table: Some("x; DROP".into()),
         ..CommonArgs::default()

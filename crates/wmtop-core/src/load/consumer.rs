@@ -194,7 +194,7 @@ impl Ticks {
                 r.take(flat);
                 self.last_message = Instant::now();
                 if r.batch.rows.len() >= r.settings.batch_rows
-                    || r.batch.rows.bytes() >= r.settings.batch_mb.saturating_mul(1 << 20)
+                    || r.batch.rows.bytes() >= r.settings.batch_bytes()
                 {
                     return r.flush(self.max_wait).await.err();
                 }
