@@ -403,10 +403,7 @@ async fn a_copy_inserted_by_hand_is_named_by_transaction_and_hour_and_fails_the_
     let tx = &data[2];
     let hour_ms = tx.records[3].timestamp;
     let sink = ch(&s).await;
-    // Held, so that no background merge replaces the copy while it is checked.
-    sink.execute(&format!("SYSTEM STOP MERGES {}", sink.qualified()))
-        .await
-        .unwrap();
+    hold_merges(&s, true).await;
     // The same row once more, as a second insert of the hour would leave it.
     sink.execute(&format!(
         "INSERT INTO {t} SELECT * FROM {t} WHERE transaction_name = {} AND timestamp = toDateTime({}, 'UTC')",

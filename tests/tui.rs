@@ -138,15 +138,7 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
     // The table's merges are held meanwhile: a background merge of the copy's day (it
     // may hold only a few parts) would otherwise replace it before the pane counts.
     let victim = expected.keys().next().unwrap().clone();
-    let merges = |what: &str| {
-        rt.block_on(async {
-            let sink = ch(&s).await;
-            sink.execute(&format!("SYSTEM {what} MERGES {}", sink.qualified()))
-                .await
-                .unwrap();
-        })
-    };
-    merges("STOP");
+    rt.block_on(hold_merges(&s, true));
     rt.block_on(async {
         let sink = ch(&s).await;
         sink.execute(&format!(
@@ -166,7 +158,7 @@ fn the_monitor_loads_queries_replays_and_quits_cleanly() {
             .any(|l| l.contains("DUPS 1") && l.contains(&victim[..victim.len().min(20)])),
         "{screen}"
     );
-    merges("START");
+    rt.block_on(hold_merges(&s, false));
 
     // q (from a pane other than the query pane, where it is text): flush, commit,
     // restore, exit 0.

@@ -224,6 +224,16 @@ pub async fn ch(s: &Settings) -> Ch {
     Ch::connect(s).await.expect("clickhouse")
 }
 
+/// Holds (or lets go) the background merges of the test's table, so that a copy
+/// inserted by hand is not merged away before it is looked for.
+pub async fn hold_merges(s: &Settings, hold: bool) {
+    let sink = ch(s).await;
+    let what = if hold { "STOP" } else { "START" };
+    sink.execute(&format!("SYSTEM {what} MERGES {}", sink.qualified()))
+        .await
+        .unwrap();
+}
+
 /// Per transaction in the test's table, all of it (no window): rows stored by a plain
 /// count, and distinct records. Raw SQL, independent of wmtop's own reads.
 pub async fn stored_raw(s: &Settings) -> BTreeMap<String, (u64, u64)> {
