@@ -13,7 +13,8 @@ use common::procs::*;
 use common::*;
 use rdkafka::producer::FutureRecord;
 use rdkafka::util::Timeout;
-use wmtop_core::config::Settings;
+use wmtop_core::clickhouse::Loader;
+use wmtop_core::config::{Settings, Span};
 use wmtop_core::kafka::Kafka;
 
 #[test]
@@ -24,11 +25,13 @@ fn clickhouse_stopped_mid_load_and_restarted() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (expected, total) = load_topic(&rt, &s, 122, 288);
     let ops_port = free_port();
+    // Batches of a few messages: the load spans the fault in a few dozen inserts, not a
+    // hundred (each costs seconds on a busy disk).
     let child = consume_bin(
         &s,
         &["--until-idle", "5"],
         &[
-            ("WMTOP_BATCH_ROWS", "200".into()),
+            ("WMTOP_BATCH_ROWS", "1000".into()),
             ("WMTOP_OPS_ADDR", format!("127.0.0.1:{ops_port}")),
         ],
     );
@@ -76,7 +79,7 @@ fn kafka_restarted_mid_load() {
     let child = consume_bin(
         &s,
         &["--until-idle", "8"],
-        &[("WMTOP_BATCH_ROWS", "200".into())],
+        &[("WMTOP_BATCH_ROWS", "1000".into())],
     );
     wait_rows_between(&rt, &s, total);
     stack.run(&["kill", "kafka"]);
@@ -86,6 +89,54 @@ fn kafka_restarted_mid_load() {
     let (status, _) = finish(child, 180);
     assert!(status.success(), "{}", stderr_of(&s));
     exact(&rt, &s, "kafka_restart", &expected, up.elapsed());
+}
+
+/// ClickHouse slow to take each batch: the consumer stops reading while it waits for its
+/// own insert, so a partition whose messages wait their turn meanwhile is not stuck on
+/// the broker's account. A batch is a message or two; each insert is held 2.5 s (a
+/// materialized view that sleeps), longer than a consumer that is receiving goes without
+/// a message, and a partition waits several inserts, longer than max_wait (3 s).
+#[test]
+fn a_slow_clickhouse_is_not_a_stuck_broker() {
+    let mut s = settings("slowch", None);
+    s.max_wait = Span(Duration::from_secs(3));
+    s.batch_rows = 200;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (expected, total) = load_topic(&rt, &s, 9, 288);
+    rt.block_on(async {
+        let sink = ch(&s).await;
+        Loader::prepare(sink.clone(), &s).await.unwrap();
+        sink.execute(&format!(
+            "CREATE MATERIALIZED VIEW {}.{}_slow ENGINE = Null AS SELECT sleep(2.5) AS held FROM {}",
+            s.database,
+            s.table,
+            sink.qualified()
+        ))
+        .await
+        .unwrap();
+    });
+    let started = Instant::now();
+    let summary = rt.block_on(consume_until_idle(&s, Duration::from_secs(2)));
+    let took = started.elapsed();
+    assert_eq!(summary.rows_inserted, total, "{summary:?}");
+    let held = Duration::from_millis(2500) * summary.batches as u32;
+    assert!(
+        summary.batches >= 5 && took > held,
+        "the inserts were not held ({took:?} for {summary:?})"
+    );
+    assert!(
+        summary.stuck.is_empty(),
+        "a partition was called stuck: {:?}",
+        summary.stuck
+    );
+    exact(&rt, &s, "slow_clickhouse", &expected, took);
+    rt.block_on(async {
+        ch(&s)
+            .await
+            .execute(&format!("DROP TABLE {}.{}_slow", s.database, s.table))
+            .await
+            .unwrap();
+    });
 }
 
 #[test]

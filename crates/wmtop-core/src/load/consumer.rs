@@ -154,6 +154,8 @@ struct Ticks {
     held: Option<Vec<i32>>,
     paused: bool,
     last_message: Instant,
+    /// When the consumer last stopped reading to wait for its own insert to land.
+    last_busy: Option<Instant>,
     unassigned_since: Option<Instant>,
     /// Caught up and settled for a while: fetching rests (partitions paused) until a
     /// look at the watermarks shows something new, so an idle consumer does not poll
@@ -176,6 +178,7 @@ impl Ticks {
             held: None,
             paused: false,
             last_message: Instant::now(),
+            last_busy: None,
             unassigned_since: Some(Instant::now()),
             rest: Rest::default(),
         }
@@ -196,7 +199,7 @@ impl Ticks {
                 if r.batch.rows.len() >= r.settings.batch_rows
                     || r.batch.rows.bytes() >= r.settings.batch_bytes()
                 {
-                    return r.flush(self.max_wait).await.err();
+                    return self.flush(r).await.err();
                 }
             }
             Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
@@ -240,6 +243,18 @@ impl Ticks {
         None
     }
 
+    /// Hands the batch to ClickHouse. When the insert before it has not landed yet, the
+    /// consumer stops reading until it does: that wait is the consumer's own, so the
+    /// watchdog does not count it against a partition that stood still meanwhile.
+    async fn flush(&mut self, r: &mut Session<'_>) -> Result<(), End> {
+        let waits = r.in_flight.is_some();
+        let flushed = r.flush(self.max_wait).await;
+        if waits {
+            self.last_busy = Some(Instant::now());
+        }
+        flushed
+    }
+
     /// Every held partition has been read to its end, or (should the client not say
     /// so) nothing has come for a second.
     fn drained(&self) -> bool {
@@ -270,7 +285,7 @@ impl Ticks {
             .is_some_and(|t| t.elapsed() >= self.interval)
             || (!r.batch.is_empty() && r.in_flight.is_none() && self.drained());
         if due {
-            if let Err(end) = r.flush(self.max_wait).await {
+            if let Err(end) = self.flush(r).await {
                 return Some(end);
             }
         }
@@ -332,8 +347,10 @@ impl Ticks {
     async fn look(&mut self, r: &mut Session<'_>, opts: &ConsumeOptions) -> Option<End> {
         // While messages keep coming, a partition whose position stands still waits its
         // turn behind them in the client's queue: the broker is serving, so its clock
-        // starts only once nothing comes.
-        if self.last_message.elapsed() < RECEIVING {
+        // starts only once nothing comes. Nor does it run while the consumer waited on
+        // its own insert instead of reading (ClickHouse slow to take a batch).
+        let busy = self.last_busy.is_some_and(|t| t.elapsed() < RECEIVING);
+        if self.last_message.elapsed() < RECEIVING || busy {
             self.progress.reset_clocks();
         }
         let look = self.progress.poll(&r.consumer, &r.kafka)?;
