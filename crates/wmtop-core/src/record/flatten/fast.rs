@@ -17,7 +17,10 @@ use crate::record::value::{Convert, Value};
 pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
     let mut s = Scanner { b: payload, i: 0 };
     let mut ids: [Option<CompactString>; 5] = Default::default();
-    let mut pending: Vec<(MetricRow, Option<Value<'static>>)> = Vec::new();
+    // Records run to about 2 KB of JSON: room for them all at once, not grown (and the
+    // rows moved) as they come.
+    let mut pending: Vec<(MetricRow, Option<Value<'static>>)> =
+        Vec::with_capacity((payload.len() / 1536).min(4096));
     let mut seen_series = false;
     let mut out = Flattened::default();
     let mut hint = [u8::MAX; COLUMN_COUNT + 1];
@@ -126,11 +129,10 @@ impl<'a> Scanner<'a> {
     fn key_is(&mut self, name: &str) -> bool {
         let n = name.len();
         let at = &self.b[self.i..];
-        // Byte by byte: names are short, shorter than a call to memcmp pays for.
         let hit = at.len() > n + 1
             && at[0] == b'"'
             && at[n + 1] == b'"'
-            && at[1..=n].iter().zip(name.as_bytes()).all(|(a, b)| a == b);
+            && same_bytes(&at[1..=n], name.as_bytes());
         if hit {
             self.i += n + 2;
         }
@@ -296,6 +298,15 @@ impl<'a> Scanner<'a> {
             self.eat(b',')?;
         }
     }
+}
+
+/// Two slices of one length are equal, compared eight bytes at a time (column names run
+/// to 35 bytes: a byte loop costs more than the names are worth, a call to memcmp too).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
+    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+    x.by_ref().zip(y.by_ref()).all(|(p, q)| word(p) == word(q))
+        && x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
 }
 
 /// Powers of ten that f64 holds exactly.

@@ -313,3 +313,34 @@ fn bytes_that_are_not_utf8_make_the_message_unusable_on_either_path() {
         );
     }
 }
+
+#[test]
+fn a_key_one_byte_off_a_column_name_is_drift_on_the_fast_path_too() {
+    // The first record teaches the fast path the order of its keys; in the second, the
+    // keys in those places differ from the names by one byte: in the last few bytes, in
+    // the first eight, and in a later group of eight.
+    let first = format!(
+        r#"{{"timestamp":{T0},"aspirationalEbActualConsumedPercent":1.5,"successRate":0.5,"aspirationalResponseConsumedCount":3}}"#
+    );
+    let second = format!(
+        r#"{{"timestamp":{},"aspirationalEbActualConsumedPercenX":2.5,"suCcessRate":0.25,"aspirationalResponsEConsumedCount":4}}"#,
+        T0 + 3_600_000
+    );
+    let text = format!(r#"{{"transactionName":"GET /a","transactionSeries":[{first},{second}]}}"#);
+    assert!(same_on_both_paths(&text), "the fast path gave up");
+    let f = flatten_message(text.as_bytes()).unwrap();
+    assert_eq!(f.rows[0].aspirational_eb_actual_consumed_percent, Some(1.5));
+    assert_eq!(f.rows[0].success_rate, Some(0.5));
+    assert_eq!(f.rows[0].aspirational_response_consumed_count, Some(3));
+    assert_eq!(f.rows[1].aspirational_eb_actual_consumed_percent, None);
+    assert_eq!(f.rows[1].success_rate, None);
+    assert_eq!(f.rows[1].aspirational_response_consumed_count, None);
+    assert_eq!(
+        f.unknown_fields.into_iter().collect::<Vec<_>>(),
+        vec![
+            "aspirationalEbActualConsumedPercenX".to_string(),
+            "aspirationalResponsEConsumedCount".to_string(),
+            "suCcessRate".to_string(),
+        ]
+    );
+}
