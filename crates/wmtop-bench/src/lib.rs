@@ -3,6 +3,7 @@
 //! the servers' own ceiling measured in the same run. Medians of `--runs` runs unless said
 //! otherwise. The measurements themselves are in [`measure`]; this file runs and reports.
 
+mod inside;
 pub mod measure;
 mod peer;
 mod scale;
@@ -194,7 +195,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                     ceiling_part(&mut r, settings, &a, runs, &plan, &prefilled, &mut tables)
                         .await?;
                 if only("load") {
-                    load_part(&mut r, settings, runs, &prefilled, &ceiling, &mut tables)?;
+                    load_part(&mut r, settings, runs, &prefilled, &ceiling, &mut tables).await?;
                 }
             }
             if only("peer") {
@@ -386,6 +387,7 @@ async fn ceiling_part(
         std::fs::write(&file, &encoded)?;
         drop(encoded);
         let mut inserts = Vec::new();
+        let from = tables.len();
         for _ in 0..n {
             let table = fresh("ceil");
             let s = with(settings, topic, &table);
@@ -433,6 +435,14 @@ async fn ceiling_part(
             "",
             None,
         );
+        inside_inserts(
+            r,
+            settings,
+            &format!("{scale}x: clickhouse-client"),
+            &tables[from..],
+            n,
+        )
+        .await;
         r.record(&format!("bare_read_{scale}x_ms"), json!(ms(read).round()));
         r.record(
             &format!("client_insert_{scale}x_ms"),
@@ -445,7 +455,7 @@ async fn ceiling_part(
 
 /// Loads end to end, from a pre-filled topic to the last insert acknowledged and
 /// committed, next to the ceiling.
-fn load_part(
+async fn load_part(
     r: &mut Report,
     settings: &Settings,
     runs: usize,
@@ -459,6 +469,7 @@ fn load_part(
         let rows = answer.records() as u64;
         let mut walls = Vec::new();
         let mut peak_kb = 0u64;
+        let from = tables.len();
         for _ in 0..n {
             let l = load_fresh(settings, topic, rows, tables)?;
             walls.push(l.wall);
@@ -477,6 +488,14 @@ fn load_part(
             target,
             Some(met),
         );
+        inside_inserts(
+            r,
+            settings,
+            &format!("{scale}x: the load"),
+            &tables[from..],
+            n,
+        )
+        .await;
         r.record(&format!("load_{scale}x_ms"), json!(ms(wall).round()));
         r.record(&format!("load_{scale}x_rows_per_sec"), json!(rate.round()));
         if let Some((_, read, insert)) = ceiling.iter().find(|c| c.0 == *scale) {
@@ -641,6 +660,42 @@ async fn prefill(
         // Something else is on it (an interrupted fill): use the next name.
         attempt += 1;
         topic = format!("wmtop_bench_{scale}x_{attempt}");
+    }
+}
+
+/// Prints what ClickHouse spent inside the inserts into `tables` over `runs` runs, per
+/// run (from its own log; unknown, with the reason, when the log cannot be read).
+async fn inside_inserts(
+    r: &mut Report,
+    settings: &Settings,
+    who: &str,
+    tables: &[String],
+    runs: usize,
+) {
+    let found = match Ch::connect(settings).await {
+        Ok(ch) => inside::inserts(&ch, tables).await,
+        Err(e) => Err(e.into()),
+    };
+    let key = who.split(':').next().unwrap_or(who).to_string();
+    let what = format!("{who}, inside ClickHouse per run");
+    match found {
+        Ok(i) => {
+            r.add(what, i.per_run(runs), "", None);
+            let tag = if who.contains("load") {
+                "load"
+            } else {
+                "client_insert"
+            };
+            let n = runs.max(1) as u64;
+            r.record(&format!("{tag}_{key}_inserts"), json!(i.inserts / n));
+            r.record(&format!("{tag}_{key}_parts"), json!(i.parts / n));
+            r.record(&format!("{tag}_{key}_server_ms"), json!(i.server_ms / n));
+            r.record(
+                &format!("{tag}_{key}_kernel_ms"),
+                json!(i.kernel_us / 1000 / n),
+            );
+        }
+        Err(e) => r.add(what, format!("unknown: {e:#}"), "", None),
     }
 }
 

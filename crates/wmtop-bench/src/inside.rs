@@ -1,0 +1,78 @@
+//! What ClickHouse itself spent inside a run's inserts, from its own log
+//! (`system.query_log`): how many inserts, how many parts they wrote, their time on the
+//! server and how much of it was the kernel's. Printed beside the ceiling's and the
+//! load's, it shows what bounds a load: each insert writes a part per day it spans, and a
+//! part costs the server about the same whatever its rows.
+
+use anyhow::Context;
+use serde::Deserialize;
+use wmtop_core::clickhouse::client::lenient_u64;
+use wmtop_core::clickhouse::Ch;
+
+/// The server's own account of a set of tables' inserts.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Inside {
+    #[serde(deserialize_with = "lenient_u64")]
+    pub(crate) inserts: u64,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub(crate) parts: u64,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub(crate) server_ms: u64,
+    #[serde(deserialize_with = "lenient_u64")]
+    pub(crate) kernel_us: u64,
+}
+
+impl Inside {
+    /// Per run (the figures are summed over `runs` runs), in words.
+    pub(crate) fn per_run(&self, runs: usize) -> String {
+        let n = runs.max(1) as f64;
+        let parts = self.parts as f64 / n;
+        let server = self.server_ms as f64 / n;
+        format!(
+            "{:.0} inserts, {parts:.0} parts, {server:.0} ms ({:.0} ms in the kernel; {:.1} ms a part)",
+            self.inserts as f64 / n,
+            self.kernel_us as f64 / 1000.0 / n,
+            server / parts.max(1.0),
+        )
+    }
+}
+
+/// The finished inserts into `tables` (of the connection's database), summed.
+pub(crate) async fn inserts(ch: &Ch, tables: &[String]) -> anyhow::Result<Inside> {
+    if tables.is_empty() {
+        return Ok(Inside::default());
+    }
+    ch.execute("SYSTEM FLUSH LOGS").await?;
+    let into = tables
+        .iter()
+        .map(|t| format!("position(query, 'INSERT INTO {}.{t} ') = 1", ch.database))
+        .collect::<Vec<_>>()
+        .join(" OR ");
+    // ProfileEvents are two arrays up to ClickHouse 21 and a map after.
+    let forms = [
+        (
+            "ProfileEvents.Values[indexOf(ProfileEvents.Names, 'MergeTreeDataWriterBlocks')]",
+            "ProfileEvents.Values[indexOf(ProfileEvents.Names, 'SystemTimeMicroseconds')]",
+        ),
+        (
+            "ProfileEvents['MergeTreeDataWriterBlocks']",
+            "ProfileEvents['SystemTimeMicroseconds']",
+        ),
+    ];
+    let mut last = None;
+    for (parts, kernel) in forms {
+        let sql = format!(
+            "SELECT count() AS inserts, sum({parts}) AS parts, sum(query_duration_ms) AS server_ms, \
+             sum({kernel}) AS kernel_us FROM system.query_log \
+             WHERE type = 2 AND event_date >= yesterday() AND ({into})"
+        );
+        match ch.json_rows::<Inside>(&sql).await {
+            Ok(rows) => return Ok(rows.into_iter().next().unwrap_or_default()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow::Error::from(
+        last.context("no form of the query was tried")?,
+    ))
+    .context("reading system.query_log")
+}
