@@ -179,22 +179,32 @@ impl Kafka {
     /// login or a bad certificate) when the brokers cannot be reached.
     pub fn identify(&self, timeout: Duration) -> Result<Option<String>, KafkaOpError> {
         let admin: Reader = self.create(Role::Offsets, "create client")?;
-        // Ask in short steps, so a refused login or a bad certificate (seen by the
-        // context within milliseconds) ends the wait at once.
+        self.answered(&admin, None, timeout)?;
+        Ok(admin.client().fetch_cluster_id(timeout))
+    }
+
+    /// Asks the brokers for the metadata of `topic` (of every topic when None) on
+    /// `client`, in short steps, so a refused login or a bad certificate (seen by the
+    /// context within milliseconds) ends the wait at once. Blocking.
+    pub fn answered(
+        &self,
+        client: &Reader,
+        topic: Option<&str>,
+        timeout: Duration,
+    ) -> Result<rdkafka::metadata::Metadata, KafkaOpError> {
         let started = std::time::Instant::now();
         loop {
-            match admin.fetch_metadata(None, Duration::from_millis(500)) {
-                Ok(_) => break,
+            match client.fetch_metadata(topic, Duration::from_millis(500)) {
+                Ok(md) => return Ok(md),
                 Err(e) => {
                     // Serves the client's events, which hands errors to the context.
-                    let _ = admin.poll(Duration::ZERO);
+                    let _ = client.poll(Duration::ZERO);
                     if self.fault().is_some() || started.elapsed() >= timeout {
                         return Err(self.error("read cluster metadata", e));
                     }
                 }
             }
         }
-        Ok(admin.client().fetch_cluster_id(timeout))
     }
 
     fn create<C: rdkafka::config::FromClientConfigAndContext<KafkaContext>>(

@@ -30,6 +30,24 @@ pub fn partitions(kafka: &Kafka, timeout: Duration) -> Result<Option<Vec<i32>>, 
     let md = client
         .fetch_metadata(Some(&topic), timeout)
         .map_err(kafka.op("read topic metadata"))?;
+    partitions_in(kafka, &md)
+}
+
+/// As [`partitions`], once the brokers answer at all (see [`Kafka::answered`]): one
+/// client and one request both reach the brokers and find the topic. Blocking.
+fn partitions_once_up(kafka: &Kafka, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaOpError> {
+    let topic = kafka.settings().topic.clone();
+    let client = kafka.offsets()?;
+    let md = kafka.answered(&client, Some(&topic), timeout)?;
+    partitions_in(kafka, &md)
+}
+
+/// The topic's partitions as `md` has them, or None when it does not exist.
+fn partitions_in(
+    kafka: &Kafka,
+    md: &rdkafka::metadata::Metadata,
+) -> Result<Option<Vec<i32>>, KafkaOpError> {
+    let topic = &kafka.settings().topic;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };
@@ -54,6 +72,14 @@ pub async fn ensure(kafka: &Kafka) -> Result<TopicState, KafkaOpError> {
     let found = tokio::task::spawn_blocking(move || partitions(&k, Duration::from_secs(10)))
         .await
         .map_err(|e| KafkaOpError::Refused(format!("reading topic metadata failed: {e}")))??;
+    create_if_missing(kafka, found).await
+}
+
+/// Uses the topic when `found` (its partitions), else creates it where allowed.
+async fn create_if_missing(
+    kafka: &Kafka,
+    found: Option<Vec<i32>>,
+) -> Result<TopicState, KafkaOpError> {
     if let Some(parts) = found {
         return Ok(TopicState::Existing(parts.len()));
     }
@@ -144,12 +170,14 @@ impl Kafka {
             let k = self.clone();
             async move {
                 let k2 = k.clone();
-                tokio::task::spawn_blocking(move || k2.identify(Duration::from_secs(10)))
-                    .await
-                    .map_err(|e| {
-                        KafkaOpError::Refused(format!("the Kafka check did not run: {e}"))
-                    })??;
-                ensure(&k).await
+                let found = tokio::task::spawn_blocking(move || {
+                    partitions_once_up(&k2, Duration::from_secs(10))
+                })
+                .await
+                .map_err(|e| {
+                    KafkaOpError::Refused(format!("the Kafka check did not run: {e}"))
+                })??;
+                create_if_missing(&k, found).await
             }
         })
         .await
