@@ -26,11 +26,12 @@ impl Inside {
     /// Per run (the figures are summed over `runs` runs), in words.
     pub(crate) fn per_run(&self, runs: usize) -> String {
         let n = runs.max(1) as f64;
+        let inserts = self.inserts as f64 / n;
         let parts = self.parts as f64 / n;
         let server = self.server_ms as f64 / n;
         format!(
-            "{:.0} inserts, {parts:.0} parts, {server:.0} ms ({:.0} ms in the kernel; {:.1} ms a part)",
-            self.inserts as f64 / n,
+            "{inserts:.0} insert{}, {parts:.0} parts, {server:.0} ms ({:.0} ms in the kernel; {:.1} ms a part)",
+            if inserts.round() == 1.0 { "" } else { "s" },
             self.kernel_us as f64 / 1000.0 / n,
             server / parts.max(1.0),
         )
