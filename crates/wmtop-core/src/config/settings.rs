@@ -230,7 +230,7 @@ settings! {
         /// Rows per ClickHouse insert (at most; batch_mb may end a batch first).
         batch_rows: usize = 50_000, env "WMTOP_BATCH_ROWS";
         /// Megabytes (MiB) of encoded rows per ClickHouse insert (at most; batch_rows may end a batch first). Two batches are held at once: one inserted while the next is read.
-        batch_mb: usize = 16, env "WMTOP_BATCH_MB";
+        batch_mb: usize = 32, env "WMTOP_BATCH_MB";
         /// Longest time rows wait before they are inserted.
         batch_interval: Span = Span(Duration::from_secs(5)), env "WMTOP_BATCH_INTERVAL";
         /// Timeout of one API or Keycloak request.

@@ -74,7 +74,11 @@ pub fn client_config(settings: &Settings, role: Role) -> ClientConfig {
                 .set("auto.offset.reset", "earliest")
                 .set("session.timeout.ms", "10000")
                 .set("heartbeat.interval.ms", "3000")
-                .set("queued.max.messages.kbytes", "32768")
+                // About sixteen transactions read ahead: enough to keep the batch
+                // growing while one is inserted; every further megabyte queued is one
+                // the batches cannot use (a 10x load peaked at 114 MB with 32 MiB
+                // queued, 80 MB with 8 MiB, in the same time).
+                .set("queued.max.messages.kbytes", "8192")
                 // The consumer learns the moment it has read a partition to its end, and
                 // flushes then rather than after a guessed pause.
                 .set("enable.partition.eof", "true");
