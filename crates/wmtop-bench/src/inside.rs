@@ -1,8 +1,9 @@
 //! What ClickHouse itself spent inside a run's inserts, from its own log
 //! (`system.query_log`): how many inserts, how many parts they wrote, their time on the
-//! server and how much of it was the kernel's. Printed beside the ceiling's and the
-//! load's, it shows what bounds a load: each insert writes a part per day it spans, and a
-//! part costs the server about the same whatever its rows.
+//! server and how much of it was the kernel's, and the files it created for them. Printed
+//! beside the ceiling's and the load's, it shows what bounds a load: each insert writes a
+//! part per day it spans, a part is a file per column stream (320 for wmtop's table), and
+//! a part costs the server about the same whatever its rows.
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -16,6 +17,9 @@ pub(crate) struct Inside {
     pub(crate) inserts: u64,
     #[serde(deserialize_with = "lenient_u64")]
     pub(crate) parts: u64,
+    /// Files the server opened for writing the parts (`FileOpen`).
+    #[serde(deserialize_with = "lenient_u64")]
+    pub(crate) files: u64,
     #[serde(deserialize_with = "lenient_u64")]
     pub(crate) server_ms: u64,
     #[serde(deserialize_with = "lenient_u64")]
@@ -30,8 +34,9 @@ impl Inside {
         let parts = self.parts as f64 / n;
         let server = self.server_ms as f64 / n;
         format!(
-            "{inserts:.0} insert{}, {parts:.0} parts, {server:.0} ms ({:.0} ms in the kernel; {:.1} ms a part)",
+            "{inserts:.0} insert{}, {parts:.0} parts, {:.0} files, {server:.0} ms ({:.0} ms in the kernel; {:.1} ms a part)",
             if inserts.round() == 1.0 { "" } else { "s" },
+            self.files as f64 / n,
             self.kernel_us as f64 / 1000.0 / n,
             server / parts.max(1.0),
         )
@@ -51,19 +56,19 @@ pub(crate) async fn inserts(ch: &Ch, tables: &[String]) -> anyhow::Result<Inside
         .join(" OR ");
     // ProfileEvents are two arrays up to ClickHouse 21 and a map after.
     let forms = [
-        (
-            "ProfileEvents.Values[indexOf(ProfileEvents.Names, 'MergeTreeDataWriterBlocks')]",
-            "ProfileEvents.Values[indexOf(ProfileEvents.Names, 'SystemTimeMicroseconds')]",
-        ),
-        (
-            "ProfileEvents['MergeTreeDataWriterBlocks']",
-            "ProfileEvents['SystemTimeMicroseconds']",
-        ),
+        |e: &str| format!("ProfileEvents.Values[indexOf(ProfileEvents.Names, '{e}')]"),
+        |e: &str| format!("ProfileEvents['{e}']"),
     ];
     let mut last = None;
-    for (parts, kernel) in forms {
+    for event in forms {
+        let (parts, files, kernel) = (
+            event("MergeTreeDataWriterBlocks"),
+            event("FileOpen"),
+            event("SystemTimeMicroseconds"),
+        );
         let sql = format!(
-            "SELECT count() AS inserts, sum({parts}) AS parts, sum(query_duration_ms) AS server_ms, \
+            "SELECT count() AS inserts, sum({parts}) AS parts, sum({files}) AS files, \
+             sum(query_duration_ms) AS server_ms, \
              sum({kernel}) AS kernel_us FROM system.query_log \
              WHERE type = 2 AND event_date >= yesterday() AND ({into})"
         );

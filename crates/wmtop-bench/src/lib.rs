@@ -689,6 +689,7 @@ async fn inside_inserts(
             let n = runs.max(1) as u64;
             r.record(&format!("{tag}_{key}_inserts"), json!(i.inserts / n));
             r.record(&format!("{tag}_{key}_parts"), json!(i.parts / n));
+            r.record(&format!("{tag}_{key}_files"), json!(i.files / n));
             r.record(&format!("{tag}_{key}_server_ms"), json!(i.server_ms / n));
             r.record(
                 &format!("{tag}_{key}_kernel_ms"),
