@@ -191,11 +191,18 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                 prefilled.push(prefill_part(&mut r, settings, scale, answer).await?);
             }
             if only("load") || only("ceiling") {
-                let ceiling =
-                    ceiling_part(&mut r, settings, &a, runs, &plan, &prefilled, &mut tables)
-                        .await?;
+                let ceiling = ceiling_part(
+                    &mut r,
+                    settings,
+                    &a,
+                    &plan,
+                    &prefilled,
+                    &mut tables,
+                    only("load"),
+                )
+                .await?;
                 if only("load") {
-                    load_part(&mut r, settings, runs, &prefilled, &ceiling, &mut tables).await?;
+                    load_part(&mut r, settings, &prefilled, &ceiling).await;
                 }
             }
             if only("peer") {
@@ -352,66 +359,75 @@ async fn prefill_part<'a>(
     Ok((scale, topic, answer))
 }
 
+/// One dataset's ceiling, and wmtop's loads of it when they were asked for: each load
+/// runs right after one of the ceiling's inserts, so that both meet the server in the
+/// same state (its cost per file swings with what it deleted just before).
+struct Measured {
+    scale: usize,
+    read: Duration,
+    insert: Duration,
+    loads: Vec<Loaded>,
+    load_tables: Vec<String>,
+}
+
 /// The servers' own ceiling: a bare read of each topic and clickhouse-client inserting
-/// the same rows. Returns (scale, read, insert) per topic.
+/// the same rows, each insert followed by one of wmtop's loads when `loads`.
 async fn ceiling_part(
     r: &mut Report,
     settings: &Settings,
     a: &BenchArgs,
-    runs: usize,
     plan: &RowPlan,
     prefilled: &[(usize, String, &Answer)],
     tables: &mut Vec<String>,
-) -> anyhow::Result<Vec<(usize, Duration, Duration)>> {
-    let mut ceiling: Vec<(usize, Duration, Duration)> = Vec::new();
-    println!("the servers' ceiling (same rows, same messages):");
+    loads: bool,
+) -> anyhow::Result<Vec<Measured>> {
+    let runs = a.runs.max(1);
+    let mut ceiling: Vec<Measured> = Vec::new();
+    println!(
+        "the servers' ceiling (same rows, same messages){}:",
+        if loads {
+            "; each insert followed by one of wmtop's loads, reported below"
+        } else {
+            ""
+        }
+    );
     for (scale, topic, answer) in prefilled {
         let n = if *scale == 1 { runs } else { runs.min(2) };
-        let s = with(settings, topic, "unused");
-        let mut reads = Vec::new();
-        for _ in 0..n {
-            let s = s.clone();
-            let read = tokio::task::spawn_blocking(move || measure::bare_read(&s)).await??;
-            if read.messages != answer.transactions.len() as u64 {
-                bail!(
-                    "bare read got {} of {} messages",
-                    read.messages,
-                    answer.transactions.len()
-                );
-            }
-            reads.push(read.took);
-        }
-        let read = median(reads);
+        let read = bare_reads(settings, topic, answer, n).await?;
         let (encoded, rows) = measure::encode_all(answer, plan);
         let file = std::env::temp_dir().join(format!("{}.rowbinary", fresh("rows")));
         std::fs::write(&file, &encoded)?;
         drop(encoded);
         let mut inserts = Vec::new();
-        let from = tables.len();
-        for _ in 0..n {
-            let table = fresh("ceil");
-            let s = with(settings, topic, &table);
-            let loader = Loader::prepare(Ch::connect(&s).await?, &s).await?;
-            tables.push(table.clone());
-            let took = match measure::client_insert(
-                settings,
-                a.ch_tcp_port,
-                &loader.plan.insert_sql,
-                &file,
-            ) {
-                Ok(t) => t,
-                Err(e) => {
-                    let _ = std::fs::remove_file(&file);
-                    return Err(e);
+        let mut wmtop = Vec::new();
+        let (mut ceil_tables, mut load_tables) = (Vec::new(), Vec::new());
+        let measured = async {
+            for _ in 0..n {
+                let table = fresh("ceil");
+                let s = with(settings, topic, &table);
+                let loader = Loader::prepare(Ch::connect(&s).await?, &s).await?;
+                ceil_tables.push(table.clone());
+                let took = measure::client_insert(
+                    settings,
+                    a.ch_tcp_port,
+                    &loader.plan.insert_sql,
+                    &file,
+                )?;
+                let stored = loader.ch.stored_rows().await?;
+                if stored != rows {
+                    bail!("clickhouse-client stored {stored} of {rows} rows");
                 }
-            };
-            let stored = loader.ch.stored_rows().await?;
-            if stored != rows {
-                bail!("clickhouse-client stored {stored} of {rows} rows");
+                inserts.push(took);
+                if loads {
+                    wmtop.push(load_fresh(settings, topic, rows, &mut load_tables)?);
+                }
             }
-            inserts.push(took);
+            anyhow::Ok(())
         }
+        .await;
         let _ = std::fs::remove_file(&file);
+        tables.extend(ceil_tables.iter().chain(&load_tables).cloned());
+        measured?;
         let insert = median(inserts);
         r.add(
             format!(
@@ -439,7 +455,7 @@ async fn ceiling_part(
             r,
             settings,
             &format!("{scale}x: clickhouse-client"),
-            &tables[from..],
+            &ceil_tables,
             n,
         )
         .await;
@@ -448,36 +464,58 @@ async fn ceiling_part(
             &format!("client_insert_{scale}x_ms"),
             json!(ms(insert).round()),
         );
-        ceiling.push((*scale, read, insert));
+        ceiling.push(Measured {
+            scale: *scale,
+            read,
+            insert,
+            loads: wmtop,
+            load_tables,
+        });
     }
     Ok(ceiling)
 }
 
+/// The median of `n` bare reads of `topic`, which must each read every message.
+async fn bare_reads(
+    settings: &Settings,
+    topic: &str,
+    answer: &Answer,
+    n: usize,
+) -> anyhow::Result<Duration> {
+    let s = with(settings, topic, "unused");
+    let mut reads = Vec::new();
+    for _ in 0..n {
+        let s = s.clone();
+        let read = tokio::task::spawn_blocking(move || measure::bare_read(&s)).await??;
+        if read.messages != answer.transactions.len() as u64 {
+            bail!(
+                "bare read got {} of {} messages",
+                read.messages,
+                answer.transactions.len()
+            );
+        }
+        reads.push(read.took);
+    }
+    Ok(median(reads))
+}
+
 /// Loads end to end, from a pre-filled topic to the last insert acknowledged and
-/// committed, next to the ceiling.
+/// committed (run between the ceiling's inserts), next to the ceiling.
 async fn load_part(
     r: &mut Report,
     settings: &Settings,
-    runs: usize,
     prefilled: &[(usize, String, &Answer)],
-    ceiling: &[(usize, Duration, Duration)],
-    tables: &mut Vec<String>,
-) -> anyhow::Result<()> {
+    ceiling: &[Measured],
+) {
     println!("load, end to end (pre-filled topic to the last insert acknowledged and committed):");
-    for (scale, topic, answer) in prefilled {
-        let n = if *scale == 1 { runs } else { runs.min(2) };
+    for (m, (_, _, answer)) in ceiling.iter().zip(prefilled) {
+        let scale = m.scale;
         let rows = answer.records() as u64;
-        let mut walls = Vec::new();
-        let mut peak_kb = 0u64;
-        let from = tables.len();
-        for _ in 0..n {
-            let l = load_fresh(settings, topic, rows, tables)?;
-            walls.push(l.wall);
-            peak_kb = peak_kb.max(l.peak_kb);
-        }
-        let wall = median(walls);
+        let n = m.loads.len();
+        let wall = median(m.loads.iter().map(|l| l.wall).collect());
+        let peak_kb = m.loads.iter().map(|l| l.peak_kb).max().unwrap_or(0);
         let rate = rows as f64 / wall.as_secs_f64();
-        let (target, met) = if *scale == 1 {
+        let (target, met) = if scale == 1 {
             ("<= 1 s", wall <= Duration::from_secs(1))
         } else {
             (">= 100,000 rows/s", rate >= 100_000.0)
@@ -492,31 +530,28 @@ async fn load_part(
             r,
             settings,
             &format!("{scale}x: the load"),
-            &tables[from..],
+            &m.load_tables,
             n,
         )
         .await;
         r.record(&format!("load_{scale}x_ms"), json!(ms(wall).round()));
         r.record(&format!("load_{scale}x_rows_per_sec"), json!(rate.round()));
-        if let Some((_, read, insert)) = ceiling.iter().find(|c| c.0 == *scale) {
-            let slower = (*read).max(*insert);
-            let ratio = wall.as_secs_f64() / slower.as_secs_f64();
-            r.add(
-                format!("{scale}x: load / ceiling (slower of read, insert)"),
-                format!(
-                    "{ratio:.2}x (read {:.2}x, insert {:.2}x)",
-                    wall.as_secs_f64() / read.as_secs_f64(),
-                    wall.as_secs_f64() / insert.as_secs_f64()
-                ),
-                if *scale == 1 { "<= 1.2x" } else { "<= 1.3x" },
-                Some(ratio <= if *scale == 1 { 1.2 } else { 1.3 }),
-            );
-            r.record(
-                &format!("load_{scale}x_ceiling_ratio"),
-                json!((ratio * 100.0).round() / 100.0),
-            );
-        }
-        if *scale != 1 {
+        let ratio = wall.as_secs_f64() / m.read.max(m.insert).as_secs_f64();
+        r.add(
+            format!("{scale}x: load / ceiling (slower of read, insert)"),
+            format!(
+                "{ratio:.2}x (read {:.2}x, insert {:.2}x)",
+                wall.as_secs_f64() / m.read.as_secs_f64(),
+                wall.as_secs_f64() / m.insert.as_secs_f64()
+            ),
+            if scale == 1 { "<= 1.2x" } else { "<= 1.3x" },
+            Some(ratio <= if scale == 1 { 1.2 } else { 1.3 }),
+        );
+        r.record(
+            &format!("load_{scale}x_ceiling_ratio"),
+            json!((ratio * 100.0).round() / 100.0),
+        );
+        if scale != 1 {
             let mb = peak_kb as f64 / 1024.0;
             r.add(
                 format!("{scale}x: consumer peak RSS"),
@@ -527,7 +562,6 @@ async fn load_part(
             r.record(&format!("load_{scale}x_peak_rss_mb"), json!(mb.round()));
         }
     }
-    Ok(())
 }
 
 /// The monitor: frame time, and its idle cost before and after a load.
