@@ -3,7 +3,8 @@
 //! server and how much of it was the kernel's, and the files it created for them. Printed
 //! beside the ceiling's and the load's, it shows what bounds a load: each insert writes a
 //! part per day it spans, a part is a file per column stream (320 for wmtop's table), and
-//! a part costs the server about the same whatever its rows.
+//! a part costs the server about the same whatever its rows. Also the wait before a
+//! run for the server's recent table drops to age ([`after_recent_drops`]).
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -81,4 +82,34 @@ pub(crate) async fn inserts(ch: &Ch, tables: &[String]) -> anyhow::Result<Inside
         last.context("no form of the query was tried")?,
     ))
     .context("reading system.query_log")
+}
+
+/// How long after many files are deleted creating one stays dearer: ext4 passes over
+/// inodes freed in the last 30 seconds (35 while their block is dirty) when it picks one.
+const DELETIONS_AGE: u64 = 35;
+
+/// Waits until the newest `DROP TABLE` the server logged is [`DELETIONS_AGE`] seconds
+/// old (at most that long), so that a run started right after another (which dropped
+/// its tables at the end) does not pay for those deletions in its first inserts. Returns
+/// the seconds waited; none when the server keeps no query log.
+pub(crate) async fn after_recent_drops(ch: &Ch) -> u64 {
+    #[derive(Deserialize)]
+    struct Wait {
+        #[serde(deserialize_with = "lenient_u64")]
+        wait_s: u64,
+    }
+    let _ = ch.execute("SYSTEM FLUSH LOGS").await;
+    let sql = format!(
+        "SELECT toUInt64(greatest(0, {DELETIONS_AGE} - (toUInt32(now()) - toUInt32(max(event_time))))) \
+         AS wait_s FROM system.query_log WHERE type = 2 AND event_date >= yesterday() \
+         AND position(query, 'DROP TABLE') = 1"
+    );
+    let wait = match ch.json_rows::<Wait>(&sql).await {
+        Ok(rows) => rows.first().map_or(0, |w| w.wait_s.min(DELETIONS_AGE)),
+        Err(_) => 0,
+    };
+    if wait > 0 {
+        tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    }
+    wait
 }

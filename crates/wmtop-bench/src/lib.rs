@@ -184,6 +184,12 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
             produce_part(&mut r, settings, &a, &one, runs).await?;
         }
         if only("load") || only("ceiling") || only("peer") {
+            let waited = inside::after_recent_drops(&sink).await;
+            if waited > 0 {
+                println!(
+                    "  waited {waited} s: tables were dropped just before, and creating files costs the server more for half a minute after"
+                );
+            }
             let mut prefilled: Vec<(usize, String, &Answer)> = Vec::new();
             for (scale, answer) in
                 std::iter::once((1, &one)).chain(ten.iter().map(|t| (a.scale, t)))
