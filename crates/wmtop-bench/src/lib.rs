@@ -208,7 +208,7 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
                 )
                 .await?;
                 if only("load") {
-                    load_part(&mut r, settings, &prefilled, &ceiling).await;
+                    load_part(&mut r, settings, &ceiling).await;
                 }
             }
             if only("peer") {
@@ -370,6 +370,8 @@ async fn prefill_part<'a>(
 /// same state (its cost per file swings with what it deleted just before).
 struct Measured {
     scale: usize,
+    /// The rows both inserted.
+    rows: u64,
     read: Duration,
     insert: Duration,
     loads: Vec<Loaded>,
@@ -457,14 +459,8 @@ async fn ceiling_part(
             "",
             None,
         );
-        inside_inserts(
-            r,
-            settings,
-            &format!("{scale}x: clickhouse-client"),
-            &ceil_tables,
-            n,
-        )
-        .await;
+        let whose = ("clickhouse-client", "client_insert");
+        inside_inserts(r, settings, *scale, whose, &ceil_tables, n).await;
         r.record(&format!("bare_read_{scale}x_ms"), json!(ms(read).round()));
         r.record(
             &format!("client_insert_{scale}x_ms"),
@@ -472,6 +468,7 @@ async fn ceiling_part(
         );
         ceiling.push(Measured {
             scale: *scale,
+            rows,
             read,
             insert,
             loads: wmtop,
@@ -507,16 +504,10 @@ async fn bare_reads(
 
 /// Loads end to end, from a pre-filled topic to the last insert acknowledged and
 /// committed (run between the ceiling's inserts), next to the ceiling.
-async fn load_part(
-    r: &mut Report,
-    settings: &Settings,
-    prefilled: &[(usize, String, &Answer)],
-    ceiling: &[Measured],
-) {
+async fn load_part(r: &mut Report, settings: &Settings, ceiling: &[Measured]) {
     println!("load, end to end (pre-filled topic to the last insert acknowledged and committed):");
-    for (m, (_, _, answer)) in ceiling.iter().zip(prefilled) {
-        let scale = m.scale;
-        let rows = answer.records() as u64;
+    for m in ceiling {
+        let (scale, rows) = (m.scale, m.rows);
         let n = m.loads.len();
         let wall = median(m.loads.iter().map(|l| l.wall).collect());
         let peak_kb = m.loads.iter().map(|l| l.peak_kb).max().unwrap_or(0);
@@ -532,14 +523,7 @@ async fn load_part(
             target,
             Some(met),
         );
-        inside_inserts(
-            r,
-            settings,
-            &format!("{scale}x: the load"),
-            &m.load_tables,
-            n,
-        )
-        .await;
+        inside_inserts(r, settings, scale, ("the load", "load"), &m.load_tables, n).await;
         r.record(&format!("load_{scale}x_ms"), json!(ms(wall).round()));
         r.record(&format!("load_{scale}x_rows_per_sec"), json!(rate.round()));
         let ratio = wall.as_secs_f64() / m.read.max(m.insert).as_secs_f64();
@@ -704,11 +688,13 @@ async fn prefill(
 }
 
 /// Prints what ClickHouse spent inside the inserts into `tables` over `runs` runs, per
-/// run (from its own log; unknown, with the reason, when the log cannot be read).
+/// run (from its own log; unknown, with the reason, when the log cannot be read), as
+/// `whose`: its words on screen and its tag in the JSON keys.
 async fn inside_inserts(
     r: &mut Report,
     settings: &Settings,
-    who: &str,
+    scale: usize,
+    (who, tag): (&str, &str),
     tables: &[String],
     runs: usize,
 ) {
@@ -716,16 +702,11 @@ async fn inside_inserts(
         Ok(ch) => inside::inserts(&ch, tables).await,
         Err(e) => Err(e.into()),
     };
-    let key = who.split(':').next().unwrap_or(who).to_string();
-    let what = format!("{who}, inside ClickHouse per run");
+    let key = format!("{scale}x");
+    let what = format!("{key}: {who}, inside ClickHouse per run");
     match found {
         Ok(i) => {
             r.add(what, i.per_run(runs), "", None);
-            let tag = if who.contains("load") {
-                "load"
-            } else {
-                "client_insert"
-            };
             let n = runs.max(1) as u64;
             r.record(&format!("{tag}_{key}_inserts"), json!(i.inserts / n));
             r.record(&format!("{tag}_{key}_parts"), json!(i.parts / n));

@@ -186,7 +186,7 @@ impl Kafka {
     /// Asks the brokers for the metadata of `topic` (of every topic when None) on
     /// `client`, in short steps, so a refused login or a bad certificate (seen by the
     /// context within milliseconds) ends the wait at once. Blocking.
-    pub fn answered(
+    pub(crate) fn answered(
         &self,
         client: &Reader,
         topic: Option<&str>,
@@ -200,7 +200,12 @@ impl Kafka {
                     // Serves the client's events, which hands errors to the context.
                     let _ = client.poll(Duration::ZERO);
                     if self.fault().is_some() || started.elapsed() >= timeout {
-                        return Err(self.error("read cluster metadata", e));
+                        let action = if topic.is_some() {
+                            "read topic metadata"
+                        } else {
+                            "read cluster metadata"
+                        };
+                        return Err(self.error(action, e));
                     }
                 }
             }

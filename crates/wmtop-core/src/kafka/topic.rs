@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::Consumer;
 use rdkafka::error::RDKafkaErrorCode;
 
 use super::client::{Kafka, KafkaOpError};
@@ -23,31 +22,13 @@ pub enum TopicState {
     Created { replication: i32 },
 }
 
-/// The topic's partitions, or None when it does not exist. Blocking.
+/// The topic's partitions, or None when it does not exist, once the brokers answer
+/// within `timeout` (see [`Kafka::answered`]): one client and one request both reach the
+/// brokers and find the topic. Blocking.
 pub fn partitions(kafka: &Kafka, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaOpError> {
     let topic = kafka.settings().topic.clone();
     let client = kafka.offsets()?;
-    let md = client
-        .fetch_metadata(Some(&topic), timeout)
-        .map_err(kafka.op("read topic metadata"))?;
-    partitions_in(kafka, &md)
-}
-
-/// As [`partitions`], once the brokers answer at all (see [`Kafka::answered`]): one
-/// client and one request both reach the brokers and find the topic. Blocking.
-fn partitions_once_up(kafka: &Kafka, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaOpError> {
-    let topic = kafka.settings().topic.clone();
-    let client = kafka.offsets()?;
     let md = kafka.answered(&client, Some(&topic), timeout)?;
-    partitions_in(kafka, &md)
-}
-
-/// The topic's partitions as `md` has them, or None when it does not exist.
-fn partitions_in(
-    kafka: &Kafka,
-    md: &rdkafka::metadata::Metadata,
-) -> Result<Option<Vec<i32>>, KafkaOpError> {
-    let topic = &kafka.settings().topic;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };
@@ -72,14 +53,6 @@ pub async fn ensure(kafka: &Kafka) -> Result<TopicState, KafkaOpError> {
     let found = tokio::task::spawn_blocking(move || partitions(&k, Duration::from_secs(10)))
         .await
         .map_err(|e| KafkaOpError::Refused(format!("reading topic metadata failed: {e}")))??;
-    create_if_missing(kafka, found).await
-}
-
-/// Uses the topic when `found` (its partitions), else creates it where allowed.
-async fn create_if_missing(
-    kafka: &Kafka,
-    found: Option<Vec<i32>>,
-) -> Result<TopicState, KafkaOpError> {
     if let Some(parts) = found {
         return Ok(TopicState::Existing(parts.len()));
     }
@@ -167,18 +140,7 @@ impl Kafka {
     ) -> Result<TopicState, crate::net::retry::WaitError<KafkaOpError>> {
         let what = format!("Kafka at {}", self.settings().kafka_brokers);
         crate::net::retry::wait_for(&what, Some(self.settings().max_wait.0), stop, || {
-            let k = self.clone();
-            async move {
-                let k2 = k.clone();
-                let found = tokio::task::spawn_blocking(move || {
-                    partitions_once_up(&k2, Duration::from_secs(10))
-                })
-                .await
-                .map_err(|e| {
-                    KafkaOpError::Refused(format!("the Kafka check did not run: {e}"))
-                })??;
-                create_if_missing(&k, found).await
-            }
+            ensure(self)
         })
         .await
     }
