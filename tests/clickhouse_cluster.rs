@@ -11,6 +11,9 @@
 //!   after a reload with revised hours.
 //! - One replica SIGKILLed mid-load (a private cluster): the load completes, the replica
 //!   view shows it down, and once it is back the replicas hold the same rows.
+//! - One replica down from the start (a private cluster): wmtop makes its tables on the
+//!   replica that is up, says which host is behind, loads, and once the replica is back
+//!   it holds every row.
 //! - ZooKeeper stopped mid-load (a private cluster): the run ends with the reason (the
 //!   tables are read-only), offsets not committed, and nothing is lost once it is back.
 
@@ -421,6 +424,41 @@ fn a_replica_killed_mid_load_is_shown_down_the_load_completes_and_the_replicas_c
     tmux.wait_for("both replicas up on screen", 60, |sc| {
         sc.contains("2 of 2 up")
     });
+}
+
+#[test]
+fn a_replica_down_at_the_first_start_holds_nothing_back_and_gets_every_row_once_it_is_back() {
+    let stack = PrivateStack::start_with(&["--clickhouse-cluster"]);
+    let urls = stack.replica_urls();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sim = rt.block_on(start_sim(sim_config(12, 48)));
+    let mut s = on_cluster("cludown", Some(&sim.url()), &urls[0]);
+    s.kafka_brokers = format!("127.0.0.1:{}", stack.kafka_port);
+    // Shorter than the server's own wait for the hosts of a statement ON CLUSTER (three
+    // minutes): waiting that long for the replica that is down gives up the run.
+    s.max_wait = wmtop_core::config::Span(Duration::from_secs(60));
+    stack.run(&["stop", "replica-2"]);
+    let total = done(&s, &["produce"])["records"].as_u64().unwrap();
+    let (code, run, stderr) = run_json(&s, &["consume", "--until-idle", "3"], &[]);
+    assert_eq!(code, Some(0), "{run}\n{stderr}");
+    assert_eq!(run["verdict"], "done", "{run}");
+    assert!(
+        stderr.contains("not yet on every host of the cluster")
+            && stderr.contains("unfinished hosts"),
+        "the replica left behind is said, in the server's words: {stderr}"
+    );
+    let local = format!("{}_local", s.table);
+    assert_eq!(
+        rt.block_on(counts_at(&s, &urls[0], &format!("{}.{local}", s.database))),
+        (total, total),
+        "every record on the replica that is up"
+    );
+    // Back, it makes the tables from the cluster's queue and fetches the rows.
+    stack.run(&["up", "--clickhouse-cluster"]);
+    converged(&rt, &s, &urls, &local, total, Duration::from_secs(120));
+    let answer = wmtop_core::source::api::read_answer(&s.last_fetch_path()).unwrap();
+    rt.block_on(assert_exact(&s, &expected_rows(&answer)));
+    rt.block_on(sim.shutdown());
 }
 
 #[test]

@@ -359,13 +359,26 @@ pub struct PrivateStack {
     env: Vec<(&'static str, String)>,
 }
 
-/// A loopback port nothing listens on (just now).
+/// A loopback port nothing listens on (just now), never one this test process handed out
+/// before: the kernel may give a port it just freed again, and two servers told the same
+/// port (two replicas' TCP ports, say) fail in ways that look like something else.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let mut given = GIVEN
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // Every listener stays bound until one is new, so the kernel cannot repeat itself.
+    let mut held = Vec::new();
+    loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        if given.insert(port) {
+            return port;
+        }
+        held.push(listener);
+        assert!(held.len() < 1000, "no new free loopback port");
+    }
 }
 
 impl PrivateStack {

@@ -338,13 +338,24 @@ impl Loader {
                 code: None,
             });
         }
-        for (table, ddl) in planned_tables(&ch, settings).await? {
+        let (planned, on_cluster) = planned_tables(&ch, settings).await?;
+        // A statement ON CLUSTER waits for every host of the cluster; one that is down
+        // would hold it for the server's default of three minutes.
+        let ddl_ch = if on_cluster {
+            ch.with_settings(&[("distributed_ddl_task_timeout", ON_CLUSTER_WAIT_S)])
+        } else {
+            ch.clone()
+        };
+        for (table, ddl) in planned {
             let exists = match table.as_deref().and_then(|t| t.split_once('.')) {
                 None => sql::database_exists(&db),
                 Some((d, t)) => sql::table_exists(d, t),
             };
-            let found: Vec<Named> = ch.json_rows(&exists).await?;
-            if !found.is_empty() {
+            let here = || async {
+                let found: Vec<Named> = ch.json_rows(&exists).await?;
+                Ok::<bool, ChError>(!found.is_empty())
+            };
+            if here().await? {
                 continue;
             }
             let what = if table.is_none() {
@@ -352,9 +363,19 @@ impl Loader {
             } else {
                 "CREATE TABLE"
             };
-            ch.execute(&ddl)
-                .await
-                .map_err(|e| refused(e, &grant(what, &format!("{db}.*"))))?;
+            match ddl_ch.execute(&ddl).await {
+                Ok(()) => {}
+                // Made here and queued for the hosts that did not answer in time: they
+                // make it when they are back, and Replicated tables then fetch the rows.
+                Err(e) if e.code == Some(TIMEOUT_EXCEEDED) && on_cluster && here().await? => {
+                    tracing::warn!(
+                        "{} is made on this replica, not yet on every host of the cluster: {}",
+                        table.as_deref().unwrap_or(&db),
+                        e.detail
+                    );
+                }
+                Err(e) => return Err(refused(e, &grant(what, &format!("{db}.*")))),
+            }
         }
         let info = TableInfo::read(&ch).await?.ok_or_else(|| ChError {
             url: ch.url.clone(),
@@ -781,32 +802,42 @@ impl Loader {
     }
 }
 
-/// The tables the settings want, each with its statement: on `clickhouse_cluster`,
-/// Replicated and Distributed ones on the cluster; else the database and the two tables
-/// here. Where the metrics table already is a Distributed table, a missing dead-letter
-/// table is made the same way, on its cluster.
+/// How long (seconds) a statement ON CLUSTER waits for the other hosts to make what it
+/// makes before the server answers TIMEOUT_EXCEEDED and leaves the rest queued.
+const ON_CLUSTER_WAIT_S: &str = "5";
+
+/// ClickHouse's TIMEOUT_EXCEEDED.
+const TIMEOUT_EXCEEDED: u32 = 159;
+
+/// The tables the settings want, each with its statement, and whether the statements
+/// run ON CLUSTER: on `clickhouse_cluster`, Replicated and Distributed ones on the
+/// cluster; else the database and the two tables here. Where the metrics table already
+/// is a Distributed table, a missing dead-letter table is made the same way, on its
+/// cluster.
 async fn planned_tables(
     ch: &Ch,
     settings: &Settings,
-) -> Result<Vec<(Option<String>, String)>, ChError> {
+) -> Result<(Vec<(Option<String>, String)>, bool), ChError> {
     let db = &ch.database;
     let on_cluster = super::cluster::cluster_ddl(settings, ch.version);
     if !on_cluster.is_empty() {
-        return Ok(on_cluster);
+        return Ok((on_cluster, true));
     }
     if let Some(info) = TableInfo::read(ch).await? {
         if let Some(d) = &info.distributed {
-            return super::cluster::dead_letters_ddl_for(ch, settings, d, &info).await;
+            let ddl = super::cluster::dead_letters_ddl_for(ch, settings, d, &info).await?;
+            return Ok((ddl, true));
         }
     }
-    Ok(vec![
+    let here = vec![
         (None, format!("CREATE DATABASE IF NOT EXISTS {db}")),
         (Some(ch.qualified()), metrics_ddl(db, &ch.table, ch.version)),
         (
             Some(ch.dead_letters_table()),
             dead_letter_ddl(db, &ch.table),
         ),
-    ])
+    ];
+    Ok((here, false))
 }
 
 /// Says in the log what the table is and what loading it will do.
