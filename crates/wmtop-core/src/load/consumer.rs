@@ -70,7 +70,7 @@ pub async fn run(
             return finish(summary, end, started);
         }
     };
-    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<u64>();
     let mut r = Session {
         settings,
         loader,
@@ -84,6 +84,7 @@ pub async fn run(
         unsettled: false,
         in_flight: None,
         done: done_tx,
+        sent: 0,
         started,
         stuck: BTreeMap::new(),
     };
@@ -95,7 +96,7 @@ pub async fn run(
         let step = tokio::select! {
             _ = stop.changed() => Some(interrupted()),
             msg = consumer.recv() => t.message(&mut r, msg).await,
-            Some(()) = done_rx.recv() => t.landed(&mut r).await,
+            Some(number) = done_rx.recv() => t.landed(&mut r, number).await,
             _ = tokio::time::sleep_until(t.next_tick) => t.tick(&mut r, &opts).await,
         };
         if let Some(end) = step {
@@ -225,8 +226,13 @@ impl Ticks {
         None
     }
 
-    /// A batch's insert finished: lands it (commit, or retry).
-    async fn landed(&mut self, r: &mut Session<'_>) -> Option<End> {
+    /// Batch `number`'s insert finished: lands it (commit, or retry). A flush that waited
+    /// for it has landed it already; waiting here on the insert now in flight instead
+    /// would hold the loop (no message read, no look taken) for the whole of it.
+    async fn landed(&mut self, r: &mut Session<'_>, number: u64) -> Option<End> {
+        if r.in_flight.as_ref().map(|f| f.number) != Some(number) {
+            return None;
+        }
         let retried = r.summary.insert_retries;
         if let Err(end) = r.land().await {
             return Some(end);

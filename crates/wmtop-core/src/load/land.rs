@@ -17,6 +17,8 @@ use crate::net::retry::{wait_for_with, WaitError};
 
 /// A batch handed to ClickHouse: the insert task, and what to commit and report after.
 pub struct InFlight {
+    /// The batch's number in the run (1, 2, …): what the task tells `done` when it ends.
+    pub number: u64,
     pub task: tokio::task::JoinHandle<Result<Landed, WaitError<ChError>>>,
     pub batch: Batch,
     pub sent: Instant,
@@ -29,13 +31,15 @@ pub struct Landed {
     pub retries: u32,
 }
 
-/// Starts inserting a batch's rows, then its dead letters; tells `done` when finished.
+/// Starts inserting a batch's rows, then its dead letters; tells `done` its `number` when
+/// finished.
 pub fn send(
     loader: &Loader,
     mut batch: Batch,
     max_wait: Duration,
     events: &Events,
-    done: &mpsc::Sender<()>,
+    number: u64,
+    done: &mpsc::UnboundedSender<u64>,
 ) -> InFlight {
     let mut rows = std::mem::take(&mut batch.rows);
     rows.seal();
@@ -71,7 +75,7 @@ pub fn send(
             &mut on_retry,
         )
         .await?;
-        let _ = done.try_send(());
+        let _ = done.send(number);
         Ok(Landed {
             inserted,
             dead_new,
@@ -79,6 +83,7 @@ pub fn send(
         })
     });
     InFlight {
+        number,
         task,
         batch,
         sent: Instant::now(),

@@ -38,8 +38,11 @@ pub(super) struct Session<'a> {
     /// A batch landed since the last settle (the load is not reported done yet).
     pub(super) unsettled: bool,
     pub(super) in_flight: Option<InFlight>,
-    /// Told when the batch in flight is done, so its commit does not wait for the next.
-    pub(super) done: mpsc::Sender<()>,
+    /// Told the number of each batch whose insert ended, so its commit does not wait for
+    /// the next. A flush may have landed that batch already: the word then comes late.
+    pub(super) done: mpsc::UnboundedSender<u64>,
+    /// Batches handed to ClickHouse so far.
+    pub(super) sent: u64,
     pub(super) started: Instant,
     /// Partitions reported stuck, at which offset.
     pub(super) stuck: BTreeMap<i32, i64>,
@@ -104,11 +107,13 @@ impl Session<'_> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
+        self.sent += 1;
         self.in_flight = Some(land::send(
             &self.loader,
             batch,
             max_wait,
             &self.events,
+            self.sent,
             &self.done,
         ));
         Ok(())
@@ -116,7 +121,10 @@ impl Session<'_> {
 
     /// Waits for the batch in flight, then commits its offsets and reports it.
     pub(super) async fn land(&mut self) -> Result<(), End> {
-        let Some(InFlight { task, batch, sent }) = self.in_flight.take() else {
+        let Some(InFlight {
+            task, batch, sent, ..
+        }) = self.in_flight.take()
+        else {
             return Ok(());
         };
         let url = self.loader.ch.url.clone();
