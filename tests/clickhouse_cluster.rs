@@ -39,6 +39,16 @@ fn on_cluster(name: &str, sim: Option<&str>, first_replica: &str) -> Settings {
     s
 }
 
+/// A private cluster (`up --clickhouse-cluster`), its replicas' URLs in the cluster's
+/// order, and settings on it: ClickHouse at the first replica, the stack's own Kafka.
+fn private_cluster(name: &str, sim: Option<&str>) -> (PrivateStack, Vec<String>, Settings) {
+    let stack = PrivateStack::start_with(&["--clickhouse-cluster"]);
+    let urls = stack.replica_urls();
+    let mut s = on_cluster(name, sim, &urls[0]);
+    s.kafka_brokers = format!("127.0.0.1:{}", stack.kafka_port);
+    (stack, urls, s)
+}
+
 /// The saved answer with the last `hours` records of the first `txs` transactions
 /// revised (total_count + 1,000,000, as an API revises recent hours); written beside it.
 /// Returns the file and the revised totals per (transaction, epoch ms).
@@ -379,10 +389,7 @@ fn converged(
 
 #[test]
 fn a_replica_killed_mid_load_is_shown_down_the_load_completes_and_the_replicas_converge() {
-    let stack = PrivateStack::start_with(&["--clickhouse-cluster"]);
-    let urls = stack.replica_urls();
-    let mut s = on_cluster("clurep", None, &urls[0]);
-    s.kafka_brokers = format!("127.0.0.1:{}", stack.kafka_port);
+    let (stack, urls, s) = private_cluster("clurep", None);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmux = Tmux::start(
         &unique("wmtop_replicas"),
@@ -428,12 +435,9 @@ fn a_replica_killed_mid_load_is_shown_down_the_load_completes_and_the_replicas_c
 
 #[test]
 fn a_replica_down_at_the_first_start_holds_nothing_back_and_gets_every_row_once_it_is_back() {
-    let stack = PrivateStack::start_with(&["--clickhouse-cluster"]);
-    let urls = stack.replica_urls();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt.block_on(start_sim(sim_config(12, 48)));
-    let mut s = on_cluster("cludown", Some(&sim.url()), &urls[0]);
-    s.kafka_brokers = format!("127.0.0.1:{}", stack.kafka_port);
+    let (stack, urls, mut s) = private_cluster("cludown", Some(&sim.url()));
     // Shorter than the server's own wait for the hosts of a statement ON CLUSTER (three
     // minutes): waiting that long for the replica that is down gives up the run.
     s.max_wait = wmtop_core::config::Span(Duration::from_secs(60));
@@ -463,12 +467,9 @@ fn a_replica_down_at_the_first_start_holds_nothing_back_and_gets_every_row_once_
 
 #[test]
 fn zookeeper_stopped_mid_load_ends_the_run_with_the_reason_and_nothing_is_lost_once_it_is_back() {
-    let stack = PrivateStack::start_with(&["--clickhouse-cluster"]);
-    let urls = stack.replica_urls();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let sim = rt.block_on(start_sim(sim_config(122, 288)));
-    let mut s = on_cluster("cluzk", Some(&sim.url()), &urls[0]);
-    s.kafka_brokers = format!("127.0.0.1:{}", stack.kafka_port);
+    let (stack, urls, mut s) = private_cluster("cluzk", Some(&sim.url()));
     s.max_wait = wmtop_core::config::Span(Duration::from_secs(15));
     let produced = done(&s, &["produce"]);
     let total = produced["records"].as_u64().unwrap();

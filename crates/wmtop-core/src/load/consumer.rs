@@ -84,7 +84,7 @@ pub async fn run(
         unsettled: false,
         in_flight: None,
         done: done_tx,
-        sent: 0,
+        batches_sent: 0,
         started,
         stuck: BTreeMap::new(),
     };

@@ -41,8 +41,8 @@ pub(super) struct Session<'a> {
     /// Told the number of each batch whose insert ended, so its commit does not wait for
     /// the next. A flush may have landed that batch already: the word then comes late.
     pub(super) done: mpsc::UnboundedSender<u64>,
-    /// Batches handed to ClickHouse so far.
-    pub(super) sent: u64,
+    /// Batches handed to ClickHouse so far (the number of the last one sent).
+    pub(super) batches_sent: u64,
     pub(super) started: Instant,
     /// Partitions reported stuck, at which offset.
     pub(super) stuck: BTreeMap<i32, i64>,
@@ -107,13 +107,13 @@ impl Session<'_> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
-        self.sent += 1;
+        self.batches_sent += 1;
         self.in_flight = Some(land::send(
             &self.loader,
             batch,
             max_wait,
             &self.events,
-            self.sent,
+            self.batches_sent,
             &self.done,
         ));
         Ok(())
