@@ -13,7 +13,7 @@ use wmtop_core::config::secret::Secret;
 use wmtop_core::config::Settings;
 use wmtop_core::kafka::{lag, reader, Kafka, KafkaOpError};
 use wmtop_core::load::batch::{Batch, Flat};
-use wmtop_core::record::flatten::flatten_each;
+use wmtop_core::record::flatten::flatten_fields;
 use wmtop_core::source::api::{split_answer, Answer};
 use wmtop_sim::{full_answer, SimConfig};
 
@@ -55,8 +55,8 @@ pub fn flatten_encode(answer: &Answer, passes: usize, plan: &RowPlan) -> Through
     let started = Instant::now();
     for _ in 0..passes {
         for tx in &answer.transactions {
-            let flat = flatten_each(&tx.payload, |row| {
-                rows.push(plan, row, 1);
+            let flat = flatten_fields(&tx.payload, |row| {
+                rows.push_fields(plan, row, 1);
                 if rows.len() == 5_000 {
                     out.bytes += rows.bytes() as u64;
                     rows = Rows::default();
@@ -137,7 +137,7 @@ pub fn flatten_lanes(answer: &Answer, passes: usize, plan: &RowPlan, lanes: usiz
 pub fn encode_all(answer: &Answer, plan: &RowPlan) -> (Vec<u8>, u64) {
     let mut rows = Rows::default();
     for tx in &answer.transactions {
-        let _ = flatten_each(&tx.payload, |row| rows.push(plan, row, 1));
+        let _ = flatten_fields(&tx.payload, |row| rows.push_fields(plan, row, 1));
     }
     let n = rows.len() as u64;
     (rows.into_bytes(), n)

@@ -20,7 +20,9 @@ use super::compat::{dead_letter_ddl, metrics_ddl};
 use super::sql;
 use super::table::{leb128, schema_error, RowPlan, TableInfo};
 use crate::config::Settings;
-use crate::record::columns::MetricRow;
+use crate::record::columns::{
+    FieldRef, Fields, MetricRow, APPLICATION_ID_COLUMN, TIMESTAMP_COLUMN, TRANSACTION_NAME_COLUMN,
+};
 
 /// A row's identity and what decides whether it is stored: `(application_id,
 /// transaction_name, time in whole seconds)`.
@@ -92,29 +94,38 @@ impl Rows {
 
     /// Encodes a row for the plan, with its version and hash when the table keeps them.
     pub fn push(&mut self, plan: &RowPlan, row: &MetricRow, version: u64) {
+        self.push_fields(plan, &row.fields(), version);
+    }
+
+    /// Encodes a row given as borrowed values, as [`Rows::push`] does.
+    pub fn push_fields(&mut self, plan: &RowPlan, fields: &Fields<'_>, version: u64) {
         self.unseal();
         let start = self.bytes.len();
-        plan.encode(row, &mut self.bytes);
+        plan.encode(fields, &mut self.bytes);
         let hash = twox_hash::XxHash3_64::oneshot(&self.bytes[start..]);
         if plan.versioned {
             self.bytes.extend_from_slice(&version.to_le_bytes());
             self.bytes.extend_from_slice(&hash.to_le_bytes());
         }
+        let text = |i: usize| match fields[i] {
+            FieldRef::Id(s) => s,
+            _ => "",
+        };
+        let (app_id, tx_name) = (text(APPLICATION_ID_COLUMN), text(TRANSACTION_NAME_COLUMN));
         let (app, name) = match &self.last {
-            Some((a, n)) if **a == *row.application_id && **n == *row.transaction_name => {
-                (Arc::clone(a), Arc::clone(n))
-            }
+            Some((a, n)) if **a == *app_id && **n == *tx_name => (Arc::clone(a), Arc::clone(n)),
             _ => {
-                let ids: (Arc<str>, Arc<str>) = (
-                    Arc::from(row.application_id.as_str()),
-                    Arc::from(row.transaction_name.as_str()),
-                );
+                let ids: (Arc<str>, Arc<str>) = (Arc::from(app_id), Arc::from(tx_name));
                 self.last = Some(ids.clone());
                 ids
             }
         };
+        let ms = match fields[TIMESTAMP_COLUMN] {
+            FieldRef::Time(ms) => ms,
+            _ => 0,
+        };
         self.meta.push(RowMeta {
-            key: (app, name, row.timestamp.millis().div_euclid(1000)),
+            key: (app, name, ms.div_euclid(1000)),
             version,
             hash,
             start,

@@ -13,7 +13,7 @@ use super::client::{Ch, ChError, ChErrorKind};
 use super::cluster::Distributed;
 use super::compat::ServerVersion;
 use crate::record::columns::{
-    column_index, FieldRef, Kind, MetricRow, COLUMNS, GETTERS, RECORD_HASH, RECORD_VERSION,
+    column_index, FieldRef, Fields, Kind, COLUMNS, RECORD_HASH, RECORD_VERSION,
 };
 
 /// One column of the table.
@@ -421,9 +421,9 @@ impl RowPlan {
     }
 
     /// Appends the row's columns (not version and hash) in the plan's order.
-    pub fn encode(&self, row: &MetricRow, out: &mut Vec<u8>) {
+    pub fn encode(&self, fields: &Fields<'_>, out: &mut Vec<u8>) {
         for (i, w) in &self.columns {
-            w.write(GETTERS[*i](row), out);
+            w.write(fields[*i], out);
         }
     }
 }

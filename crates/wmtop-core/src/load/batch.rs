@@ -10,7 +10,8 @@ use rdkafka::message::Message;
 
 use crate::clickhouse::table::RowPlan;
 use crate::clickhouse::{DeadLetter, Rows, Scope};
-use crate::record::flatten::{flatten_each, Flattened, MessageError};
+use crate::record::columns::{FieldRef, TRANSACTION_NAME_COLUMN};
+use crate::record::flatten::{flatten_fields, Flattened, MessageError};
 
 /// Rows and dead letters on their way to ClickHouse, with their origin.
 #[derive(Default)]
@@ -52,11 +53,13 @@ impl Flat {
             .and_then(|t| u64::try_from(t).ok())
             .unwrap_or(0);
         let mut first_name: Option<String> = None;
-        let outcome = flatten_each(payload, |row| {
+        let outcome = flatten_fields(payload, |row| {
             if first_name.is_none() {
-                first_name = Some(row.transaction_name.to_string());
+                if let FieldRef::Id(name) = row[TRANSACTION_NAME_COLUMN] {
+                    first_name = Some(name.to_string());
+                }
             }
-            rows.push(plan, row, version);
+            rows.push_fields(plan, row, version);
         });
         Flat {
             partition: m.partition(),

@@ -68,9 +68,67 @@ pub enum FieldRef<'a> {
     Time(i64),
 }
 
+/// A row as borrowed values, one per column of [`COLUMNS`] in order: what the fast path
+/// of flattening makes (borrowing the message) and what the encoder writes.
+pub type Fields<'a> = [FieldRef<'a>; COLUMN_COUNT];
+
 /// A field's borrowed view, per Rust type of [`MetricRow`].
 trait AsField {
     fn as_field(&self) -> FieldRef<'_>;
+}
+
+/// A field's owned value from its borrowed view (a view of another kind leaves it as is:
+/// fields are made per column, so the kinds always match).
+trait SetField {
+    fn set_field(&mut self, field: FieldRef<'_>);
+}
+
+impl SetField for CompactString {
+    fn set_field(&mut self, field: FieldRef<'_>) {
+        if let FieldRef::Id(s) = field {
+            *self = CompactString::from(s);
+        }
+    }
+}
+
+impl SetField for Option<i64> {
+    fn set_field(&mut self, field: FieldRef<'_>) {
+        if let FieldRef::Int(v) = field {
+            *self = v;
+        }
+    }
+}
+
+impl SetField for Option<f64> {
+    fn set_field(&mut self, field: FieldRef<'_>) {
+        if let FieldRef::Float(v) = field {
+            *self = v;
+        }
+    }
+}
+
+impl SetField for Option<CompactString> {
+    fn set_field(&mut self, field: FieldRef<'_>) {
+        if let FieldRef::Text(v) = field {
+            *self = v.map(CompactString::from);
+        }
+    }
+}
+
+impl SetField for Option<bool> {
+    fn set_field(&mut self, field: FieldRef<'_>) {
+        if let FieldRef::Flag(v) = field {
+            *self = v;
+        }
+    }
+}
+
+impl SetField for Timestamp {
+    fn set_field(&mut self, field: FieldRef<'_>) {
+        if let FieldRef::Time(ms) = field {
+            *self = Timestamp(ms);
+        }
+    }
 }
 
 impl AsField for CompactString {
@@ -106,6 +164,18 @@ impl AsField for Option<bool> {
 impl AsField for Timestamp {
     fn as_field(&self) -> FieldRef<'_> {
         FieldRef::Time(self.0)
+    }
+}
+
+/// A column's value in a row that has none: empty for an identifier, null otherwise.
+const fn empty_field(kind: Kind) -> FieldRef<'static> {
+    match kind {
+        Kind::Id => FieldRef::Id(""),
+        Kind::Int => FieldRef::Int(None),
+        Kind::Float => FieldRef::Float(None),
+        Kind::Text => FieldRef::Text(None),
+        Kind::Flag => FieldRef::Flag(None),
+        Kind::Time => FieldRef::Time(0),
     }
 }
 
@@ -145,11 +215,25 @@ macro_rules! columns {
             None
         }
 
-        /// One getter per column, in the order of [`COLUMNS`]: the encoder reads a row
-        /// through these.
-        pub static GETTERS: &[for<'r> fn(&'r MetricRow) -> FieldRef<'r>] = &[
-            $( |row| AsField::as_field(&row.$name), )*
+        /// A row with no values ([`MetricRow::default`] as fields).
+        pub const EMPTY_FIELDS: Fields<'static> = [
+            $( empty_field(Kind::$kind), )*
         ];
+
+        impl MetricRow {
+            /// The row's values, borrowed, in the order of [`COLUMNS`].
+            pub fn fields(&self) -> Fields<'_> {
+                [ $( AsField::as_field(&self.$name), )* ]
+            }
+
+            /// The row these values make.
+            pub fn from_fields(fields: &Fields<'_>) -> MetricRow {
+                let mut row = MetricRow::default();
+                let mut values = fields.iter();
+                $( if let Some(v) = values.next() { SetField::set_field(&mut row.$name, *v); } )*
+                row
+            }
+        }
 
         /// Sets column `idx` of a row from a JSON value; used by the flattener.
         pub(crate) type Setter = for<'a> fn(&mut MetricRow, crate::record::value::Value<'a>) -> Result<(), String>;
@@ -249,6 +333,14 @@ pub const COLUMN_COUNT: usize = COLUMNS.len();
 
 /// Index of `timestamp` in [`COLUMNS`], found when compiling.
 pub const TIMESTAMP_COLUMN: usize = const_index("timestamp");
+/// Index of `transaction_name` in [`COLUMNS`].
+pub const TRANSACTION_NAME_COLUMN: usize = const_index("transaction_name");
+/// Index of `application_id` in [`COLUMNS`].
+pub const APPLICATION_ID_COLUMN: usize = const_index("application_id");
+/// Indexes of `timestamp_str`, `key` and `timezone`, which a record's time falls back on.
+pub const TIMESTAMP_STR_COLUMN: usize = const_index("timestamp_str");
+pub const KEY_COLUMN: usize = const_index("key");
+pub const TIMEZONE_COLUMN: usize = const_index("timezone");
 
 const fn const_index(name: &str) -> usize {
     let mut i = 0;
@@ -283,7 +375,7 @@ pub fn column_index(name: &str) -> Option<usize> {
 }
 
 /// Indexes of the identifier columns, which may come from the transaction object.
-pub fn id_columns() -> impl Iterator<Item = usize> {
+pub fn id_columns() -> impl Iterator<Item = usize> + Clone {
     COLUMNS
         .iter()
         .enumerate()

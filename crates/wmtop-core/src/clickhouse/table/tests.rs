@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::clickhouse::compat::metrics_ddl;
-use crate::record::columns::Timestamp;
+use crate::record::columns::{MetricRow, Timestamp};
 
 fn v(text: &str) -> ServerVersion {
     ServerVersion::parse(text).unwrap()
@@ -37,7 +37,7 @@ fn the_own_table_on_a_modern_server_gets_rowbinary_column_by_column() {
         .insert_sql
         .ends_with("percentile_99, record_version, record_hash) FORMAT RowBinary"));
     let mut out = Vec::new();
-    plan.encode(&row(), &mut out);
+    plan.encode(&row().fields(), &mut out);
     // Nullable is a 0 (value follows) or 1 (NULL) byte; String a LEB128 length and the
     // bytes; numbers little-endian; DateTime64(3) milliseconds as i64.
     let mut want: Vec<u8> = vec![0, 0]; // no_data_found: Some(false)

@@ -7,19 +7,22 @@
 
 use std::borrow::Cow;
 
-use super::record::{finish_record, id_slot, timestamp_given, Flattened};
+use super::record::{id_slot, record_time, Flattened};
 use crate::record::columns::{
-    column_for_json, CompactString, MetricRow, COLUMNS, COLUMN_COUNT, SETTERS, TIMESTAMP_COLUMN,
+    column_for_json, id_columns, CompactString, FieldRef, Fields, Kind, COLUMNS, COLUMN_COUNT,
+    EMPTY_FIELDS, KEY_COLUMN, TIMESTAMP_COLUMN, TIMESTAMP_STR_COLUMN, TIMEZONE_COLUMN,
+    TRANSACTION_NAME_COLUMN,
 };
 use crate::record::value::{Convert, Value};
 
-/// Outcome of the fast path: None means "use the serde path".
-pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&mut MetricRow)) -> Option<Flattened> {
+/// Outcome of the fast path: None means "use the serde path". Each row is handed over
+/// as values borrowed from the message (and its transaction's identifiers).
+pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&Fields<'_>)) -> Option<Flattened> {
     let mut s = Scanner { b: payload, i: 0 };
     let mut ids: [Option<CompactString>; 5] = Default::default();
     // Records run to about 2 KB of JSON: room for them all at once, not grown (and the
     // rows moved) as they come.
-    let mut pending: Vec<(MetricRow, Option<Value<'static>>)> =
+    let mut pending: Vec<(Fields<'_>, Option<Value<'_>>)> =
         Vec::with_capacity((payload.len() / 1536).min(4096));
     let mut seen_series = false;
     let mut out = Flattened::default();
@@ -44,7 +47,7 @@ pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&mut MetricRow)) -> O
                 if !s.eat_if(b']') {
                     loop {
                         s.ws();
-                        pending.push((MetricRow::default(), None));
+                        pending.push((EMPTY_FIELDS, None));
                         let (row, timestamp) = pending.last_mut()?;
                         s.record(row, timestamp, &mut out, &mut hint)?;
                         s.ws();
@@ -75,15 +78,77 @@ pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&mut MetricRow)) -> O
         return None;
     }
     out.records = pending.len();
+    // Identifiers: a record's own value wins; otherwise the transaction's. Then its hour.
+    let id_cols = id_columns();
     for (row, timestamp) in &mut pending {
-        finish_record(row, timestamp.as_ref(), &ids).ok()?;
+        for (col, from_tx) in id_cols.clone().zip(&ids) {
+            if let (FieldRef::Id(""), Some(v)) = (row[col], from_tx) {
+                row[col] = FieldRef::Id(v);
+            }
+        }
+        if row[TRANSACTION_NAME_COLUMN] == FieldRef::Id("") {
+            return None;
+        }
+        let key = match row[KEY_COLUMN] {
+            FieldRef::Int(k) => k,
+            _ => None,
+        };
+        let text = |i: usize| match row[i] {
+            FieldRef::Text(t) => t,
+            _ => None,
+        };
+        let ms = record_time(
+            timestamp.as_ref(),
+            key,
+            text(TIMESTAMP_STR_COLUMN),
+            text(TIMEZONE_COLUMN),
+        )
+        .ok()?;
+        row[TIMESTAMP_COLUMN] = FieldRef::Time(ms);
     }
-    out.transaction_name = ids[0].take().map(String::from);
+    out.transaction_name = ids[0].as_deref().map(String::from);
     out.good = pending.len();
-    for (row, _) in &mut pending {
+    for (row, _) in &pending {
         each(row);
     }
     Some(out)
+}
+
+/// A record's value for a column of this kind, borrowed from the message (`literal` is
+/// the value's JSON text); None where the value would need text of its own (a number
+/// with a fraction given for a string), or is of the wrong type: the serde path then
+/// takes the message and says which.
+fn field<'a>(kind: Kind, value: Value<'a>, literal: &'a [u8]) -> Option<FieldRef<'a>> {
+    Some(match (kind, value) {
+        (Kind::Float, Value::F64(v)) => FieldRef::Float(Some(v)),
+        (Kind::Float, v) => {
+            let mut x = None;
+            Convert::convert(v, &mut x).ok()?;
+            FieldRef::Float(x)
+        }
+        (Kind::Int, Value::U64(n)) => FieldRef::Int(Some(i64::try_from(n).ok()?)),
+        (Kind::Int, v) => {
+            let mut x = None;
+            Convert::convert(v, &mut x).ok()?;
+            FieldRef::Int(x)
+        }
+        (Kind::Flag, Value::Bool(b)) => FieldRef::Flag(Some(b)),
+        (Kind::Flag, v) => {
+            let mut x = None;
+            Convert::convert(v, &mut x).ok()?;
+            FieldRef::Flag(x)
+        }
+        (Kind::Text, Value::Str(Cow::Borrowed(t))) => FieldRef::Text(Some(t)),
+        (Kind::Text, Value::Null) => FieldRef::Text(None),
+        (Kind::Id, Value::Str(Cow::Borrowed(t))) => FieldRef::Id(t),
+        (Kind::Id, Value::Null) => FieldRef::Id(""),
+        // An integer's JSON text (no leading zero, no sign but `-`) is its decimal form,
+        // as the serde path writes it; `-0` is a float there, and declined here.
+        (Kind::Id, Value::U64(_) | Value::I64(_)) => {
+            FieldRef::Id(std::str::from_utf8(literal).ok()?)
+        }
+        _ => return None,
+    })
 }
 
 /// Reads bytes, not text: outside strings only ASCII is valid JSON, so checking each
@@ -245,8 +310,8 @@ impl<'a> Scanner<'a> {
     /// remembers which column followed which, as records of one message share an order.
     fn record(
         &mut self,
-        row: &mut MetricRow,
-        timestamp: &mut Option<Value<'static>>,
+        row: &mut Fields<'a>,
+        timestamp: &mut Option<Value<'a>>,
         out: &mut Flattened,
         hint: &mut [u8; COLUMN_COUNT + 1],
     ) -> Option<()> {
@@ -271,17 +336,19 @@ impl<'a> Scanner<'a> {
             self.ws();
             self.eat(b':')?;
             self.ws();
+            let at = self.i;
             let value = self.scalar()?;
             match idx {
                 Some(TIMESTAMP_COLUMN) => {
                     out.present_columns |= 1 << TIMESTAMP_COLUMN;
-                    *timestamp = timestamp_given(value);
+                    *timestamp = (value != Value::Null).then_some(value);
                     hint[prev] = TIMESTAMP_COLUMN as u8;
                     prev = TIMESTAMP_COLUMN;
                 }
                 Some(idx) => {
                     out.present_columns |= 1 << idx;
-                    SETTERS[idx](row, value).ok()?;
+                    let literal = &self.b[at..self.i];
+                    row[idx] = field(COLUMNS[idx].kind, value, literal)?;
                     hint[prev] = idx as u8;
                     prev = idx;
                 }

@@ -8,7 +8,7 @@ mod fast;
 mod record;
 mod serde_path;
 
-use crate::record::columns::MetricRow;
+use crate::record::columns::{Fields, MetricRow};
 pub use crate::record::value::{Convert, Value};
 pub use record::{BadRecord, Flattened, MessageError};
 
@@ -22,17 +22,32 @@ pub fn flatten_message(payload: &[u8]) -> Result<Flattened, MessageError> {
 }
 
 /// Flattens one message like [`flatten_message`], handing each row to `each` as it is
-/// made instead of collecting them (the consumer encodes rows straight into its insert).
+/// made instead of collecting them.
 pub fn flatten_each(
     payload: &[u8],
     mut each: impl FnMut(&mut MetricRow),
 ) -> Result<Flattened, MessageError> {
+    if let Some(done) = fast::flatten(payload, &mut |f| each(&mut MetricRow::from_fields(f))) {
+        return Ok(done);
+    }
+    serde_path::flatten_serde(utf8(payload)?, each)
+}
+
+/// Flattens one message like [`flatten_each`], handing each row over as values borrowed
+/// from the message: the consumer encodes them straight into its insert, with no row
+/// of its own made in between.
+pub fn flatten_fields(
+    payload: &[u8],
+    mut each: impl FnMut(&Fields<'_>),
+) -> Result<Flattened, MessageError> {
     if let Some(done) = fast::flatten(payload, &mut each) {
         return Ok(done);
     }
-    let text = std::str::from_utf8(payload)
-        .map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))?;
-    serde_path::flatten_serde(text, each)
+    serde_path::flatten_serde(utf8(payload)?, |row| each(&row.fields()))
+}
+
+fn utf8(payload: &[u8]) -> Result<&str, MessageError> {
+    std::str::from_utf8(payload).map_err(|e| MessageError::NotJson(format!("not UTF-8: {e}")))
 }
 
 #[cfg(test)]

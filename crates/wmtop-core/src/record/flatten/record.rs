@@ -114,14 +114,28 @@ fn parse_time_str(text: &str, timezone: Option<&str>) -> Option<i64> {
 /// Sets a record's time from its `timestamp`, else its `key`, else its `timestampStr`
 /// (read in its `timezone`); an error naming all three when none is usable.
 fn resolve_time(row: &mut MetricRow, timestamp: Option<&Value<'_>>) -> Result<(), String> {
+    let ms = record_time(
+        timestamp,
+        row.key,
+        row.timestamp_str.as_deref(),
+        row.timezone.as_deref(),
+    )?;
+    row.timestamp = Timestamp(ms);
+    Ok(())
+}
+
+/// A record's hour (epoch ms) from its `timestamp`, else its `key`, else its
+/// `timestampStr` read in its `timezone`; an error naming all three when none is usable.
+pub(super) fn record_time(
+    timestamp: Option<&Value<'_>>,
+    key: Option<i64>,
+    timestamp_str: Option<&str>,
+    timezone: Option<&str>,
+) -> Result<i64, String> {
     let ms = timestamp
         .and_then(given_ms)
-        .or_else(|| row.key.filter(|ms| (MIN_MS..MAX_MS).contains(ms)))
-        .or_else(|| {
-            row.timestamp_str
-                .as_deref()
-                .and_then(|s| parse_time_str(s, row.timezone.as_deref()))
-        });
+        .or_else(|| key.filter(|ms| (MIN_MS..MAX_MS).contains(ms)))
+        .or_else(|| timestamp_str.and_then(|s| parse_time_str(s, timezone)));
     let Some(ms) = ms else {
         let shown = |v: Option<String>| {
             v.map_or("missing".to_string(), |s| format!("{:?}", truncate(&s, 40)))
@@ -132,12 +146,11 @@ fn resolve_time(row: &mut MetricRow, timestamp: Option<&Value<'_>>) -> Result<()
                 Value::Str(s) => s.to_string(),
                 v => v.to_string(),
             })),
-            shown(row.key.map(|k| k.to_string())),
-            shown(row.timestamp_str.as_ref().map(ToString::to_string)),
+            shown(key.map(|k| k.to_string())),
+            shown(timestamp_str.map(ToString::to_string)),
         ));
     };
-    row.timestamp = Timestamp(ms);
-    Ok(())
+    Ok(ms)
 }
 
 /// Fills a record's missing identifiers from its transaction and resolves its time.
