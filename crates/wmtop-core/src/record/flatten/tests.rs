@@ -225,6 +225,38 @@ fn the_fast_path_takes_the_simulators_data_and_agrees_with_serde() {
 }
 
 #[test]
+fn rows_encoded_from_the_fast_path_are_the_bytes_the_serde_path_encodes() {
+    use crate::clickhouse::compat::ServerVersion;
+    use crate::clickhouse::load::Rows;
+    use crate::clickhouse::table::{RowPlan, TableInfo};
+    let mut cfg = wmtop_sim::SimConfig::new(Default::default());
+    cfg.transactions = 6;
+    cfg.hours = 30;
+    let body = wmtop_sim::full_answer(&cfg).unwrap();
+    let answer = crate::source::api::split_answer(body.into()).unwrap();
+    for version in ["18.16.1", "25.8.2.29"] {
+        let version = ServerVersion::parse(version).unwrap();
+        let plan = RowPlan::for_table("db.t", &TableInfo::own(version), version).unwrap();
+        let (mut fast_rows, mut slow_rows) = (Rows::default(), Rows::default());
+        for tx in &answer.transactions {
+            let text = std::str::from_utf8(&tx.payload).unwrap();
+            let taken = fast::flatten(&tx.payload, &mut |f| fast_rows.push_fields(&plan, f, 9));
+            assert!(taken.is_some(), "the fast path gave up on clean data");
+            flatten_serde(text, |r| slow_rows.push(&plan, r, 9)).unwrap();
+        }
+        assert_eq!(fast_rows.len(), answer.records());
+        let keys = |r: &Rows| {
+            r.meta
+                .iter()
+                .map(|m| (m.key.clone(), m.hash))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&fast_rows), keys(&slow_rows));
+        assert_eq!(fast_rows.into_bytes(), slow_rows.into_bytes());
+    }
+}
+
+#[test]
 fn the_fast_path_agrees_or_gives_up_on_untidy_input() {
     let rec = |body: &str| {
         format!(
