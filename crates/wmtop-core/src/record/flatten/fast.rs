@@ -4,8 +4,9 @@
 //! gives up — returns None, and the message goes through the serde path instead — on
 //! anything else: an escape, a nested value, a duplicate series, a record that would be
 //! set aside, a text that is not in the message as such (a number with a fraction given
-//! for an identifier), a syntax error. So every outcome other than "all rows good" comes from the one
-//! reference implementation, and tests hold the two paths to the same rows.
+//! for an identifier), a syntax error. So every outcome other than "all rows good"
+//! comes from the one reference implementation, and tests hold the two paths to the same
+//! rows.
 
 use std::borrow::Cow;
 
