@@ -374,13 +374,27 @@ pub fn column_index(name: &str) -> Option<usize> {
     COLUMNS.iter().position(|c| c.name == name)
 }
 
+/// Indexes of the identifier columns in [`COLUMNS`], in order, found when compiling
+/// (any number of identifier columns but five fails the build here).
+pub const ID_COLUMNS: [usize; 5] = id_indexes();
+
+const fn id_indexes() -> [usize; 5] {
+    let mut out = [0; 5];
+    let (mut n, mut i) = (0, 0);
+    while i < COLUMNS.len() {
+        if matches!(COLUMNS[i].kind, Kind::Id) {
+            out[n] = i;
+            n += 1;
+        }
+        i += 1;
+    }
+    assert!(n == 5, "five identifier columns");
+    out
+}
+
 /// Indexes of the identifier columns, which may come from the transaction object.
-pub fn id_columns() -> impl Iterator<Item = usize> + Clone {
-    COLUMNS
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.kind == Kind::Id)
-        .map(|(i, _)| i)
+pub fn id_columns() -> impl Iterator<Item = usize> {
+    ID_COLUMNS.into_iter()
 }
 
 /// The camelCase of a snake_case column name, as the contract defines JSON names.
@@ -423,7 +437,21 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), 80, "a column is listed twice");
-        assert_eq!(id_columns().count(), 5);
+        let ids: Vec<usize> = (0..COLUMN_COUNT)
+            .filter(|&i| COLUMNS[i].kind == Kind::Id)
+            .collect();
+        assert_eq!(ids, ID_COLUMNS, "the identifier columns, in order");
+        assert_eq!(
+            ID_COLUMNS.map(|i| COLUMNS[i].name),
+            [
+                "transaction_name",
+                "transaction_id",
+                "application_id",
+                "application_name",
+                "alias"
+            ],
+            "the order finish_record fills them in"
+        );
     }
 
     #[test]

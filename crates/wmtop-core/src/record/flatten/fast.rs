@@ -12,8 +12,8 @@ use std::borrow::Cow;
 
 use super::record::{id_slot, record_time, Flattened};
 use crate::record::columns::{
-    column_for_json, id_columns, CompactString, FieldRef, Fields, Kind, COLUMNS, COLUMN_COUNT,
-    EMPTY_FIELDS, KEY_COLUMN, TIMESTAMP_COLUMN, TIMESTAMP_STR_COLUMN, TIMEZONE_COLUMN,
+    column_for_json, CompactString, FieldRef, Fields, Kind, COLUMNS, COLUMN_COUNT, EMPTY_FIELDS,
+    ID_COLUMNS, KEY_COLUMN, TIMESTAMP_COLUMN, TIMESTAMP_STR_COLUMN, TIMEZONE_COLUMN,
     TRANSACTION_NAME_COLUMN,
 };
 use crate::record::value::{Convert, Value};
@@ -82,9 +82,8 @@ pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&Fields<'_>)) -> Opti
     }
     out.records = pending.len();
     // Identifiers: a record's own value wins; otherwise the transaction's. Then its hour.
-    let id_cols = id_columns();
     for (row, timestamp) in &mut pending {
-        for (col, from_tx) in id_cols.clone().zip(&ids) {
+        for (&col, from_tx) in ID_COLUMNS.iter().zip(&ids) {
             if let (FieldRef::Id(""), Some(v)) = (row[col], from_tx) {
                 row[col] = FieldRef::Id(v);
             }

@@ -206,14 +206,19 @@ fn same_on_both_paths(text: &str) -> bool {
     true
 }
 
-#[test]
-fn the_fast_path_takes_the_simulators_data_and_agrees_with_serde() {
+/// The simulator's answer for this many transactions over 30 hours, one payload each.
+fn sim_answer(transactions: usize) -> crate::source::api::Answer {
     // The simulator is a dev-dependency: its own copy of this crate's types.
     let mut cfg = wmtop_sim::SimConfig::new(Default::default());
-    cfg.transactions = 12;
+    cfg.transactions = transactions;
     cfg.hours = 30;
     let body = wmtop_sim::full_answer(&cfg).unwrap();
-    let answer = crate::source::api::split_answer(body.into()).unwrap();
+    crate::source::api::split_answer(body.into()).unwrap()
+}
+
+#[test]
+fn the_fast_path_takes_the_simulators_data_and_agrees_with_serde() {
+    let answer = sim_answer(12);
     assert_eq!(answer.transactions.len(), 12);
     for tx in &answer.transactions {
         let text = std::str::from_utf8(&tx.payload).unwrap();
@@ -229,11 +234,7 @@ fn rows_encoded_from_the_fast_path_are_the_bytes_the_serde_path_encodes() {
     use crate::clickhouse::compat::ServerVersion;
     use crate::clickhouse::load::Rows;
     use crate::clickhouse::table::{RowPlan, TableInfo};
-    let mut cfg = wmtop_sim::SimConfig::new(Default::default());
-    cfg.transactions = 6;
-    cfg.hours = 30;
-    let body = wmtop_sim::full_answer(&cfg).unwrap();
-    let answer = crate::source::api::split_answer(body.into()).unwrap();
+    let answer = sim_answer(6);
     for version in ["18.16.1", "25.8.2.29"] {
         let version = ServerVersion::parse(version).unwrap();
         let plan = RowPlan::for_table("db.t", &TableInfo::own(version), version).unwrap();
