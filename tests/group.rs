@@ -2,8 +2,10 @@
 //! consume` processes in one group on a topic made beforehand (by confluent-kafka, not by
 //! wmtop), each holding a share; one SIGKILLed mid-load and its partitions handed on by
 //! the broker; the monitor's lag pane naming every holder as an independent client
-//! (confluent-kafka's AdminClient) describes the group; and replays and skips refused,
-//! by name, while another member is live.
+//! (confluent-kafka's AdminClient) describes the group; replays and skips refused, by
+//! name, while another member is live; and a member knowing where each partition ends
+//! from its own fetches (what lets a load land its last batch without waiting for the
+//! broker's next answer), as confluent-kafka reads the watermarks.
 
 mod common;
 
@@ -14,7 +16,11 @@ use std::time::{Duration, Instant};
 use common::procs::*;
 use common::tmux::{monitor_command, Tmux};
 use common::*;
+use rdkafka::consumer::Consumer;
+use rdkafka::producer::FutureRecord;
+use rdkafka::Message;
 use wmtop_core::config::Settings;
+use wmtop_core::kafka::{lag, Kafka};
 
 type Members = Vec<(String, String, Vec<i32>)>;
 
@@ -234,4 +240,70 @@ fn a_replay_and_a_skip_are_refused_naming_the_live_member_and_go_ahead_once_it_l
         rt.block_on(async { ch(&s).await.stored_rows().await.unwrap() }),
         total
     );
+}
+
+/// Sends `count` messages to `partition` of the settings' topic.
+async fn send_to(kafka: &Kafka, partition: i32, count: usize) {
+    let producer = kafka.producer().unwrap();
+    for i in 0..count {
+        let payload = format!("{{\"n\":{i}}}");
+        producer
+            .send(
+                FutureRecord::to(&kafka.settings().topic)
+                    .key("k")
+                    .payload(&payload)
+                    .partition(partition),
+                Duration::from_secs(30),
+            )
+            .await
+            .unwrap();
+    }
+}
+
+/// Reads `n` messages with the group consumer (each within 30 s): their (partition,
+/// offset).
+async fn read_n(consumer: &wmtop_core::kafka::GroupConsumer, n: usize) -> Vec<(i32, i64)> {
+    let mut got = Vec::new();
+    while got.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await;
+        match next.expect("a message within 30 s") {
+            Ok(m) => got.push((m.partition(), m.offset())),
+            // Read to the end of a partition: not a message.
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => {}
+            Err(e) => panic!("consumer error: {e}"),
+        }
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_knows_where_each_partition_ends_from_its_own_fetches() {
+    let s = settings("ends", None);
+    create_topic(&s, 3, 1, &[]);
+    let kafka = Kafka::new(&s);
+    send_to(&kafka, 0, 2).await;
+    send_to(&kafka, 1, 5).await;
+    let consumer = kafka.group_consumer().unwrap();
+    // Nothing fetched yet: nothing known.
+    assert_eq!(lag::fetched_high(&consumer, &s.topic, 1), None);
+    consumer.subscribe(&[s.topic.as_str()]).unwrap();
+    let got = read_n(&consumer, 7).await;
+    let last = |p: i32| got.iter().filter(|m| m.0 == p).map(|m| m.1).max();
+    assert_eq!((last(0), last(1), last(2)), (Some(1), Some(4), None));
+    let independent = independent_offsets(&s);
+    for p in [0, 1] {
+        assert_eq!(
+            lag::fetched_high(&consumer, &s.topic, p),
+            Some(independent[&p].1),
+            "partition {p}: the high watermark as confluent-kafka reads it"
+        );
+        assert_eq!(independent[&p].1, last(p).unwrap() + 1);
+    }
+    // More on partition 0: the next fetch tells the member where it ends now.
+    send_to(&kafka, 0, 3).await;
+    let more = read_n(&consumer, 3).await;
+    assert_eq!(more, vec![(0, 2), (0, 3), (0, 4)]);
+    assert_eq!(lag::fetched_high(&consumer, &s.topic, 0), Some(5));
+    assert_eq!(independent_offsets(&s)[&0].1, 5);
+    assert_eq!(lag::fetched_high(&consumer, &s.topic, 1), Some(5));
 }

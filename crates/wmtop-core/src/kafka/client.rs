@@ -22,6 +22,16 @@ pub type GroupConsumer = StreamConsumer<KafkaContext>;
 /// The producer.
 pub type Producer = FutureProducer<KafkaContext>;
 
+/// Lets a client go on a thread of its own: closing one waits for librdkafka's threads
+/// to wind down (about 100 ms, measured on the local broker), which a caller that has
+/// nothing more to ask of it need not wait for.
+pub fn close_aside<T: Send + 'static>(client: T) {
+    // Should no thread be had, the client closes here, as it would have.
+    let _ = std::thread::Builder::new()
+        .name("wmtop-kafka-close".into())
+        .spawn(move || drop(client));
+}
+
 /// Why a Kafka operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaOpError {

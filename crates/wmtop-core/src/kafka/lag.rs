@@ -130,6 +130,32 @@ pub fn read_of(
     Ok(out)
 }
 
+/// The high watermark this client last learned for `partition` from its own fetches
+/// (every fetch response carries it): a look at the client's memory, with no request to
+/// the broker. None until a fetch of the partition has answered.
+pub fn fetched_high<C: Consumer<KafkaContext>>(
+    client: &C,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = std::ffi::CString::new(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: the client handle is alive for the borrow of `client`; the topic is a
+    // NUL-terminated string that outlives the call; librdkafka only writes the two
+    // integers it is given and takes the partition's own lock to read them.
+    let err = unsafe {
+        rdkafka::bindings::rd_kafka_get_watermark_offsets(
+            client.client().native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (err == rdkafka::bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0)
+        .then_some(high)
+}
+
 /// Each partition's low and high watermark, in the order asked: one request per end for
 /// all partitions (the list-offsets request for the earliest and the latest offset,
 /// which is what a watermark query sends for one partition at a time). Blocking.

@@ -28,7 +28,10 @@ pub enum TopicState {
 pub fn partitions(kafka: &Kafka, timeout: Duration) -> Result<Option<Vec<i32>>, KafkaOpError> {
     let topic = kafka.settings().topic.clone();
     let client = kafka.offsets()?;
-    let md = kafka.answered(&client, Some(&topic), timeout)?;
+    let md = kafka.answered(&client, Some(&topic), timeout);
+    // A consume run starts once this answer is in: it does not wait for the close.
+    super::client::close_aside(client);
+    let md = md?;
     let Some(t) = md.topics().iter().find(|t| t.name() == topic) else {
         return Ok(None);
     };

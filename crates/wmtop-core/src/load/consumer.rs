@@ -25,6 +25,7 @@ pub use super::summary::ConsumeSummary;
 use super::summary::{finish, interrupted, End};
 use super::verdict::{self, Verdict, WaitedFor};
 use crate::config::Settings;
+use crate::kafka::lag;
 use crate::kafka::sampler::LagSample;
 use crate::kafka::KafkaOpError;
 
@@ -95,7 +96,7 @@ pub async fn run(
         }
         let step = tokio::select! {
             _ = stop.changed() => Some(interrupted()),
-            msg = consumer.recv() => t.message(&mut r, msg).await,
+            msg = consumer.recv() => t.message(&mut r, msg, &opts).await,
             Some(number) = done_rx.recv() => t.landed(&mut r, number).await,
             _ = tokio::time::sleep_until(t.next_tick) => t.tick(&mut r, &opts).await,
         };
@@ -185,16 +186,20 @@ impl Ticks {
         }
     }
 
-    /// A message (or a consumer error): flattened into the batch, flushed when full.
+    /// A message (or a consumer error): flattened into the batch, flushed when full, or
+    /// when it was the last one there is and the batch waits for nothing else.
     async fn message(
         &mut self,
         r: &mut Session<'_>,
         msg: Result<rdkafka::message::BorrowedMessage<'_>, rdkafka::error::KafkaError>,
+        opts: &ConsumeOptions,
     ) -> Option<End> {
         match msg {
             Ok(m) => {
-                self.at_end.remove(&m.partition());
+                let (partition, offset) = (m.partition(), m.offset());
+                self.at_end.remove(&partition);
                 let flat = Flat::of(&r.loader.plan, &m, &mut r.batch.rows);
+                drop(m);
                 r.take(flat);
                 self.last_message = Instant::now();
                 if r.batch.rows.len() >= r.settings.batch_rows
@@ -202,12 +207,20 @@ impl Ticks {
                 {
                     return self.flush(r).await.err();
                 }
+                // The fetch that brought this message said where the partition ends. The
+                // client's own word that it is read to its end comes only with the next
+                // fetch, which the broker holds back while it has nothing new (up to
+                // `fetch.wait.max.ms`, half a second by default): the last batch of a
+                // load would wait that long for nothing.
+                let topic = r.settings.topic.as_str();
+                if lag::fetched_high(&*r.consumer, topic, partition)
+                    .is_some_and(|h| offset + 1 >= h)
+                {
+                    return self.at_end_of(r, partition, opts).await;
+                }
             }
             Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
-                self.at_end.insert(p);
-                if self.drained() && r.in_flight.is_none() {
-                    return r.flush(self.max_wait).await.err();
-                }
+                return self.at_end_of(r, p, opts).await;
             }
             Err(e) => {
                 if let Some(f) = r.kafka.fault() {
@@ -224,6 +237,36 @@ impl Ticks {
             }
         }
         None
+    }
+
+    /// Partition `p` is read to its end: once every held partition is, the batch goes
+    /// (unless an insert is in flight: it goes when that one lands).
+    async fn at_end_of(
+        &mut self,
+        r: &mut Session<'_>,
+        p: i32,
+        opts: &ConsumeOptions,
+    ) -> Option<End> {
+        self.at_end.insert(p);
+        if self.held.is_none() {
+            // Read to the end before the first tick looked at the assignment.
+            self.follow_assignment(r, opts);
+        }
+        if self.drained() && r.in_flight.is_none() {
+            return r.flush(self.max_wait).await.err();
+        }
+        None
+    }
+
+    /// Looks at the assignment and the user's pause; a change sets every partition's
+    /// resting state anew. The partitions held now.
+    fn follow_assignment(&mut self, r: &mut Session<'_>, opts: &ConsumeOptions) -> Vec<i32> {
+        let before = (self.held.clone(), self.paused);
+        let now_held = r.watch_assignment(&mut self.held, &mut self.paused, opts.pause.as_ref());
+        if (self.held.clone(), self.paused) != before {
+            self.rest = Rest::default();
+        }
+        now_held
     }
 
     /// Batch `number`'s insert finished: lands it (commit, or retry). A flush that waited
@@ -295,13 +338,7 @@ impl Ticks {
                 return Some(end);
             }
         }
-        let before = (self.held.clone(), self.paused);
-        let now_held = r.watch_assignment(&mut self.held, &mut self.paused, opts.pause.as_ref());
-        if (self.held.clone(), self.paused) != before {
-            // A new assignment, or the user's pause or resume, sets every partition's
-            // state anew.
-            self.rest = Rest::default();
-        }
+        let now_held = self.follow_assignment(r, opts);
         if now_held.is_empty() {
             return self.unassigned(r.settings, opts);
         }
