@@ -224,7 +224,10 @@ pub async fn run(settings: &Settings, a: BenchArgs) -> anyhow::Result<ExitCode> 
     cleanup(&sink, &tables).await;
     result?;
     if only("screen") {
-        screen_part(&mut r, settings, &a).await?;
+        let mut screen_tables = Vec::new();
+        let screened = screen_part(&mut r, settings, &a, &mut screen_tables).await;
+        cleanup(&sink, &screen_tables).await;
+        screened?;
     }
     r.finish(a.json.as_deref())
 }
@@ -555,7 +558,12 @@ async fn load_part(r: &mut Report, settings: &Settings, ceiling: &[Measured]) {
 }
 
 /// The monitor: frame time, and its idle cost before and after a load.
-async fn screen_part(r: &mut Report, settings: &Settings, a: &BenchArgs) -> anyhow::Result<()> {
+async fn screen_part(
+    r: &mut Report,
+    settings: &Settings,
+    a: &BenchArgs,
+    tables: &mut Vec<String>,
+) -> anyhow::Result<()> {
     println!("the monitor:");
     let times = tokio::task::spawn_blocking(|| frames::draw_times(200, 50, 2_000)).await??;
     let mut sorted = times.clone();
@@ -573,7 +581,10 @@ async fn screen_part(r: &mut Report, settings: &Settings, a: &BenchArgs) -> anyh
         Some(p) => p.clone(),
         None => std::env::current_exe()?,
     };
-    let idle = screen::idle_screen(settings, a.idle_secs, &exe)?;
+    // The monitor makes a table of this name: dropped at the end like the others.
+    let table = fresh("screen");
+    tables.push(table.clone());
+    let idle = screen::idle_screen(settings, a.idle_secs, &exe, &table)?;
     for (when, s) in [
         ("before a load", &idle.before),
         ("after a load", &idle.after),

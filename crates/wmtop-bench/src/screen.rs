@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use wmtop_core::config::Settings;
 
-use super::{fresh, status_kb};
+use super::status_kb;
 
 /// CPU and memory over one span.
 pub struct Sample {
@@ -87,8 +87,8 @@ fn sample(pid: u32, secs: u64) -> anyhow::Result<Sample> {
 }
 
 /// Measures `exe`'s monitor idle before and after a load.
-pub fn idle_screen(settings: &Settings, secs: u64, exe: &Path) -> anyhow::Result<Idle> {
-    let name = fresh("screen");
+pub fn idle_screen(settings: &Settings, secs: u64, exe: &Path, name: &str) -> anyhow::Result<Idle> {
+    let name = name.to_string();
     let dir = std::env::temp_dir().join(&name);
     let cmd = format!(
         "exec env WMTOP_DATA_DIR={dir} WMTOP_TOPIC={name} WMTOP_TABLE={name} WMTOP_GROUP={name} \
