@@ -538,3 +538,46 @@ async fn a_table_wmtop_cannot_write_is_refused_by_column_before_any_insert() {
     assert_eq!(sink.stored_rows().await.unwrap(), 0);
     sim.shutdown().await;
 }
+
+/// A topic written to steadily: every fetch ends at its newest message, and inserting on
+/// that word alone would send each message in an insert of its own (a part each for
+/// ClickHouse). Thirty messages a tenth of a second apart go in a few batches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_steady_trickle_is_not_inserted_message_by_message() {
+    let mut s = settings("trickle", None);
+    // Only the topic's end, not the batch's age, decides when a batch goes.
+    s.batch_interval = wmtop_core::config::Span(Duration::from_secs(30));
+    let kafka = Kafka::new(&s);
+    kafka.ready().await.unwrap();
+    let consumer = tokio::spawn({
+        let s = s.clone();
+        async move { consume_until_idle(&s, Duration::from_secs(3)).await }
+    });
+    let producer = kafka.producer().unwrap();
+    for i in 0..30_i64 {
+        let name = format!("GET /trickle/{i}");
+        let payload = format!(
+            r#"{{"transactionName":"{name}","applicationId":31854,"transactionSeries":[{{"timestamp":{},"totalCount":{i}}}]}}"#,
+            1_767_205_800_000_i64 + i * 3_600_000
+        );
+        producer
+            .send(
+                FutureRecord::to(&s.topic).key(&name).payload(&payload),
+                Timeout::After(Duration::from_secs(30)),
+            )
+            .await
+            .unwrap();
+        // The trickle's own pace.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let summary = consumer.await.unwrap();
+    assert_eq!((summary.messages, summary.rows_inserted), (30, 30));
+    assert!(
+        summary.batches <= 6,
+        "{} inserts for 30 messages written over 3 s",
+        summary.batches
+    );
+    let stored = rows_in_clickhouse(&s).await;
+    assert_eq!(stored.len(), 30);
+    assert!(stored.values().all(|&n| n == 1), "{stored:?}");
+}

@@ -139,6 +139,12 @@ async fn wind_up(r: &mut Session<'_>, end: End, max_wait: Duration) -> End {
 /// A message came this recently: the consumer is receiving.
 const RECEIVING: Duration = Duration::from_secs(2);
 
+/// After a batch went because every held partition was read to its end, the next goes
+/// on that word only this much later. A topic written to steadily is read to its end
+/// between each of its messages (on some partition, every fetch): without a gap each
+/// message would go in an insert of its own, and ClickHouse pays for every insert.
+const DRAINED_GAP: Duration = Duration::from_secs(1);
+
 /// With no word from the client that a partition is read to its end, a batch this long
 /// without a new message counts as drained.
 const DRAINED_WITHOUT_EOF: Duration = Duration::from_secs(1);
@@ -149,8 +155,11 @@ struct Ticks {
     max_wait: Duration,
     interval: Duration,
     busy_tick: Duration,
-    /// Held partitions read to their end (the client said so) since their last message.
+    /// Held partitions read to their end since their last message: the last message
+    /// read was the last the fetch that brought it knew of, or the client said so.
     at_end: BTreeSet<i32>,
+    /// When a batch last went because the topic was drained.
+    drained_flush: Option<Instant>,
     next_tick: tokio::time::Instant,
     progress: verdict::Progress,
     held: Option<Vec<i32>>,
@@ -175,6 +184,7 @@ impl Ticks {
             interval,
             busy_tick,
             at_end: BTreeSet::new(),
+            drained_flush: None,
             next_tick: tokio::time::Instant::now() + busy_tick,
             progress: verdict::Progress::new(max_wait),
             held: None,
@@ -197,7 +207,19 @@ impl Ticks {
         match msg {
             Ok(m) => {
                 let (partition, offset) = (m.partition(), m.offset());
-                self.at_end.remove(&partition);
+                // The fetch that brought this message said where the partition ends. The
+                // client's own word that it is read to its end comes only with the next
+                // fetch, which the broker holds back while it has nothing new (up to
+                // `fetch.wait.max.ms`, half a second by default): the last batch of a
+                // load would wait that long for nothing.
+                let topic = r.settings.topic.as_str();
+                let last = lag::fetched_high(&*r.consumer, topic, partition)
+                    .is_some_and(|h| offset + 1 >= h);
+                if last {
+                    self.at_end.insert(partition);
+                } else {
+                    self.at_end.remove(&partition);
+                }
                 let flat = Flat::of(&r.loader.plan, &m, &mut r.batch.rows);
                 drop(m);
                 r.take(flat);
@@ -207,20 +229,13 @@ impl Ticks {
                 {
                     return self.flush(r).await.err();
                 }
-                // The fetch that brought this message said where the partition ends. The
-                // client's own word that it is read to its end comes only with the next
-                // fetch, which the broker holds back while it has nothing new (up to
-                // `fetch.wait.max.ms`, half a second by default): the last batch of a
-                // load would wait that long for nothing.
-                let topic = r.settings.topic.as_str();
-                if lag::fetched_high(&*r.consumer, topic, partition)
-                    .is_some_and(|h| offset + 1 >= h)
-                {
-                    return self.at_end_of(r, partition, opts).await;
+                if last {
+                    return self.at_end_of(r, opts).await;
                 }
             }
             Err(rdkafka::error::KafkaError::PartitionEOF(p)) => {
-                return self.at_end_of(r, p, opts).await;
+                self.at_end.insert(p);
+                return self.at_end_of(r, opts).await;
             }
             Err(e) => {
                 if let Some(f) = r.kafka.fault() {
@@ -239,23 +254,26 @@ impl Ticks {
         None
     }
 
-    /// Partition `p` is read to its end: once every held partition is, the batch goes
+    /// A partition was read to its end: once every held partition is, the batch goes
     /// (unless an insert is in flight: it goes when that one lands).
-    async fn at_end_of(
-        &mut self,
-        r: &mut Session<'_>,
-        p: i32,
-        opts: &ConsumeOptions,
-    ) -> Option<End> {
-        self.at_end.insert(p);
+    async fn at_end_of(&mut self, r: &mut Session<'_>, opts: &ConsumeOptions) -> Option<End> {
         if self.held.is_none() {
             // Read to the end before the first tick looked at the assignment.
             self.follow_assignment(r, opts);
         }
         if self.drained() && r.in_flight.is_none() {
-            return r.flush(self.max_wait).await.err();
+            return self.flush_drained(r).await.err();
         }
         None
+    }
+
+    /// Hands the batch to ClickHouse because the topic is drained (not because the
+    /// batch is full or old).
+    async fn flush_drained(&mut self, r: &mut Session<'_>) -> Result<(), End> {
+        if !r.batch.is_empty() {
+            self.drained_flush = Some(Instant::now());
+        }
+        r.flush(self.max_wait).await
     }
 
     /// Looks at the assignment and the user's pause; a change sets every partition's
@@ -287,7 +305,7 @@ impl Ticks {
         }
         // Rows held back while that insert ran (the topic drained meanwhile) go now.
         if !r.batch.is_empty() && self.drained() {
-            return r.flush(self.max_wait).await.err();
+            return self.flush_drained(r).await.err();
         }
         None
     }
@@ -305,13 +323,17 @@ impl Ticks {
     }
 
     /// Every held partition has been read to its end, or (should the client not say
-    /// so) nothing has come for a second.
+    /// so) nothing has come for a second. The first only once [`DRAINED_GAP`] has passed
+    /// since a batch last went for being drained.
     fn drained(&self) -> bool {
+        let open = self
+            .drained_flush
+            .is_none_or(|t| t.elapsed() >= DRAINED_GAP);
         let all_at_end = self
             .held
             .as_ref()
             .is_some_and(|h| !h.is_empty() && h.iter().all(|p| self.at_end.contains(p)));
-        all_at_end || self.last_message.elapsed() >= DRAINED_WITHOUT_EOF
+        (open && all_at_end) || self.last_message.elapsed() >= DRAINED_WITHOUT_EOF
     }
 
     /// A tick: flushes a due batch, follows the assignment and the user's pause, and
@@ -328,15 +350,19 @@ impl Ticks {
         // does not sit on rows for T. While a batch is being inserted the next one goes
         // on growing: it is flushed once that insert lands (one insert of many rows
         // costs ClickHouse far less than several small ones).
-        let due = r
+        let aged = r
             .batch
             .started
-            .is_some_and(|t| t.elapsed() >= self.interval)
-            || (!r.batch.is_empty() && r.in_flight.is_none() && self.drained());
-        if due {
-            if let Err(end) = self.flush(r).await {
-                return Some(end);
-            }
+            .is_some_and(|t| t.elapsed() >= self.interval);
+        let flushed = if aged {
+            self.flush(r).await
+        } else if !r.batch.is_empty() && r.in_flight.is_none() && self.drained() {
+            self.flush_drained(r).await
+        } else {
+            Ok(())
+        };
+        if let Err(end) = flushed {
+            return Some(end);
         }
         let now_held = self.follow_assignment(r, opts);
         if now_held.is_empty() {
