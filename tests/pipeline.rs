@@ -556,10 +556,7 @@ async fn a_steady_trickle_is_not_inserted_message_by_message() {
     let producer = kafka.producer().unwrap();
     for i in 0..30_i64 {
         let name = format!("GET /trickle/{i}");
-        let payload = format!(
-            r#"{{"transactionName":"{name}","applicationId":31854,"transactionSeries":[{{"timestamp":{},"totalCount":{i}}}]}}"#,
-            1_767_205_800_000_i64 + i * 3_600_000
-        );
+        let payload = tx_message(&name, i, i);
         producer
             .send(
                 FutureRecord::to(&s.topic).key(&name).payload(&payload),

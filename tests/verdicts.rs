@@ -106,14 +106,6 @@ fn a_broker_on_a_wrong_port_ends_within_the_deadline_naming_it() {
     assert_eq!(line["waited_for"]["server"], brokers.as_str());
 }
 
-fn tx(name: &str, hour: i64, count: i64) -> Vec<u8> {
-    format!(
-        r#"{{"transactionName":"{name}","applicationId":31854,"transactionSeries":[{{"timestamp":{},"totalCount":{count}}}]}}"#,
-        1_767_205_800_000_i64 + hour * 3_600_000
-    )
-    .into_bytes()
-}
-
 /// A good message, one of 12 MB and a good one behind it, all on partition 0.
 async fn publish_with_a_12_mb_message(s: &Settings) {
     let producer: FutureProducer = rdkafka::ClientConfig::new()
@@ -123,9 +115,9 @@ async fn publish_with_a_12_mb_message(s: &Settings) {
         .unwrap();
     let big = vec![b' '; 12_000_000];
     for (key, payload) in [
-        ("GET /a", tx("GET /a", 0, 1)),
+        ("GET /a", tx_message("GET /a", 0, 1)),
         ("big", big),
-        ("GET /c", tx("GET /c", 1, 3)),
+        ("GET /c", tx_message("GET /c", 1, 3)),
     ] {
         producer
             .send(

@@ -211,6 +211,16 @@ pub async fn consume_until_idle(s: &Settings, idle: Duration) -> ConsumeSummary 
     summary
 }
 
+/// One transaction's message as the API's answer splits into: application 31854, one
+/// record `hour` hours after 2025-12-31 18:30 UTC with `totalCount` `count`.
+pub fn tx_message(name: &str, hour: i64, count: i64) -> Vec<u8> {
+    format!(
+        r#"{{"transactionName":"{name}","applicationId":31854,"transactionSeries":[{{"timestamp":{},"totalCount":{count}}}]}}"#,
+        1_767_205_800_000_i64 + hour * 3_600_000
+    )
+    .into_bytes()
+}
+
 /// Records per transaction that load: served minus set aside.
 pub fn expected_rows(answer: &Answer) -> BTreeMap<String, u64> {
     answer
