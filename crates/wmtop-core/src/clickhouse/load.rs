@@ -133,21 +133,32 @@ impl Rows {
         });
     }
 
-    /// Moves the rows of `other` to the end of these.
-    pub fn append(&mut self, other: Rows) {
+    /// Moves the rows of `other` to the end of these, and leaves `other` empty, its
+    /// room kept to be filled again.
+    pub fn append(&mut self, other: &mut Rows) {
         if self.meta.is_empty() {
-            *self = other;
+            std::mem::swap(self, other);
+            other.clear();
             return;
         }
         self.unseal();
         let shift = self.bytes.len();
         self.bytes.extend_from_slice(other.buf());
-        self.meta.extend(other.meta.into_iter().map(|mut m| {
+        self.meta.extend(other.meta.drain(..).map(|mut m| {
             m.start += shift;
             m.end += shift;
             m
         }));
-        self.last = other.last;
+        self.last = other.last.take();
+        other.clear();
+    }
+
+    /// No rows, the room kept.
+    pub fn clear(&mut self) {
+        self.sealed = None;
+        self.bytes.clear();
+        self.meta.clear();
+        self.last = None;
     }
 
     /// The bytes of the rows at these indexes (ascending, each once): a sealed

@@ -30,6 +30,7 @@ pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&Fields<'_>)) -> Opti
     let mut seen_series = false;
     let mut out = Flattened::default();
     let mut hint = [u8::MAX; COLUMN_COUNT + 1];
+    let mut seen = [false; COLUMN_COUNT];
     s.ws();
     s.eat(b'{')?;
     s.ws();
@@ -52,7 +53,7 @@ pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&Fields<'_>)) -> Opti
                         s.ws();
                         pending.push((EMPTY_FIELDS, None));
                         let (row, timestamp) = pending.last_mut()?;
-                        s.record(row, timestamp, &mut out, &mut hint)?;
+                        s.record(row, timestamp, &mut out, &mut hint, &mut seen)?;
                         s.ws();
                         if s.eat_if(b']') {
                             break;
@@ -81,6 +82,9 @@ pub(super) fn flatten(payload: &[u8], each: &mut dyn FnMut(&Fields<'_>)) -> Opti
         return None;
     }
     out.records = pending.len();
+    for (i, _) in seen.iter().enumerate().filter(|(_, &sent)| sent) {
+        out.present_columns |= 1 << i;
+    }
     // Identifiers: a record's own value wins; otherwise the transaction's. Then its hour.
     for (row, timestamp) in &mut pending {
         for (&col, from_tx) in ID_COLUMNS.iter().zip(&ids) {
@@ -175,33 +179,63 @@ impl<'a> Scanner<'a> {
         self.eat(c).is_some()
     }
 
-    /// A string without escapes or control characters, borrowed. One pass over its
-    /// bytes: the strings of a record are short, shorter than a vectorised search pays.
+    /// A string without escapes or control characters, borrowed. Plain ASCII is passed
+    /// over eight bytes at a time; a string that is all ASCII is UTF-8 without a
+    /// check of its own.
     fn string(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
         let mut end = start;
+        let mut ascii = true;
         loop {
+            while let Some(chunk) = self.b.get(end..end + 8) {
+                let flags = string_stops(le_word(chunk));
+                if flags != 0 {
+                    end += (flags.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                end += 8;
+            }
             match *self.b.get(end)? {
                 b'"' => break,
                 b'\\' | 0..0x20 => return None,
-                _ => end += 1,
+                c => {
+                    ascii &= c.is_ascii();
+                    end += 1;
+                }
             }
         }
         self.i = end + 1;
-        std::str::from_utf8(&self.b[start..end]).ok()
+        let text = &self.b[start..end];
+        if ascii {
+            // SAFETY: every byte of `text` was found below 0x80 just above (by
+            // `string_stops` or the byte match), and ASCII is valid UTF-8.
+            Some(unsafe { std::str::from_utf8_unchecked(text) })
+        } else {
+            std::str::from_utf8(text).ok()
+        }
     }
 
-    /// The key `"name"` in place, if it is the one that comes next (no copy, no search).
-    fn key_is(&mut self, name: &str) -> bool {
-        let n = name.len();
-        let at = &self.b[self.i..];
-        let hit = at.len() > n + 1
-            && at[0] == b'"'
-            && at[n + 1] == b'"'
-            && same_bytes(&at[1..=n], name.as_bytes());
+    /// The key of column `col` in place, quotes included, if it is the one that comes
+    /// next (no copy, no search): one masked compare of a fixed window, with no branch
+    /// on the name's length.
+    fn key_is(&mut self, col: usize) -> bool {
+        let Some(p) = KEY_PATTERNS.get(col) else {
+            return false;
+        };
+        let hit = match self.b.get(self.i..self.i + KEY_WINDOW) {
+            Some(at) => {
+                let mut diff = 0u64;
+                for ((chunk, want), mask) in at.chunks_exact(8).zip(&p.bytes).zip(&p.mask) {
+                    diff |= (le_word(chunk) ^ want) & mask;
+                }
+                diff == 0
+            }
+            // Near the end of the message: the plain compare.
+            None => self.b[self.i..].starts_with(&p.quoted[..p.len]),
+        };
         if hit {
-            self.i += n + 2;
+            self.i += p.len;
         }
         hit
     }
@@ -290,6 +324,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// A scalar value; None for arrays, objects and anything malformed.
+    #[inline(always)]
     fn scalar(&mut self) -> Option<Value<'a>> {
         match self.b.get(self.i)? {
             b'"' => self.string().map(|s| Value::Str(Cow::Borrowed(s))),
@@ -308,14 +343,29 @@ impl<'a> Scanner<'a> {
         })
     }
 
+    /// `c`, with any whitespace around it; compact JSON (none) costs one compare.
+    #[inline(always)]
+    fn sep(&mut self, c: u8) -> Option<()> {
+        if self.b.get(self.i) == Some(&c) {
+            self.i += 1;
+        } else {
+            self.ws();
+            self.eat(c)?;
+        }
+        self.ws();
+        Some(())
+    }
+
     /// One record object into a row (identifiers and time not yet resolved). `hint`
-    /// remembers which column followed which, as records of one message share an order.
+    /// remembers which column followed which, as records of one message share an order;
+    /// `seen` marks the columns sent.
     fn record(
         &mut self,
         row: &mut Fields<'a>,
         timestamp: &mut Option<Value<'a>>,
         out: &mut Flattened,
         hint: &mut [u8; COLUMN_COUNT + 1],
+        seen: &mut [bool; COLUMN_COUNT],
     ) -> Option<()> {
         self.eat(b'{')?;
         self.ws();
@@ -329,26 +379,24 @@ impl<'a> Scanner<'a> {
             // last time is tried in place first.
             let guess = usize::from(hint[prev]);
             let (key, idx) = match COLUMNS.get(guess) {
-                Some(c) if self.key_is(c.json) => (c.json, Some(guess)),
+                Some(c) if self.key_is(guess) => (c.json, Some(guess)),
                 _ => {
                     let key = self.string()?;
                     (key, column_for_json(key))
                 }
             };
-            self.ws();
-            self.eat(b':')?;
-            self.ws();
+            self.sep(b':')?;
             let at = self.i;
             let value = self.scalar()?;
             match idx {
                 Some(TIMESTAMP_COLUMN) => {
-                    out.present_columns |= 1 << TIMESTAMP_COLUMN;
+                    seen[TIMESTAMP_COLUMN] = true;
                     *timestamp = (value != Value::Null).then_some(value);
                     hint[prev] = TIMESTAMP_COLUMN as u8;
                     prev = TIMESTAMP_COLUMN;
                 }
                 Some(idx) => {
-                    out.present_columns |= 1 << idx;
+                    seen[idx] = true;
                     let literal = &self.b[at..self.i];
                     row[idx] = field(COLUMNS[idx].kind, value, literal)?;
                     hint[prev] = idx as u8;
@@ -360,23 +408,99 @@ impl<'a> Scanner<'a> {
                     }
                 }
             }
-            self.ws();
-            if self.eat_if(b'}') {
-                return Some(());
+            match self.b.get(self.i) {
+                Some(b',') => self.i += 1,
+                Some(b'}') => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => {
+                    self.ws();
+                    if self.eat_if(b'}') {
+                        return Some(());
+                    }
+                    self.eat(b',')?;
+                }
             }
-            self.eat(b',')?;
         }
     }
 }
 
-/// Two slices of one length are equal, compared eight bytes at a time (column names run
-/// to 35 bytes: a byte loop costs more than the names are worth, a call to memcmp too).
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    let (mut x, mut y) = (a.chunks_exact(8), b.chunks_exact(8));
-    let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
-    x.by_ref().zip(y.by_ref()).all(|(p, q)| word(p) == word(q))
-        && x.remainder().iter().zip(y.remainder()).all(|(p, q)| p == q)
+/// Eight bytes as a word, the first byte lowest.
+fn le_word(chunk: &[u8]) -> u64 {
+    u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]))
 }
+
+/// The top bit of each byte of a word (first byte lowest) where a string's plain run
+/// stops: a quote, a backslash, a control character or a byte of a multi-byte
+/// character. Bytes after the first such one may be flagged wrongly (a borrow), the
+/// first never is.
+pub(super) fn string_stops(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v & (0x80 * ONES);
+    zero_byte(word ^ (u64::from(b'"') * ONES))
+        | zero_byte(word ^ (u64::from(b'\\') * ONES))
+        | (word.wrapping_sub(0x20 * ONES) & !word & (0x80 * ONES))
+        | (word & (0x80 * ONES))
+}
+
+/// Width of the window a column's key is compared in: the longest key, quoted, fits.
+const KEY_WINDOW: usize = 48;
+
+/// A column's JSON key with its quotes, and the mask of its bytes in the window.
+struct KeyPattern {
+    bytes: [u64; KEY_WINDOW / 8],
+    mask: [u64; KEY_WINDOW / 8],
+    quoted: [u8; KEY_WINDOW],
+    len: usize,
+}
+
+const fn key_pattern(json: &str) -> KeyPattern {
+    let name = json.as_bytes();
+    // A longer key fails the build here.
+    assert!(name.len() + 2 <= KEY_WINDOW);
+    let mut quoted = [0u8; KEY_WINDOW];
+    quoted[0] = b'"';
+    let mut i = 0;
+    while i < name.len() {
+        quoted[i + 1] = name[i];
+        i += 1;
+    }
+    quoted[name.len() + 1] = b'"';
+    let len = name.len() + 2;
+    let mut bytes = [0u64; KEY_WINDOW / 8];
+    let mut mask = [0u64; KEY_WINDOW / 8];
+    let mut b = 0;
+    while b < len {
+        bytes[b / 8] |= (quoted[b] as u64) << (8 * (b % 8));
+        mask[b / 8] |= 0xFF << (8 * (b % 8));
+        b += 1;
+    }
+    KeyPattern {
+        bytes,
+        mask,
+        quoted,
+        len,
+    }
+}
+
+/// Each column's key pattern, in the order of [`COLUMNS`].
+static KEY_PATTERNS: [KeyPattern; COLUMN_COUNT] = {
+    let mut out = [const {
+        KeyPattern {
+            bytes: [0; KEY_WINDOW / 8],
+            mask: [0; KEY_WINDOW / 8],
+            quoted: [0; KEY_WINDOW],
+            len: 0,
+        }
+    }; COLUMN_COUNT];
+    let mut i = 0;
+    while i < COLUMN_COUNT {
+        out[i] = key_pattern(COLUMNS[i].json);
+        i += 1;
+    }
+    out
+};
 
 /// Powers of ten that f64 holds exactly.
 const POW10: [f64; 23] = [

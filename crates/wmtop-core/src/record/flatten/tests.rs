@@ -297,12 +297,31 @@ fn the_fast_path_agrees_or_gives_up_on_untidy_input() {
         ),
         rec(r#"{"timestampStr":"2026-01-01 05:30:00","timezone":"Asia/Kolkata"}"#),
         rec(&format!(r#"{{"timestamp":"{T0}"}}"#)),
+        // Strings passed over eight bytes at a time: long, with multi-byte characters
+        // before, across and after a word's edge.
+        rec(&format!(
+            r#"{{{t},"timelinessHealth":"HEALTHY but watched closely by the on-call team"}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"timelinessHealth":"é","responseHealth":"Zürich straße","ebHealth":"abcdefg€h — ok ✓"}}"#
+        )),
     ];
     for text in &taken {
         assert!(same_on_both_paths(text), "the fast path gave up on {text}");
     }
     let declined = [
         rec(&format!(r#"{{{t},"timelinessHealth":"O\u004b"}}"#)),
+        // An escape or a control character past the first eight bytes of a string.
+        rec(&format!(
+            r#"{{{t},"timelinessHealth":"abcdefghijklmnopq\"r"}}"#
+        )),
+        rec(&format!(
+            r#"{{{t},"timelinessHealth":"Zürich straße\u00e9"}}"#
+        )),
+        rec(&format!(
+            "{{{t},\"timelinessHealth\":\"abcdefghi{}j\"}}",
+            '\u{1f}'
+        )),
         // Text the message does not hold as such: an identifier or a text given as a
         // number the serde path writes otherwise, a text given as a number or a flag.
         rec(&format!(r#"{{{t},"alias":1.50}}"#)),
@@ -386,4 +405,23 @@ fn a_key_one_byte_off_a_column_name_is_drift_on_the_fast_path_too() {
             "suCcessRate".to_string(),
         ]
     );
+}
+
+#[test]
+fn a_strings_plain_run_stops_at_the_first_byte_that_ends_it() {
+    // Every byte value at every place in a word of plain letters: flagged first there
+    // exactly when it is a quote, a backslash, a control character or not ASCII.
+    for byte in 0..=255u8 {
+        let stops = byte == b'"' || byte == b'\\' || !(0x20..0x80).contains(&byte);
+        for at in 0..8 {
+            let mut word = *b"abcdefgh";
+            word[at] = byte;
+            let flags = super::fast::string_stops(u64::from_le_bytes(word));
+            let first = (flags != 0).then(|| flags.trailing_zeros() as usize / 8);
+            assert_eq!(first, stops.then_some(at), "byte {byte:#04x} at {at}");
+        }
+    }
+    // Two stops: the first is found, whatever follows it.
+    let flags = super::fast::string_stops(u64::from_le_bytes(*b"ab\"\0\x01\xff\\h"));
+    assert_eq!(flags.trailing_zeros() / 8, 2);
 }
