@@ -243,6 +243,7 @@ impl<'a> Scanner<'a> {
     /// A JSON number, checked against the grammar, as serde_json would hand it over.
     /// Digits are gathered as they are scanned; the text is parsed again only when they
     /// do not fit the exact paths.
+    #[inline(always)]
     fn number(&mut self) -> Option<Value<'a>> {
         let start = self.i;
         let negative = self.eat_if(b'-');
