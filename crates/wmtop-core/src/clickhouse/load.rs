@@ -133,8 +133,9 @@ impl Rows {
         });
     }
 
-    /// Moves the rows of `other` to the end of these, and leaves `other` empty, its
-    /// room kept to be filled again.
+    /// Moves the rows of `other` to the end of these, and leaves `other` empty, to be
+    /// filled again: with its room kept when these held rows (they are copied), with
+    /// these rows' old buffer when they held none (the buffers are swapped, not copied).
     pub fn append(&mut self, other: &mut Rows) {
         if self.meta.is_empty() {
             std::mem::swap(self, other);
@@ -963,6 +964,58 @@ mod tests {
         assert_eq!(&rows.buf()[..whole.len()], whole.as_slice());
         assert_eq!(rows.meta[5].start, whole.len());
         assert_eq!(rows.meta[5].end, rows.bytes());
+    }
+
+    #[test]
+    fn appended_rows_follow_the_others_and_leave_their_source_empty_to_fill_again() {
+        let (plan, whole) = rows_of(5);
+        // Rows 2..5 of the same five, on their own.
+        let tail = |sealed: bool| {
+            let (_, mut rest) = rows_of(5);
+            let cut = rest.meta[2].start;
+            rest.bytes.drain(..cut);
+            rest.meta.drain(..2);
+            for m in &mut rest.meta {
+                m.start -= cut;
+                m.end -= cut;
+            }
+            if sealed {
+                rest.seal();
+            }
+            rest
+        };
+        for sealed in [false, true] {
+            let (_, mut first) = rows_of(2);
+            let mut rest = tail(sealed);
+            let mut batch = Rows::default();
+            // Into an empty batch: the buffers are swapped.
+            batch.append(&mut first);
+            assert!(first.is_empty() && first.bytes() == 0);
+            // Into one that holds rows: copied after them, the source's room kept.
+            let room = rest.bytes.capacity();
+            batch.append(&mut rest);
+            assert!(rest.is_empty() && rest.bytes() == 0 && rest.sealed.is_none());
+            assert_eq!(rest.bytes.capacity(), room);
+            assert_eq!(batch.len(), 5);
+            assert_eq!(
+                batch.buf(),
+                whole.buf(),
+                "the bytes of the five pushed at once"
+            );
+            for (got, want) in batch.meta.iter().zip(&whole.meta) {
+                assert_eq!((got.start, got.end), (want.start, want.end));
+                assert_eq!(got.key, want.key);
+            }
+            // The source fills again from its start.
+            let row = MetricRow {
+                transaction_name: "GET /y".into(),
+                timestamp: Timestamp(1_767_205_800_000),
+                ..MetricRow::default()
+            };
+            rest.push(&plan, &row, 9);
+            assert_eq!((rest.len(), rest.meta[0].start), (1, 0));
+            assert_eq!(rest.meta[0].end, rest.bytes());
+        }
     }
 
     #[test]

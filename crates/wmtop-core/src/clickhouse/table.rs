@@ -247,6 +247,25 @@ impl Writer {
         Some(w)
     }
 
+    /// Whether a value is of the kind this writer writes (a null of it included).
+    fn takes(self, value: FieldRef<'_>) -> bool {
+        matches!(
+            (self, value),
+            (Writer::String { .. }, FieldRef::Id(_) | FieldRef::Text(_))
+                | (Writer::Int64 { .. }, FieldRef::Int(_))
+                | (
+                    Writer::Float64 { .. },
+                    FieldRef::Float(_) | FieldRef::Int(_)
+                )
+                | (Writer::Float32 { .. }, FieldRef::Float(_))
+                | (Writer::Flag { .. }, FieldRef::Flag(_))
+                | (
+                    Writer::DateTime | Writer::DateTime64 { .. },
+                    FieldRef::Time(_)
+                )
+        )
+    }
+
     /// Appends the value in RowBinary.
     #[cfg(test)]
     fn write(self, value: FieldRef<'_>, out: &mut Vec<u8>) {
@@ -260,14 +279,11 @@ impl Writer {
     /// it, and says where it ended. Writing into a slice sized once per row, rather than
     /// pushing each byte onto a vector, keeps the encoder to a few instructions a value.
     fn put(self, value: FieldRef<'_>, dst: &mut [u8], at: usize) -> usize {
-        // Plans are built per kind, so a value always has its writer's kind; a value
-        // of another kind (none is made) would be written as null.
+        // Plans are built per kind, so a value always has its writer's kind.
+        debug_assert!(self.takes(value), "writer {self:?} given {value:?}");
         match self {
             Writer::String { nullable } => {
-                let s = match value {
-                    FieldRef::Id(s) | FieldRef::Text(Some(s)) => Some(s),
-                    _ => None,
-                };
+                let s = text_of(value);
                 let mut at = at;
                 if nullable {
                     dst[at] = u8::from(s.is_none());
@@ -335,11 +351,11 @@ impl Writer {
     }
 }
 
-/// A value of fixed width into `dst` at `at` (room for a null marker and the value):
-/// behind a null marker when the column is Nullable, else zeros for a missing value.
+/// A value of fixed width into `dst` at `at`: behind a null marker when the column is
+/// Nullable, else zeros for a missing value.
 #[inline(always)]
 fn fixed<const N: usize>(dst: &mut [u8], at: usize, nullable: bool, v: Option<[u8; N]>) -> usize {
-    let slot = &mut dst[at..at + 1 + N];
+    let slot = &mut dst[at..at + usize::from(nullable) + N];
     match (nullable, v) {
         (true, None) => {
             slot[0] = 1;
@@ -361,9 +377,15 @@ fn fixed<const N: usize>(dst: &mut [u8], at: usize, nullable: bool, v: Option<[u
 /// null marker, a length of up to ten bytes and a string's own.
 #[cfg(test)]
 fn room(value: FieldRef<'_>) -> usize {
+    text_of(value).map_or(FIXED_ROOM, |s| STRING_ROOM + s.len())
+}
+
+/// The text a value holds for a String column (None for a null).
+#[inline(always)]
+fn text_of(value: FieldRef<'_>) -> Option<&str> {
     match value {
-        FieldRef::Id(s) | FieldRef::Text(Some(s)) => STRING_ROOM + s.len(),
-        _ => FIXED_ROOM,
+        FieldRef::Id(s) | FieldRef::Text(Some(s)) => Some(s),
+        _ => None,
     }
 }
 
@@ -521,10 +543,7 @@ impl RowPlan {
         let strings: usize = self
             .string_columns
             .iter()
-            .map(|&i| match fields[i] {
-                FieldRef::Id(s) | FieldRef::Text(Some(s)) => s.len(),
-                _ => 0,
-            })
+            .map(|&i| text_of(fields[i]).map_or(0, str::len))
             .sum();
         let most = self.room + strings;
         out.resize(start + most, 0);

@@ -185,3 +185,71 @@ fn on_old_servers_the_body_starts_with_a_zero_or_one_byte() {
             | Writer::Float64 { nullable: true }
     ));
 }
+
+#[test]
+fn a_row_of_long_strings_and_narrow_values_is_encoded_exactly() {
+    // Room is counted once for the row: strings whose lengths take one, two and three
+    // bytes of LEB128, beside values narrower than eight bytes.
+    let mut info = own_table(v("25.8"));
+    let keep = [
+        "transaction_name",
+        "application_id",
+        "timestamp",
+        "success_rate",
+        "timeliness_health",
+        "response_health",
+        "eb_breached",
+    ];
+    info.columns.retain(|c| keep.contains(&c.name.as_str()));
+    for c in &mut info.columns {
+        match c.name.as_str() {
+            "timestamp" => c.type_ = "DateTime".into(),
+            "success_rate" => c.type_ = "Nullable(Float32)".into(),
+            "timeliness_health" => c.type_ = "String".into(),
+            "response_health" => c.type_ = "Nullable(String)".into(),
+            _ => {}
+        }
+    }
+    let plan = RowPlan::for_table("db.t", &info, v("25.8")).unwrap();
+    assert_eq!(plan.columns.len(), keep.len());
+    let (long, edge, short) = ("n".repeat(16_384), "e".repeat(128), "s".repeat(127));
+    let row = MetricRow {
+        transaction_name: long.as_str().into(),
+        application_id: "31854".into(),
+        timestamp: Timestamp(1_767_205_800_999),
+        success_rate: Some(99.5),
+        timeliness_health: Some(short.as_str().into()),
+        response_health: Some(edge.as_str().into()),
+        eb_breached: None,
+        ..MetricRow::default()
+    };
+    let mut out = vec![7u8; 3];
+    plan.encode(&row.fields(), &mut out);
+    let mut want = vec![7u8; 3];
+    for (i, _) in &plan.columns {
+        match COLUMNS[*i].name {
+            "transaction_name" => {
+                want.extend([0x80, 0x80, 0x01]);
+                want.extend(long.as_bytes());
+            }
+            "application_id" => want.extend(b"\x0531854"),
+            "timestamp" => want.extend(1_767_205_800u32.to_le_bytes()),
+            "success_rate" => {
+                want.push(0);
+                want.extend(99.5f32.to_le_bytes());
+            }
+            "timeliness_health" => {
+                want.push(127);
+                want.extend(short.as_bytes());
+            }
+            "response_health" => {
+                want.extend([0, 0x80, 0x01]);
+                want.extend(edge.as_bytes());
+            }
+            "eb_breached" => want.push(1),
+            other => panic!("unexpected column {other}"),
+        }
+    }
+    assert_eq!(out.len(), want.len());
+    assert_eq!(out, want);
+}

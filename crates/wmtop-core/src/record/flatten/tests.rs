@@ -313,13 +313,13 @@ fn the_fast_path_agrees_or_gives_up_on_untidy_input() {
         rec(&format!(r#"{{{t},"timelinessHealth":"O\u004b"}}"#)),
         // An escape or a control character past the first eight bytes of a string.
         rec(&format!(
-            r#"{{{t},"timelinessHealth":"abcdefghijklmnopq\"r"}}"#
+            r#"{{{t},"timelinessHealth":"abcdefghijklmnopq\"rstuvwxyz"}}"#
         )),
         rec(&format!(
             r#"{{{t},"timelinessHealth":"Zürich straße\u00e9"}}"#
         )),
         rec(&format!(
-            "{{{t},\"timelinessHealth\":\"abcdefghi{}j\"}}",
+            "{{{t},\"timelinessHealth\":\"abcdefghi{}jklmnopqrstuvwxyz\"}}",
             '\u{1f}'
         )),
         // Text the message does not hold as such: an identifier or a text given as a
@@ -424,4 +424,30 @@ fn a_strings_plain_run_stops_at_the_first_byte_that_ends_it() {
     // Two stops: the first is found, whatever follows it.
     let flags = super::fast::string_stops(u64::from_le_bytes(*b"ab\"\0\x01\xff\\h"));
     assert_eq!(flags.trailing_zeros() / 8, 2);
+}
+
+#[test]
+fn a_key_that_runs_on_past_a_column_name_is_drift_on_the_fast_path_too() {
+    // The first record teaches the order; in the second the key in `successRate`'s place
+    // runs one byte past the name, once with the rest of the message well beyond the
+    // compared window and once within its last bytes.
+    let first = format!(r#"{{"timestamp":{T0},"successRate":0.5,"totalCount":3}}"#);
+    let second = format!(
+        r#"{{"timestamp":{},"successRateX":0.25,"totalCount":4,"aspirationalEbActualConsumedPercent":1.5}}"#,
+        T0 + 3_600_000
+    );
+    let third = format!(r#"{{"timestamp":{},"successRateY":1}}"#, T0 + 7_200_000);
+    let text = format!(
+        r#"{{"transactionName":"GET /a","transactionSeries":[{first},{second},{first},{third}]}}"#
+    );
+    assert!(same_on_both_paths(&text), "the fast path gave up");
+    let f = flatten_message(text.as_bytes()).unwrap();
+    assert_eq!(f.rows[0].success_rate, Some(0.5));
+    assert_eq!(f.rows[1].success_rate, None);
+    assert_eq!(f.rows[1].total_count, Some(4));
+    assert_eq!(f.rows[3].success_rate, None);
+    assert_eq!(
+        f.unknown_fields.into_iter().collect::<Vec<_>>(),
+        vec!["successRateX".to_string(), "successRateY".to_string()]
+    );
 }
