@@ -266,18 +266,28 @@ impl Writer {
         )
     }
 
+    /// The most bytes a value takes in RowBinary besides a string's own: a null marker
+    /// and eight bytes, or a null marker and a length of up to ten bytes.
+    fn room(self) -> usize {
+        match self {
+            Writer::String { .. } => 11,
+            _ => 9,
+        }
+    }
+
     /// Appends the value in RowBinary.
     #[cfg(test)]
     fn write(self, value: FieldRef<'_>, out: &mut Vec<u8>) {
         let start = out.len();
-        out.resize(start + room(value), 0);
+        out.resize(start + self.room() + text_of(value).map_or(0, str::len), 0);
         let end = self.put(value, &mut out[start..], 0);
         out.truncate(start + end);
     }
 
-    /// Writes the value in RowBinary into `dst` at `at`, where there is [`room`] for
-    /// it, and says where it ended. Writing into a slice sized once per row, rather than
-    /// pushing each byte onto a vector, keeps the encoder to a few instructions a value.
+    /// Writes the value in RowBinary into `dst` at `at`, where there is [`Writer::room`]
+    /// for it (and a string's bytes), and says where it ended. Writing into a slice sized
+    /// once per row, rather than pushing each byte onto a vector, keeps the encoder to a
+    /// few instructions a value.
     fn put(self, value: FieldRef<'_>, dst: &mut [u8], at: usize) -> usize {
         // Plans are built per kind, so a value always has its writer's kind.
         debug_assert!(self.takes(value), "writer {self:?} given {value:?}");
@@ -373,13 +383,6 @@ fn fixed<const N: usize>(dst: &mut [u8], at: usize, nullable: bool, v: Option<[u
     }
 }
 
-/// The most bytes a value can take in RowBinary: a null marker and eight bytes, or a
-/// null marker, a length of up to ten bytes and a string's own.
-#[cfg(test)]
-fn room(value: FieldRef<'_>) -> usize {
-    text_of(value).map_or(FIXED_ROOM, |s| STRING_ROOM + s.len())
-}
-
 /// The text a value holds for a String column (None for a null).
 #[inline(always)]
 fn text_of(value: FieldRef<'_>) -> Option<&str> {
@@ -388,11 +391,6 @@ fn text_of(value: FieldRef<'_>) -> Option<&str> {
         _ => None,
     }
 }
-
-/// Room for a value of fixed width (a null marker and eight bytes), and for a string
-/// besides its own bytes (a null marker and a length of up to ten bytes).
-const FIXED_ROOM: usize = 9;
-const STRING_ROOM: usize = 11;
 
 fn strip_wrapper<'a>(t: &'a str, name: &str) -> Option<&'a str> {
     t.strip_prefix(name)?
@@ -522,7 +520,7 @@ impl RowPlan {
             .filter(|(_, w)| matches!(w, Writer::String { .. }))
             .map(|(i, _)| *i)
             .collect();
-        let room = columns.len() * FIXED_ROOM + string_columns.len() * (STRING_ROOM - FIXED_ROOM);
+        let room = columns.iter().map(|(_, w)| w.room()).sum();
         Ok(RowPlan {
             room,
             string_columns,
